@@ -1,0 +1,65 @@
+"""The Hydra entry point. Kept light: torch and friends load only once a job really runs."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("ltxtune")
+
+
+def run_job(cfg: DictConfig) -> float:
+    """One Hydra job: train and return the objective; a bad value stops a single run with one line."""
+    from ltxtune.errors import ConfigError, DataError
+    from ltxtune.run import train
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    try:
+        objective = train(cfg, run_dir, choices)
+    except (ConfigError, DataError) as exc:
+        if hc.mode == RunMode.MULTIRUN:  # one bad job must not end the sweep: it is recorded as failed
+            log.error("job failed: %s", exc)
+            return math.inf
+        sys.exit(f"error: {exc}")
+    print_summary(run_dir)
+    return objective
+
+
+def print_summary(run_dir: Path) -> None:
+    import json
+
+    result = json.loads((run_dir / "result.json").read_text())
+    lines = [
+        f"run directory: {run_dir}",
+        f"  status {result['status']}, {result['steps']} steps in {result['wall_s']:.1f} s,"
+        f" train/loss {result.get('train/loss', float('nan')):.4f}, val/loss {result.get('val/loss', float('nan')):.4f}",
+    ]
+    for name, what in (
+        ("lora.safetensors", "the trained LoRA (ltx-core / ComfyUI layout)"),
+        ("model.safetensors", "the fine-tuned transformer (ltx-core checkpoint layout)"),
+        ("metrics.jsonl", "one line of metrics per logged step"),
+        ("result.json", "status, final losses and the sweep objective"),
+        ("config.yaml", "the resolved config of this run"),
+        ("checkpoints", "intermediate weights and the state to resume from"),
+        ("wandb", "the offline wandb run (`wandb sync` uploads it)"),
+    ):
+        if (run_dir / name).exists():
+            lines.append(f"  {name:<18} {what}")
+    print("\n".join(lines))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return run_job(cfg)

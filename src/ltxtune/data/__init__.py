@@ -1,0 +1,1 @@
+"""Precomputed datasets: the on-disk layout, batching by shape, and the synthetic default."""

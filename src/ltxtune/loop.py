@@ -1,0 +1,207 @@
+"""The accelerate training loop: micro-batches, accumulation, clipping, the schedule, metrics.
+
+Read ``Trainer.fit`` top to bottom: validate, then for each optimizer step run ``train_step``, step the
+schedule, log, and validate every ``validation.every`` steps; validate and save at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ltxtune.data.batch import Batch, collate
+from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.data.sampler import BucketBatchSampler
+from ltxtune.model.base import LoadedModel
+from ltxtune.samplers import TimestepSampler
+from ltxtune.settings import TrainerSettings
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.tracking import Tracker
+from ltxtune.validation import ValidationLoss
+
+SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_BUCKET_PREFIX = {"video": "train/loss_sigma_", "audio": "train/audio_loss_sigma_"}
+
+
+def rank_generator(seed: int, rank: int, device: torch.device) -> torch.Generator:
+    """Each rank draws its own sigmas and noise, all derived from the run's one seed."""
+    return torch.Generator(device).manual_seed(seed * 65_537 + rank)
+
+
+@dataclass
+class StepStats:
+    """What one optimizer step measured on this rank, summed over its micro-batches."""
+
+    loss_sum: float = 0.0
+    micro_batches: int = 0
+    samples: int = 0
+    tokens: int = 0
+    cond_tokens: float = 0.0
+    video_tokens: float = 0.0
+    grad_norm: float | None = None
+    # modality -> [bucket loss sums..., bucket counts...]
+    buckets: dict[str, Tensor] = field(default_factory=dict)
+
+    def add(self, losses: dict[str, Tensor], inputs: ModelInputs, total: Tensor) -> None:
+        self.loss_sum += float(total.detach().mean())
+        self.micro_batches += 1
+        self.samples += total.shape[0]
+        for modality in (inputs.video, inputs.audio):
+            if modality is not None:
+                self.tokens += modality.latent.shape[0] * modality.latent.shape[1]
+        if inputs.video is not None:
+            self.cond_tokens += float((inputs.video.timesteps == 0).sum())
+            self.video_tokens += inputs.video.timesteps.numel()
+        sigmas = {"video": inputs.video.sigma if inputs.video is not None else None,
+                  "audio": inputs.audio.sigma if inputs.audio is not None else None}
+        for name, per_sample in losses.items():
+            idx = torch.bucketize(sigmas[name].float().clamp(0, 1), torch.tensor(SIGMA_BUCKETS[1:-1], device=per_sample.device), right=True)
+            n = len(SIGMA_BUCKETS) - 1
+            acc = torch.zeros(2 * n, device=per_sample.device)
+            acc[:n].index_add_(0, idx, per_sample.detach().float())
+            acc[n:].index_add_(0, idx, torch.ones_like(per_sample, dtype=torch.float))
+            self.buckets[name] = self.buckets.get(name, 0) + acc
+
+
+class Trainer:
+    """Runs one training job on the objects the run built; owns no configuration parsing."""
+
+    def __init__(
+        self,
+        *,
+        accelerator: Accelerator,
+        model: LoadedModel,
+        strategy: TrainingStrategy,
+        sampler: TimestepSampler,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        dataset: PrecomputedDataset,
+        batches: BucketBatchSampler,
+        validation: ValidationLoss,
+        validate_every: int,
+        trackers: list[Tracker],
+        settings: TrainerSettings,
+    ) -> None:
+        self.accelerator, self.model, self.strategy, self.sampler = accelerator, model, strategy, sampler
+        self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
+        self.dataset, self.batches = dataset, batches
+        self.validation, self.validate_every, self.trackers = validation, validate_every, trackers
+        self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
+        self.transformer = accelerator.prepare(model.transformer)
+        self.optimizer = accelerator.prepare(optimizer)
+        self.trainable = [p for p in self.transformer.parameters() if p.requires_grad]
+        self.step = 0
+        self.last: dict[str, float] = {}
+
+    # -- one forward ---------------------------------------------------------------------------------
+
+    def losses(
+        self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator
+    ) -> tuple[Tensor, ModelInputs, dict[str, Tensor]]:
+        """Per-sample training loss ``[B]``, the inputs, and each scored modality's per-sample loss."""
+        if "conditions" in batch:
+            encoded = self.model.encode_text(batch["conditions"])
+            batch = replace(batch, sources={**batch.sources, "conditions": encoded})
+        inputs = self.strategy.prepare_training_inputs(batch, sampler, generator)
+        video_pred, audio_pred = self.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
+        total = self.strategy.compute_loss(video_pred, audio_pred, inputs)
+        with torch.no_grad():
+            per_modality = self.strategy.modality_losses(video_pred, audio_pred, inputs)
+        return total, inputs, per_modality
+
+    def validation_loss(self) -> float:
+        self.transformer.eval()
+        try:
+            return self.validation(lambda b, s, g: self.losses(b, s, g)[:2])
+        finally:
+            self.transformer.train()
+
+    # -- one optimizer step --------------------------------------------------------------------------
+
+    def next_batch(self, indices: Iterator[list[int]]) -> Batch:
+        return collate([self.dataset[i] for i in next(indices)]).to(self.accelerator.device)
+
+    def train_step(self, indices: Iterator[list[int]]) -> StepStats:
+        """``grad_accum`` micro-batches, one optimizer step (accelerate decides when gradients sync)."""
+        stats = StepStats()
+        for _ in range(self.settings.grad_accum):
+            batch = self.next_batch(indices)
+            with self.accelerator.accumulate(self.transformer):
+                total, inputs, per_modality = self.losses(batch, self.sampler, self.generator)
+                self.accelerator.backward(total.mean())
+                if self.accelerator.sync_gradients and self.settings.max_grad_norm > 0:
+                    stats.grad_norm = float(self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm))
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            stats.add(per_modality, inputs, total)
+        return stats
+
+    def step_metrics(self, stats: StepStats, seconds: float) -> dict[str, float]:
+        """Averages over micro-batches and ranks (the loss every rank saw, not rank 0's last micro-batch)."""
+        acc = self.accelerator
+        local = torch.tensor(
+            [stats.loss_sum / stats.micro_batches, stats.samples, stats.tokens, stats.cond_tokens, stats.video_tokens],
+            device=acc.device,
+            dtype=torch.float64,
+        )
+        summed = acc.reduce(local, reduction="sum") if acc.num_processes > 1 else local
+        loss, samples, tokens, cond, video_tokens = summed.tolist()
+        metrics = {
+            "train/loss": loss / acc.num_processes,
+            "train/lr": self.scheduler.get_last_lr()[0],
+            "train/samples_per_s": samples / seconds,
+            "train/tokens_per_s": tokens / seconds,
+        }
+        if video_tokens:
+            metrics["train/cond_fraction"] = cond / video_tokens
+        if stats.grad_norm is not None:
+            metrics["train/grad_norm"] = stats.grad_norm
+        n = len(SIGMA_BUCKETS) - 1
+        for name, acc_buckets in sorted(stats.buckets.items()):
+            acc_buckets = acc.reduce(acc_buckets, reduction="sum") if acc.num_processes > 1 else acc_buckets
+            for i in range(n):
+                if acc_buckets[n + i] > 0:
+                    key = f"{_BUCKET_PREFIX[name]}{SIGMA_BUCKETS[i]:.2f}-{SIGMA_BUCKETS[i + 1]:.2f}"
+                    metrics[key] = float(acc_buckets[i] / acc_buckets[n + i])
+        return metrics
+
+    # -- the run -------------------------------------------------------------------------------------
+
+    def log(self, metrics: dict[str, float]) -> None:
+        self.last.update(metrics)
+        if self.accelerator.is_main_process:
+            for tracker in self.trackers:
+                tracker.log(metrics, self.step)
+
+    def fit(self, max_steps: int) -> dict[str, float]:
+        """Train until ``max_steps`` optimizer steps; returns the last value of every metric."""
+        self.log({"val/loss": self.validation_loss()})
+        indices = iter(self.batches)
+        bar = tqdm(
+            total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
+        )
+        while self.step < max_steps:
+            start = time.perf_counter()
+            stats = self.train_step(indices)
+            self.scheduler.step()
+            self.step += 1
+            metrics = self.step_metrics(stats, time.perf_counter() - start)
+            if self.step % self.settings.log_every == 0 or self.step == max_steps:
+                self.log(metrics)
+            if self.validate_every and self.step % self.validate_every == 0 and self.step < max_steps:
+                self.log({"val/loss": self.validation_loss()})
+            bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)
+            bar.update(1)
+        bar.close()
+        self.log({"val/loss": self.validation_loss()})
+        return dict(self.last)
+
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step}

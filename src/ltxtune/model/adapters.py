@@ -1,0 +1,116 @@
+"""What is trained, and the file it is saved as: a LoRA (ltx-core/ComfyUI layout) or the full transformer."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ltxtune import __version__
+from ltxtune.errors import ConfigError, check_range
+from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel
+
+# LoRA keys in the ComfyUI / ltx-core layout: diffusion_model.<module path>.lora_{A,B}.weight
+LORA_PREFIX = "diffusion_model."
+DEFAULT_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
+
+
+class Adapter(ABC):
+    """Decides which parameters train (``apply``) and writes them in the format inference loads (``save``)."""
+
+    filename: str
+
+    @abstractmethod
+    def apply(self, model: LoadedModel) -> None:
+        """Mark what trains (and add adapter layers) on ``model.transformer``, in place."""
+
+    @abstractmethod
+    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
+        """The tensors of the inference file, keyed as ltx-core expects."""
+
+    @abstractmethod
+    def metadata(self) -> dict[str, Any]: ...
+
+    def save(self, transformer: nn.Module, path: Path, extra: dict[str, Any]) -> Path:
+        """Write the inference file with ``extra`` (strategy metadata, step...) in its safetensors metadata."""
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict(transformer).items()}
+        meta = {"ltxtune_version": __version__, **self.metadata(), **extra}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+        tmp.replace(path)
+        return path
+
+
+class LoraAdapter(Adapter):
+    """Low-rank adapters (through peft) on the linear layers named by ``target_modules``.
+
+    ltx-core's fuser adds ``strength * B @ A`` and ignores alpha, so ``alpha / rank`` is baked into B on save.
+    """
+
+    filename = "lora.safetensors"
+
+    def __init__(
+        self, rank: int = 16, alpha: float = 16.0, dropout: float = 0.0, target_modules: Sequence[str] = DEFAULT_TARGETS
+    ) -> None:
+        check_range("rank", rank, 1)
+        check_range("alpha", alpha, 0.0, lo_open=True)
+        check_range("dropout", dropout, 0.0, 1.0)
+        if not target_modules:
+            raise ConfigError("target_modules", list(target_modules), "a non-empty list of module name suffixes")
+        self.rank, self.alpha, self.dropout = rank, float(alpha), dropout
+        self.target_modules = list(target_modules)
+
+    def apply(self, model: LoadedModel) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        transformer = model.transformer
+        transformer.requires_grad_(False)
+        config = LoraConfig(
+            r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.target_modules
+        )
+        try:
+            inject_adapter_in_model(config, transformer)
+        except ValueError as exc:
+            raise ConfigError("lora.target_modules", self.target_modules, f"names of linear layers ({exc})") from exc
+        for name, param in transformer.named_parameters():
+            param.requires_grad_("lora_" in name)
+
+    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
+        from peft.tuners.lora import LoraLayer
+
+        tensors = {}
+        for name, module in transformer.named_modules():
+            if isinstance(module, LoraLayer) and "default" in module.lora_A:
+                key = LORA_PREFIX + name.removeprefix("module.")
+                tensors[f"{key}.lora_A.weight"] = module.lora_A["default"].weight.float()
+                tensors[f"{key}.lora_B.weight"] = module.lora_B["default"].weight.float() * module.scaling["default"]
+        return tensors
+
+    def metadata(self) -> dict[str, Any]:
+        return {"format": "lora", "lora_rank": self.rank, "lora_alpha": self.alpha, "target_modules": self.target_modules}
+
+
+class FullFinetune(Adapter):
+    """Every transformer weight trains; saved as an ltx-core checkpoint (prefixed keys, config in metadata)."""
+
+    filename = "model.safetensors"
+
+    def __init__(self) -> None:
+        self.model_config: dict[str, Any] = {}
+
+    def apply(self, model: LoadedModel) -> None:
+        model.transformer.requires_grad_(True)
+        self.model_config = model.config
+
+    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
+        return {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
+
+    def metadata(self) -> dict[str, Any]:
+        return {"format": "full", "config": self.model_config}

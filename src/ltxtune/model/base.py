@@ -1,0 +1,38 @@
+"""What a model option builds: the transformer, its config (the checkpoint metadata), and the text path."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+# ltx-core checkpoints keep the transformer under this prefix, with the config JSON in the metadata.
+CHECKPOINT_PREFIX = "model.diffusion_model."
+
+
+@dataclass
+class LoadedModel:
+    """A built transformer ready to train.
+
+    ``config`` is the dict ltx-core's configurator reads (``{"transformer": {...}}``); it is written into
+    every full checkpoint so that ``SingleGPUModelBuilder`` can rebuild the model. ``encode_text`` turns the
+    stored text features of a batch into the context the transformer attends to (identity when the stored
+    features already are that context).
+    """
+
+    transformer: nn.Module
+    config: dict[str, Any]
+    encode_text: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = field(default=lambda c: c)
+
+
+class ModelSpec(ABC):
+    """A model config option: validated on construction, built (the heavy part) by ``build``."""
+
+    caption_channels: int
+
+    @abstractmethod
+    def build(self, seed: int, device: torch.device) -> LoadedModel: ...

@@ -1,0 +1,116 @@
+"""The embedded default: ltx-core's real audio-video ``LTXModel`` at a tiny size, with seeded random weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
+
+from ltxtune.errors import check_range
+from ltxtune.model.base import LoadedModel, ModelSpec
+
+
+# Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
+_FIXED_ARCHITECTURE: dict[str, Any] = {
+    "dropout": 0.0,
+    "attention_bias": True,
+    "num_vector_embeds": None,
+    "activation_fn": "gelu-approximate",
+    "num_embeds_ada_norm": 1000,
+    "use_linear_projection": False,
+    "only_cross_attention": False,
+    "cross_attention_norm": True,
+    "double_self_attention": False,
+    "upcast_attention": False,
+    "standardization_norm": "rms_norm",
+    "norm_elementwise_affine": False,
+    "qk_norm": "rms_norm",
+    "positional_embedding_type": "rope",
+    "use_audio_video_cross_attention": True,
+    "share_ff": False,
+    "av_cross_ada_norm": True,
+    "use_middle_indices_grid": True,
+}
+
+
+def transformer_config(
+    num_layers: int,
+    num_heads: int,
+    head_dim: int,
+    audio_num_heads: int,
+    audio_head_dim: int,
+    caption_channels: int,
+) -> dict[str, Any]:
+    """The ``{"transformer": ...}`` config that ltx-core's configurator (and checkpoint metadata) uses."""
+    return {
+        "transformer": {
+            "num_layers": num_layers,
+            "num_attention_heads": num_heads,
+            "attention_head_dim": head_dim,
+            "cross_attention_dim": num_heads * head_dim,
+            "audio_num_attention_heads": audio_num_heads,
+            "audio_attention_head_dim": audio_head_dim,
+            "audio_cross_attention_dim": audio_num_heads * audio_head_dim,
+            "caption_channels": caption_channels,
+            "in_channels": 128,
+            "out_channels": 128,
+            "audio_in_channels": 128,
+            "audio_out_channels": 128,
+            **_FIXED_ARCHITECTURE,
+        }
+    }
+
+
+def build_transformer(config: dict[str, Any], seed: int, device: torch.device) -> torch.nn.Module:
+    """Build ``LTXModel`` from ``config`` with every parameter drawn from ``seed`` (no ``torch.empty`` left)."""
+    with torch.device("meta"):
+        model = LTXModelConfigurator.from_config(config)
+    model = model.to_empty(device=device)
+    init_weights(model, seed)
+    return model
+
+
+@torch.no_grad()
+def init_weights(model: torch.nn.Module, seed: int) -> None:
+    """Deterministic init: scaled normal for matrices, zeros for biases, ones for norm gains."""
+    g = torch.Generator().manual_seed(seed)
+    for name, param in sorted(model.named_parameters()):
+        leaf = name.rsplit(".", 1)[-1]
+        if param.dim() >= 2 and "scale_shift_table" not in name:
+            values = torch.randn(param.shape, generator=g) / math.sqrt(param.shape[-1])
+        elif "scale_shift_table" in name:
+            values = torch.randn(param.shape, generator=g) / math.sqrt(param.shape[-1])
+        elif leaf == "bias":
+            values = torch.zeros(param.shape)
+        else:  # norm gains
+            values = torch.ones(param.shape)
+        param.copy_(values.to(param.dtype))
+    for _, buffer in model.named_buffers():
+        if buffer.is_floating_point() and not torch.isfinite(buffer).all():
+            raise RuntimeError("LTXModel has an uninitialised buffer")
+
+
+class TinyLTX2(ModelSpec):
+    """LTX-2's architecture (video + audio streams, cross-modal attention) small enough for a CPU."""
+
+    def __init__(
+        self,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        head_dim: int = 32,
+        audio_num_heads: int = 2,
+        audio_head_dim: int = 16,
+        caption_channels: int = 32,
+    ) -> None:
+        for key, value in locals().items():
+            if key != "self":
+                check_range(key, value, 1)
+        if head_dim % 2 or audio_head_dim % 2:
+            check_range("head_dim", min(head_dim % 2, audio_head_dim % 2), hi=0)
+        self.config = transformer_config(num_layers, num_heads, head_dim, audio_num_heads, audio_head_dim, caption_channels)
+        self.caption_channels = caption_channels
+
+    def build(self, seed: int, device: torch.device) -> LoadedModel:
+        return LoadedModel(transformer=build_transformer(self.config, seed, device), config=self.config)

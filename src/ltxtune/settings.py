@@ -1,0 +1,56 @@
+"""The run's own scalar settings (``trainer``, ``checkpoint``, ``validation``), checked before anything is built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ltxtune.errors import ConfigError, check_choice, check_range
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    max_steps: int = 60
+    batch_size: int = 4
+    grad_accum: int = 1
+    seed: int = 0
+    mixed_precision: str = "no"
+    max_grad_norm: float = 1.0
+    log_every: int = 1
+    cpu: bool = False
+
+    def __post_init__(self) -> None:
+        check_range("max_steps", self.max_steps, 1)
+        check_range("batch_size", self.batch_size, 1)
+        check_range("grad_accum", self.grad_accum, 1)
+        check_range("seed", self.seed, 0)
+        check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
+        check_range("max_grad_norm", self.max_grad_norm, 0.0)
+        check_range("log_every", self.log_every, 1)
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    every: int = 0
+    keep_last: int = 2
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        check_range("every", self.every, 0)
+        check_range("keep_last", self.keep_last, 1)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Validation loss at fixed sigmas with fixed noise, so that two runs compare on the same draws."""
+
+    every: int = 20
+    sigmas: Sequence[float] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9))
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        check_range("every", self.every, 0)
+        if not self.sigmas:
+            raise ConfigError("sigmas", list(self.sigmas), "a non-empty list of noise levels in [0, 1]")
+        for sigma in self.sigmas:
+            check_range("sigmas", sigma, 0.0, 1.0)

@@ -1,0 +1,51 @@
+"""Validation loss: held-out samples at fixed sigmas with fixed noise, comparable across runs and sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ltxtune.data.batch import Batch, collate
+from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.samplers import ConstantSampler
+from ltxtune.settings import ValidationSettings
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+
+LossFn = Callable[[Batch, ConstantSampler, torch.Generator], tuple[Tensor, ModelInputs]]
+
+
+class ValidationLoss:
+    """Mean per-sample loss over every held-out sample at every sigma in ``settings.sigmas``.
+
+    The noise and the strategy's condition draws come from generators seeded by ``settings.seed``, the
+    sigma and the batch index, so every evaluation (and every run with the same data) sees the same draws.
+    """
+
+    def __init__(
+        self, dataset: PrecomputedDataset, settings: ValidationSettings, batch_size: int, device: torch.device
+    ) -> None:
+        self.settings, self.device = settings, device
+        by_shape: dict[tuple, list[int]] = {}
+        for i in range(len(dataset)):
+            by_shape.setdefault(dataset.shape_key(i), []).append(i)
+        indices = [group[i : i + batch_size] for group in by_shape.values() for i in range(0, len(group), batch_size)]
+        # Held-out sets are small: load them once and keep them on the device.
+        self.batches = [collate([dataset[i] for i in chunk]).to(device) for chunk in indices]
+
+    @torch.no_grad()
+    def __call__(self, loss_fn: LossFn) -> float:
+        total, count = 0.0, 0
+        for j, sigma in enumerate(self.settings.sigmas):
+            sampler = ConstantSampler(float(sigma))
+            for k, batch in enumerate(self.batches):
+                g = torch.Generator(self.device).manual_seed(self.settings.seed * 1_000_003 + j * 1009 + k)
+                losses, _ = loss_fn(batch, sampler, g)
+                total += float(losses.float().sum())
+                count += losses.numel()
+        return total / count
+
+
+def strategy_name(strategy: TrainingStrategy) -> str:
+    return type(strategy).__name__
