@@ -1,0 +1,37 @@
+"""Shared test helpers: compose the real ``conf/`` and shrink it so a run takes seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+SMALL = [
+    "trainer.max_steps=4",
+    "trainer.batch_size=2",
+    "validation.every=0",
+    "validation.sigmas=[0.5]",
+    "logger=none",
+    "data.num_samples=12",
+    "data.val_samples=2",
+]
+
+
+def compose_cfg(*overrides: str, small: bool = True, data_root: Path | None = None) -> DictConfig:
+    """Compose ``conf/train.yaml`` like the command line would, with ``overrides`` applied last."""
+    extra = list(SMALL if small else [])
+    if data_root is not None:
+        extra.append(f"data.root={data_root}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=[*extra, *overrides])
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset shared by the whole session (generated on first use by the data option)."""
+    return tmp_path_factory.mktemp("data") / "synthetic"
