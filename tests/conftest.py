@@ -17,14 +17,15 @@ SMALL = [
     "validation.every=0",
     "validation.sigmas=[0.5]",
     "logger=none",
-    "data.num_samples=12",
-    "data.val_samples=2",
 ]
+SMALL_SYNTHETIC = ["data.num_samples=12", "data.val_samples=2"]
 
 
 def compose_cfg(*overrides: str, small: bool = True, data_root: Path | None = None) -> DictConfig:
     """Compose ``conf/train.yaml`` like the command line would, with ``overrides`` applied last."""
     extra = list(SMALL if small else [])
+    if small and not any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
+        extra += SMALL_SYNTHETIC
     if data_root is not None:
         extra.append(f"data.root={data_root}")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

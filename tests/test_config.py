@@ -1,0 +1,109 @@
+"""Every config option composes and builds; bad values stop early with the key, the value and the range."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF, ROOT, compose_cfg
+from ltxtune.build import build_parts, instantiate_node
+from ltxtune.errors import ConfigError, DataError
+from ltxtune.run import train
+
+# Groups whose options are single objects (experiment/sweep/hparams_search are overlays, tested elsewhere).
+OBJECT_GROUPS = ("model", "strategy", "sampler", "lora", "data", "optimizer", "scheduler", "logger")
+
+
+def group_options() -> list[tuple[str, str]]:
+    return [(g, p.stem) for g in OBJECT_GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), group_options())
+def test_every_group_option_composes_and_instantiates(group: str, option: str, tmp_path) -> None:
+    cfg = compose_cfg(f"{group}={option}", data_root=tmp_path)
+    assert OmegaConf.select(cfg, f"{group}._target_"), f"{group}/{option}.yaml has no _target_"
+    obj = instantiate_node(cfg, group)
+    assert type(obj).__name__ == cfg[group]._target_.rsplit(".", 1)[-1]
+
+
+def test_default_config_builds_every_part(tmp_path) -> None:
+    parts = build_parts(compose_cfg(data_root=tmp_path))
+    assert parts.trainer.max_steps == 4 and parts.lora.rank == 16
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "allowed"),
+    [
+        ("trainer.max_steps=0", "trainer.max_steps=0", ">= 1"),
+        ("optimizer.lr=-1", "optimizer.lr=-1", "> 0"),
+        ("strategy.first_frame_p=1.5", "strategy.first_frame_p=1.5", "<= 1"),
+        ("lora.rank=0", "lora.rank=0", ">= 1"),
+        ("trainer.mixed_precision=fp8", "trainer.mixed_precision='fp8'", "'bf16'"),
+        ("sampler.uniform_prob=2", "sampler.uniform_prob=2", "<= 1"),
+    ],
+)
+def test_out_of_range_value_names_key_value_and_range(override: str, key: str, allowed: str, tmp_path) -> None:
+    with pytest.raises(ConfigError) as info:
+        train(compose_cfg(override, data_root=tmp_path / "data"), tmp_path / "run")
+    message = str(info.value)
+    assert message.startswith(key) and allowed in message
+    # Refused before anything was built: no dataset was generated, no weights written.
+    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "run" / "lora.safetensors").exists()
+
+
+def test_cli_bad_value_is_one_line_and_exit_code_1(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "train.py", "trainer.max_steps=0", "logger=none", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: trainer.max_steps=0 is not allowed: must be >= 1"
+
+
+def test_cli_misspelt_key_and_wrong_option_get_hydras_messages(tmp_path) -> None:
+    run = [sys.executable, "train.py", f"hydra.run.dir={tmp_path}"]
+    typo = subprocess.run([*run, "trainer.max_stepz=3"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert typo.returncode != 0 and "Key 'max_stepz' is not in struct" in typo.stderr
+    option = subprocess.run([*run, "sampler=lognormal"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert option.returncode != 0 and "Available options in 'sampler'" in option.stderr
+    assert "shifted_logit_normal" in option.stderr and "uniform" in option.stderr
+
+
+def test_cfg_job_does_not_import_torch() -> None:
+    """`--help` and `--cfg job` load only Hydra: the app module must keep torch and friends out."""
+    code = "import sys, ltxtune.app; print(sorted(m for m in ('torch', 'accelerate', 'wandb', 'ltx_core') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_missing_data_root_names_the_directory_and_strategy(tmp_path) -> None:
+    cfg = compose_cfg("data=precomputed", f"data.root={tmp_path / 'nowhere'}")
+    with pytest.raises(DataError, match=r"nowhere.*does not exist.*TextToVideo"):
+        train(cfg, tmp_path / "run")
+
+
+def test_data_root_without_a_needed_directory_names_it(tmp_path) -> None:
+    (tmp_path / "data" / "latents").mkdir(parents=True)
+    cfg = compose_cfg("data=precomputed", f"data.root={tmp_path / 'data'}")
+    with pytest.raises(DataError, match=r"lacks conditions/.*TextToVideo"):
+        train(cfg, tmp_path / "run")
+
+
+def test_sample_file_that_is_not_plain_tensors_is_refused(synthetic_root, tmp_path) -> None:
+    import shutil
+
+    import torch
+
+    cfg = compose_cfg(data_root=synthetic_root)
+    build_parts(cfg).data.prepare()
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    bad = root / "latents" / "sample_0000.pt"
+    torch.save({"latents": torch.zeros(128, 3, 4, 6), "payload": object()}, bad)
+    cfg = compose_cfg("data=precomputed", f"data.root={root}")
+    with pytest.raises(DataError, match=r"latents/sample_0000.pt: not a plain tensor file"):
+        train(cfg, tmp_path / "run")
