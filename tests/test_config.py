@@ -58,7 +58,10 @@ def test_out_of_range_value_names_key_value_and_range(override: str, key: str, a
 def test_cli_bad_value_is_one_line_and_exit_code_1(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "train.py", "trainer.max_steps=0", "logger=none", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: trainer.max_steps=0 is not allowed: must be >= 1"
@@ -75,7 +78,8 @@ def test_cli_misspelt_key_and_wrong_option_get_hydras_messages(tmp_path) -> None
 
 def test_cfg_job_does_not_import_torch() -> None:
     """`--help` and `--cfg job` load only Hydra: the app module must keep torch and friends out."""
-    code = "import sys, ltxtune.app; print(sorted(m for m in ('torch', 'accelerate', 'wandb', 'ltx_core') if m in sys.modules))"
+    heavy = "('torch', 'accelerate', 'wandb', 'ltx_core')"
+    code = f"import sys, ltxtune.app; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
 

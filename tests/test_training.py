@@ -64,13 +64,16 @@ def test_run_directory_holds_metrics_result_and_lora(synthetic_root, tmp_path) -
     for key in ("train/lr", "train/samples_per_s", "train/tokens_per_s", "train/cond_fraction"):
         assert all(key in m for m in steps), key
     bucket_keys = {k for m in steps for k in m if k.startswith("train/loss_sigma_")}
-    assert bucket_keys and bucket_keys <= {f"train/loss_sigma_{a}-{b}" for a, b in
-                                          [("0.00", "0.25"), ("0.25", "0.50"), ("0.50", "0.75"), ("0.75", "1.00")]}
+    assert bucket_keys and bucket_keys <= {
+        f"train/loss_sigma_{a}-{b}" for a, b in [("0.00", "0.25"), ("0.25", "0.50"), ("0.50", "0.75"), ("0.75", "1.00")]
+    }
 
     with safe_open(str(tmp_path / "lora.safetensors"), "pt") as f:
         keys, meta = list(f.keys()), f.metadata()
         tensors = {k: f.get_tensor(k) for k in keys}
-    pattern = re.compile(r"diffusion_model\.transformer_blocks\.\d+\.\w+\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.weight")
+    pattern = re.compile(
+        r"diffusion_model\.transformer_blocks\.\d+\.\w+\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.weight"
+    )
     assert keys and all(pattern.fullmatch(k) for k in keys), keys[:4]
     assert "diffusion_model.transformer_blocks.0.attn1.to_q.lora_A.weight" in keys
     assert "diffusion_model.transformer_blocks.1.audio_to_video_attn.to_out.0.lora_B.weight" in keys
@@ -102,8 +105,11 @@ def test_saved_lora_b_carries_alpha_over_rank(synthetic_root, tmp_path) -> None:
 def test_same_seed_gives_the_same_lora_bit_for_bit(synthetic_root, tmp_path) -> None:
     for name in ("a", "b"):
         train(compose_cfg("strategy.with_audio=true", data_root=synthetic_root), tmp_path / name)
-    with safe_open(str(tmp_path / "a" / "lora.safetensors"), "pt") as fa, safe_open(str(tmp_path / "b" / "lora.safetensors"), "pt") as fb:
-        assert all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())
+    with (
+        safe_open(str(tmp_path / "a" / "lora.safetensors"), "pt") as fa,
+        safe_open(str(tmp_path / "b" / "lora.safetensors"), "pt") as fb,
+    ):
+        assert all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())  # noqa: SIM118 (safe_open is no dict)
 
 
 def test_full_finetune_writes_an_ltx_core_checkpoint(synthetic_root, tmp_path) -> None:
@@ -117,7 +123,9 @@ def test_full_finetune_writes_an_ltx_core_checkpoint(synthetic_root, tmp_path) -
 
 
 def test_gradient_accumulation_and_bf16_train(synthetic_root, tmp_path) -> None:
-    cfg = compose_cfg("trainer.grad_accum=2", "trainer.mixed_precision=bf16", "trainer.max_steps=2", data_root=synthetic_root)
+    cfg = compose_cfg(
+        "trainer.grad_accum=2", "trainer.mixed_precision=bf16", "trainer.max_steps=2", data_root=synthetic_root
+    )
     train(cfg, tmp_path)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 2

@@ -42,7 +42,7 @@ def print_summary(run_dir: Path) -> None:
     lines = [
         f"run directory: {run_dir}",
         f"  status {result['status']}, {result['steps']} steps in {result['wall_s']:.1f} s,"
-        f" train/loss {result.get('train/loss', float('nan')):.4f}, val/loss {result.get('val/loss', float('nan')):.4f}",
+        f" train/loss {result.get('train/loss', math.nan):.4f}, val/loss {result.get('val/loss', math.nan):.4f}",
     ]
     for name, what in (
         ("lora.safetensors", "the trained LoRA (ltx-core / ComfyUI layout)"),

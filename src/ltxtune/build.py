@@ -27,7 +27,9 @@ def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
         if isinstance(cause, ConfigError):
             raise cause.within(key) from None
         if isinstance(cause, TypeError) and "argument" in str(cause):
-            raise ConfigError(key, OmegaConf.to_container(node), f"valid arguments for {node.get('_target_')}: {cause}") from None
+            raise ConfigError(
+                key, OmegaConf.to_container(node), f"valid arguments for {node.get('_target_')}: {cause}"
+            ) from None
         raise
 
 

@@ -24,7 +24,9 @@ class DataError(ValueError):
     """The dataset on disk does not match what the run needs (missing directory, file, or bad content)."""
 
 
-def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> None:
+def check_range(
+    key: str, value: float, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False
+) -> None:
     """Raise ``ConfigError`` unless ``lo <= value <= hi`` (``lo < value`` when ``lo_open``)."""
     too_low = lo is not None and (value <= lo if lo_open else value < lo)
     too_high = hi is not None and value > hi

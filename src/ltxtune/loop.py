@@ -59,10 +59,16 @@ class StepStats:
         if inputs.video is not None:
             self.cond_tokens += float((inputs.video.timesteps == 0).sum())
             self.video_tokens += inputs.video.timesteps.numel()
-        sigmas = {"video": inputs.video.sigma if inputs.video is not None else None,
-                  "audio": inputs.audio.sigma if inputs.audio is not None else None}
+        sigmas = {
+            "video": inputs.video.sigma if inputs.video is not None else None,
+            "audio": inputs.audio.sigma if inputs.audio is not None else None,
+        }
         for name, per_sample in losses.items():
-            idx = torch.bucketize(sigmas[name].float().clamp(0, 1), torch.tensor(SIGMA_BUCKETS[1:-1], device=per_sample.device), right=True)
+            idx = torch.bucketize(
+                sigmas[name].float().clamp(0, 1),
+                torch.tensor(SIGMA_BUCKETS[1:-1], device=per_sample.device),
+                right=True,
+            )
             n = len(SIGMA_BUCKETS) - 1
             acc = torch.zeros(2 * n, device=per_sample.device)
             acc[:n].index_add_(0, idx, per_sample.detach().float())
@@ -137,7 +143,9 @@ class Trainer:
                 total, inputs, per_modality = self.losses(batch, self.sampler, self.generator)
                 self.accelerator.backward(total.mean())
                 if self.accelerator.sync_gradients and self.settings.max_grad_norm > 0:
-                    stats.grad_norm = float(self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm))
+                    stats.grad_norm = float(
+                        self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm)
+                    )
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
             stats.add(per_modality, inputs, total)

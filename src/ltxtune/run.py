@@ -117,8 +117,11 @@ def _train(cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, cho
         last = trainer.fit(settings.max_steps)
         result.update(steps=trainer.step, **{k: last[k] for k in ("train/loss", "val/loss") if k in last})
         if accelerator.is_main_process:
-            metadata = {"strategy": cfg.strategy._target_, "strategy_metadata": parts.strategy.get_checkpoint_metadata(),
-                        "step": trainer.step}
+            metadata = {
+                "strategy": cfg.strategy._target_,
+                "strategy_metadata": parts.strategy.get_checkpoint_metadata(),
+                "step": trainer.step,
+            }
             unwrapped = accelerator.unwrap_model(trainer.transformer)
             saved = parts.lora.save(unwrapped, run_dir / parts.lora.filename, metadata)
             result["weights"] = saved.name

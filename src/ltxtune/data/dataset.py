@@ -50,7 +50,9 @@ def check_sources(root: Path, sources: Mapping[str, str], strategy: str) -> list
         absent = sorted(set(names) - set(list_samples(root / other)))
         if absent:
             shown = ", ".join(absent[:3]) + (", ..." if len(absent) > 3 else "")
-            raise DataError(f"{len(absent)} of {len(names)} samples in {directories[0]}/ have no file in {other}/: {shown}")
+            raise DataError(
+                f"{len(absent)} of {len(names)} samples in {directories[0]}/ have no file in {other}/: {shown}"
+            )
     return names
 
 

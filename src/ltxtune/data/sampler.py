@@ -16,9 +16,7 @@ class BucketBatchSampler:
     Rank ``r`` of ``world`` takes every ``world``-th batch starting at ``r``.
     """
 
-    def __init__(
-        self, shape_keys: Sequence[object], batch_size: int, seed: int, rank: int = 0, world: int = 1
-    ) -> None:
+    def __init__(self, shape_keys: Sequence[object], batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
         buckets: dict[object, list[int]] = defaultdict(list)
         for index, key in enumerate(shape_keys):
             buckets[key].append(index)

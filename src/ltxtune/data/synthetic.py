@@ -55,7 +55,9 @@ class SyntheticData(PrecomputedData):
         if val_samples >= num_samples:
             raise ConfigError("val_samples", val_samples, f"< num_samples ({num_samples})")
         if height % reference_downscale or width % reference_downscale:
-            raise ConfigError("reference_downscale", reference_downscale, f"a divisor of height {height} and width {width}")
+            raise ConfigError(
+                "reference_downscale", reference_downscale, f"a divisor of height {height} and width {width}"
+            )
         self.params: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "num_samples": num_samples,
@@ -116,7 +118,9 @@ def write_dataset(
     g = torch.Generator().manual_seed(seed)
     classes = len(CAPTIONS)
     basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
-    freqs = torch.randint(0, 3, (classes, _PATTERN_RANK, 3), generator=g).float() + torch.rand(classes, _PATTERN_RANK, 3, generator=g)
+    freqs = torch.randint(0, 3, (classes, _PATTERN_RANK, 3), generator=g).float() + torch.rand(
+        classes, _PATTERN_RANK, 3, generator=g
+    )
     audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
     audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
     text = torch.randn(classes, text_tokens, caption_dim, generator=g)
@@ -126,7 +130,15 @@ def write_dataset(
     audio_steps = max(1, round(pixel_frames / fps * _AUDIO_STEPS_PER_SECOND))
     rh, rw = height // reference_downscale, width // reference_downscale
 
-    for directory in ("latents", "conditions", "audio_latents", "reference_latents", "video_masks", "audio_masks", "mask_latents"):
+    for directory in (
+        "latents",
+        "conditions",
+        "audio_latents",
+        "reference_latents",
+        "video_masks",
+        "audio_masks",
+        "mask_latents",
+    ):
         (root / directory).mkdir(parents=True, exist_ok=True)
     for i in range(num_samples):
         k = i % classes
@@ -160,7 +172,10 @@ def write_dataset(
 
         latent_info = {"num_frames": frames, "height": height, "width": width, "fps": fps}
         torch.save({"latents": video, **latent_info}, root / "latents" / name)
-        torch.save({"latents": reference, "num_frames": frames, "height": rh, "width": rw, "fps": fps}, root / "reference_latents" / name)
+        torch.save(
+            {"latents": reference, "num_frames": frames, "height": rh, "width": rw, "fps": fps},
+            root / "reference_latents" / name,
+        )
         torch.save({"latents": mask_latents, **latent_info}, root / "mask_latents" / name)
         torch.save({"latents": audio, "num_time_steps": audio_steps}, root / "audio_latents" / name)
         torch.save(
@@ -169,4 +184,6 @@ def write_dataset(
         )
         torch.save({"mask": keep}, root / "video_masks" / name)
         torch.save({"mask": audio_keep}, root / "audio_masks" / name)
-    (root / "captions.json").write_text(json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % classes] for i in range(num_samples)}, indent=1))
+    (root / "captions.json").write_text(
+        json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % classes] for i in range(num_samples)}, indent=1)
+    )

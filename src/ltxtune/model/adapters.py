@@ -94,7 +94,12 @@ class LoraAdapter(Adapter):
         return tensors
 
     def metadata(self) -> dict[str, Any]:
-        return {"format": "lora", "lora_rank": self.rank, "lora_alpha": self.alpha, "target_modules": self.target_modules}
+        return {
+            "format": "lora",
+            "lora_rank": self.rank,
+            "lora_alpha": self.alpha,
+            "target_modules": self.target_modules,
+        }
 
 
 class FullFinetune(Adapter):

@@ -11,7 +11,6 @@ from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from ltxtune.errors import check_range
 from ltxtune.model.base import LoadedModel, ModelSpec
 
-
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
 _FIXED_ARCHITECTURE: dict[str, Any] = {
     "dropout": 0.0,
@@ -78,9 +77,7 @@ def init_weights(model: torch.nn.Module, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     for name, param in sorted(model.named_parameters()):
         leaf = name.rsplit(".", 1)[-1]
-        if param.dim() >= 2 and "scale_shift_table" not in name:
-            values = torch.randn(param.shape, generator=g) / math.sqrt(param.shape[-1])
-        elif "scale_shift_table" in name:
+        if (param.dim() >= 2 and "scale_shift_table" not in name) or "scale_shift_table" in name:
             values = torch.randn(param.shape, generator=g) / math.sqrt(param.shape[-1])
         elif leaf == "bias":
             values = torch.zeros(param.shape)
@@ -109,7 +106,9 @@ class TinyLTX2(ModelSpec):
                 check_range(key, value, 1)
         if head_dim % 2 or audio_head_dim % 2:
             check_range("head_dim", min(head_dim % 2, audio_head_dim % 2), hi=0)
-        self.config = transformer_config(num_layers, num_heads, head_dim, audio_num_heads, audio_head_dim, caption_channels)
+        self.config = transformer_config(
+            num_layers, num_heads, head_dim, audio_num_heads, audio_head_dim, caption_channels
+        )
         self.caption_channels = caption_channels
 
     def build(self, seed: int, device: torch.device) -> LoadedModel:

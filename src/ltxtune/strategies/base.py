@@ -114,7 +114,9 @@ class TrainingStrategy(ABC):
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs: ...
 
-    def modality_losses(self, video_pred: Tensor | None, audio_pred: Tensor | None, inputs: ModelInputs) -> dict[str, Tensor]:
+    def modality_losses(
+        self, video_pred: Tensor | None, audio_pred: Tensor | None, inputs: ModelInputs
+    ) -> dict[str, Tensor]:
         """Per-sample loss ``[B]`` of each scored modality (``video``, ``audio``)."""
         losses = {}
         if inputs.video_targets is not None:
