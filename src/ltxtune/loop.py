@@ -16,9 +16,11 @@ from accelerate import Accelerator
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ltxtune.checkpoint import Checkpointer
 from ltxtune.data.batch import Batch, collate
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import BucketBatchSampler
+from ltxtune.model.adapters import Adapter
 from ltxtune.model.base import LoadedModel
 from ltxtune.samplers import TimestepSampler
 from ltxtune.settings import TrainerSettings
@@ -94,17 +96,26 @@ class Trainer:
         validate_every: int,
         trackers: list[Tracker],
         settings: TrainerSettings,
+        adapter: Adapter,
+        metadata: dict[str, Any],
+        checkpointer: Checkpointer | None = None,
+        checkpoint_every: int = 0,
     ) -> None:
         self.accelerator, self.model, self.strategy, self.sampler = accelerator, model, strategy, sampler
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
         self.dataset, self.batches = dataset, batches
         self.validation, self.validate_every, self.trackers = validation, validate_every, trackers
+        self.adapter, self.metadata = adapter, metadata
+        self.checkpointer, self.checkpoint_every = checkpointer, checkpoint_every
         self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
         self.transformer = accelerator.prepare(model.transformer)
         self.optimizer = accelerator.prepare(optimizer)
         self.trainable = [p for p in self.transformer.parameters() if p.requires_grad]
         self.step = 0
+        self.consumed = 0  # micro-batches this rank has taken: the data position a checkpoint saves
         self.last: dict[str, float] = {}
+        self.stop_requested = False  # set by the SIGTERM handler; honoured at the next step boundary
+        self.interrupted = False
 
     # -- one forward ---------------------------------------------------------------------------------
 
@@ -132,6 +143,7 @@ class Trainer:
     # -- one optimizer step --------------------------------------------------------------------------
 
     def next_batch(self, indices: Iterator[list[int]]) -> Batch:
+        self.consumed += 1
         return collate([self.dataset[i] for i in next(indices)]).to(self.accelerator.device)
 
     def train_step(self, indices: Iterator[list[int]]) -> StepStats:
@@ -189,13 +201,21 @@ class Trainer:
                 tracker.log(metrics, self.step)
 
     def fit(self, max_steps: int) -> dict[str, float]:
-        """Train until ``max_steps`` optimizer steps; returns the last value of every metric."""
-        self.log({"val/loss": self.validation_loss()})
-        indices = iter(self.batches)
+        """Train until ``max_steps`` optimizer steps; returns the last value of every metric.
+
+        Starts from ``self.step`` (non-zero after ``Checkpointer.load``). A stop request saves a checkpoint
+        at the step boundary and returns early with ``self.interrupted`` set.
+        """
+        if self.step == 0:
+            self.log({"val/loss": self.validation_loss()})
+        indices = self.batches.iterate(self.consumed)
         bar = tqdm(
             total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
         )
         while self.step < max_steps:
+            if self.should_stop():
+                self.interrupted = True
+                break
             start = time.perf_counter()
             stats = self.train_step(indices)
             self.scheduler.step()
@@ -205,11 +225,28 @@ class Trainer:
                 self.log(metrics)
             if self.validate_every and self.step % self.validate_every == 0 and self.step < max_steps:
                 self.log({"val/loss": self.validation_loss()})
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < max_steps:
+                self.save_checkpoint()
             bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)
             bar.update(1)
         bar.close()
-        self.log({"val/loss": self.validation_loss()})
+        if self.interrupted:
+            path = self.save_checkpoint()
+            print(f"SIGTERM: stopped at step {self.step}, checkpoint saved to {path}", flush=True)
+        else:
+            self.log({"val/loss": self.validation_loss()})
         return dict(self.last)
 
-    def state(self) -> dict[str, Any]:
-        return {"step": self.step}
+    def should_stop(self) -> bool:
+        """Whether any rank was asked to stop (all ranks must agree, or the collectives would hang)."""
+        if self.accelerator.num_processes == 1:
+            return self.stop_requested
+        flag = torch.tensor([float(self.stop_requested)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def save_checkpoint(self):
+        return self.checkpointer.save(self) if self.checkpointer is not None else None
+
+    def weights_metadata(self) -> dict[str, Any]:
+        """What the saved weights file records besides the adapter's own facts."""
+        return {**self.metadata, "step": self.step}

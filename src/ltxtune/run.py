@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,37 +43,82 @@ def write_result(run_dir: Path, result: dict[str, Any]) -> None:
     tmp.replace(run_dir / "result.json")
 
 
+def is_main_rank() -> bool:
+    """Rank 0 of a torchrun / accelerate launch (or a single process): the only one that writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def objective_of(value: float | None) -> float:
     """The float a sweeper minimizes: never NaN (a NaN crashes an Optuna study), ``inf`` when unknown."""
     return float(value) if value is not None and math.isfinite(value) else math.inf
 
 
 def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None) -> float:
-    """Run one job; returns the objective (final validation loss). Raises ``ConfigError`` on bad config."""
+    """Run one job; returns the objective (final validation loss). Raises ``ConfigError`` on bad config.
+
+    With ``checkpoint.resume`` pointing at another run's checkpoint, the job continues in that run's
+    directory (same ``metrics.jsonl``, same wandb run).
+    """
+    from ltxtune.checkpoint import resolve_resume, run_dir_of
+
     started = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"status": "failed", "steps": 0}
     try:
         parts = build_parts(cfg)
         check_device(parts.trainer)
+        resume = resolve_resume(parts.checkpoint.resume, run_dir)
+        if resume is not None and run_dir_of(resume) != run_dir.resolve():
+            run_dir = run_dir_of(resume)
+            print(f"resuming {resume.name} in its run directory {run_dir}", flush=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
         train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name)
-        _train(cfg, parts, train_set, val_set, run_dir, choices or {}, result)
-        result["status"] = "completed"
+        _train(cfg, parts, train_set, val_set, run_dir, choices or {}, result, resume)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        result["wall_s"] = round(time.perf_counter() - started, 3)
-        result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
-        write_result(run_dir, result)
+        if run_dir.is_dir() and is_main_rank():
+            result["wall_s"] = round(time.perf_counter() - started, 3)
+            result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
+            write_result(run_dir, result)
     return result["objective"]
 
 
-def _train(cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, choices: dict, result: dict) -> None:
+def compat_facts(cfg: DictConfig) -> dict[str, Any]:
+    """The config that a checkpoint's weights depend on: resuming with other values is refused."""
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "strategy", "lora")}
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop what a killed run logged after its last checkpoint, so the resumed run's lines follow on."""
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+@contextmanager
+def stop_on_sigterm(trainer: Any) -> Iterator[None]:
+    """A cluster's SIGTERM (preemption) asks the trainer to checkpoint and stop at the next step boundary."""
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_requested", True))
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(
+    cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, choices: dict, result: dict, resume: Path | None
+) -> None:
     """Build the heavy parts and train; fills ``result`` as it goes so a failure still reports progress."""
     from accelerate import Accelerator
 
+    from ltxtune.checkpoint import Checkpointer
     from ltxtune.data.sampler import BucketBatchSampler
     from ltxtune.loop import Trainer
     from ltxtune.tracking import MetricsFile
@@ -95,37 +144,45 @@ def _train(cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, cho
     )
     validation = ValidationLoss(val_set, parts.validation, settings.batch_size, accelerator.device)
     trackers = [MetricsFile(), parts.logger] if accelerator.is_main_process else []
-    config = OmegaConf.to_container(cfg, resolve=True)
     failed = True
+    trainer = Trainer(
+        accelerator=accelerator,
+        model=model,
+        strategy=parts.strategy,
+        sampler=parts.sampler,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        dataset=train_set,
+        batches=batches,
+        validation=validation,
+        validate_every=parts.validation.every,
+        trackers=trackers,
+        settings=settings,
+        adapter=parts.lora,
+        metadata={"strategy": cfg.strategy._target_, "strategy_metadata": parts.strategy.get_checkpoint_metadata()},
+        checkpointer=Checkpointer(run_dir, parts.checkpoint.keep_last, compat_facts(cfg)),
+        checkpoint_every=parts.checkpoint.every,
+    )
+    if resume is not None:
+        trainer.checkpointer.load(trainer, resume)
+        if accelerator.is_main_process:
+            truncate_metrics(run_dir, trainer.step)
     try:
         for tracker in trackers:
-            tracker.start(run_dir, config, choices)
-        trainer = Trainer(
-            accelerator=accelerator,
-            model=model,
-            strategy=parts.strategy,
-            sampler=parts.sampler,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            dataset=train_set,
-            batches=batches,
-            validation=validation,
-            validate_every=parts.validation.every,
-            trackers=trackers,
-            settings=settings,
-        )
-        last = trainer.fit(settings.max_steps)
+            tracker.start(run_dir, OmegaConf.to_container(cfg, resolve=True), choices)
+        with stop_on_sigterm(trainer):
+            last = trainer.fit(settings.max_steps)
         result.update(steps=trainer.step, **{k: last[k] for k in ("train/loss", "val/loss") if k in last})
-        if accelerator.is_main_process:
-            metadata = {
-                "strategy": cfg.strategy._target_,
-                "strategy_metadata": parts.strategy.get_checkpoint_metadata(),
-                "step": trainer.step,
-            }
-            unwrapped = accelerator.unwrap_model(trainer.transformer)
-            saved = parts.lora.save(unwrapped, run_dir / parts.lora.filename, metadata)
-            result["weights"] = saved.name
-        failed = False
+        if trainer.interrupted:
+            result["error"] = f"interrupted by SIGTERM at step {trainer.step}; resume with checkpoint.resume=auto"
+            result["interrupted"] = True
+        else:
+            if accelerator.is_main_process:
+                unwrapped = accelerator.unwrap_model(trainer.transformer)
+                saved = parts.lora.save(unwrapped, run_dir / parts.lora.filename, trainer.weights_metadata())
+                result["weights"] = saved.name
+            result["status"] = "completed"
+        failed = trainer.interrupted
     finally:
         for tracker in trackers:
             tracker.finish({k: v for k, v in result.items() if isinstance(v, int | float | str)}, failed)

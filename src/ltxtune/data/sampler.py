@@ -11,8 +11,8 @@ import torch
 class BucketBatchSampler:
     """Yields lists of dataset indices forever: epoch after epoch, each batch from one shape bucket.
 
-    The order of epoch ``e`` depends only on ``(seed, e)``, and ``state_dict`` holds the epoch and
-    position, so a resumed run sees exactly the batches the uninterrupted one would have.
+    The order of epoch ``e`` depends only on ``(seed, e)``, so ``iterate(start)`` gives a resumed run exactly
+    the batches the uninterrupted one would have seen.
     Rank ``r`` of ``world`` takes every ``world``-th batch starting at ``r``.
     """
 
@@ -22,7 +22,6 @@ class BucketBatchSampler:
             buckets[key].append(index)
         self.buckets = list(buckets.values())
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
-        self.epoch, self.position = 0, 0
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """Every batch of one epoch, in order, for all ranks; short bucket tails form smaller batches."""
@@ -36,19 +35,19 @@ class BucketBatchSampler:
         usable = len(shuffled) - len(shuffled) % self.world
         return shuffled[:usable]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def iterate(self, start: int = 0) -> Iterator[list[int]]:
+        """This rank's batches, endlessly, from its ``start``-th batch on (the position a checkpoint saves)."""
+        epoch = 0
         while True:
-            batches = self.epoch_batches(self.epoch)
-            if not batches:
-                raise ValueError(f"too few samples for {self.world} ranks")
-            mine = batches[self.rank :: self.world]
-            while self.position < len(mine):
-                self.position += 1
-                yield mine[self.position - 1]
-            self.epoch, self.position = self.epoch + 1, 0
+            mine = self.epoch_batches(epoch)[self.rank :: self.world]
+            if not mine:
+                raise ValueError(f"too few samples for {self.world} ranks with batch size {self.batch_size}")
+            if start < len(mine):
+                yield from mine[start:]
+                start = 0
+            else:
+                start -= len(mine)
+            epoch += 1
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+    def __iter__(self) -> Iterator[list[int]]:
+        return self.iterate(0)

@@ -57,7 +57,12 @@ class LoraAdapter(Adapter):
     filename = "lora.safetensors"
 
     def __init__(
-        self, rank: int = 16, alpha: float = 16.0, dropout: float = 0.0, target_modules: Sequence[str] = DEFAULT_TARGETS
+        self,
+        rank: int = 16,
+        alpha: float = 16.0,
+        dropout: float = 0.0,
+        target_modules: Sequence[str] = DEFAULT_TARGETS,
+        init_from: str | None = None,
     ) -> None:
         check_range("rank", rank, 1)
         check_range("alpha", alpha, 0.0, lo_open=True)
@@ -66,6 +71,9 @@ class LoraAdapter(Adapter):
             raise ConfigError("target_modules", list(target_modules), "a non-empty list of module name suffixes")
         self.rank, self.alpha, self.dropout = rank, float(alpha), dropout
         self.target_modules = list(target_modules)
+        self.init_from = Path(init_from).expanduser() if init_from else None
+        if self.init_from is not None and not self.init_from.is_file():
+            raise ConfigError("init_from", init_from, "an existing LoRA .safetensors file (or null)")
 
     def apply(self, model: LoadedModel) -> None:
         from peft import LoraConfig, inject_adapter_in_model
@@ -81,16 +89,47 @@ class LoraAdapter(Adapter):
             raise ConfigError("lora.target_modules", self.target_modules, f"names of linear layers ({exc})") from exc
         for name, param in transformer.named_parameters():
             param.requires_grad_("lora_" in name)
+        if self.init_from is not None:
+            self.load_weights(transformer, self.init_from)
 
-    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
+    @torch.no_grad()
+    def load_weights(self, transformer: nn.Module, path: Path) -> None:
+        """Start from a LoRA file in the inference layout (fine-tune further); it must match rank and targets."""
+        from safetensors import safe_open
+
+        ours = self.state_dict(transformer)
+        with safe_open(str(path), "pt") as f:
+            theirs = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+        if set(theirs) != set(ours) or any(theirs[k].shape != ours[k].shape for k in ours):
+            extra, missing = sorted(set(theirs) - set(ours)), sorted(set(ours) - set(theirs))
+            raise ConfigError(
+                "lora.init_from",
+                str(path),
+                f"a LoRA with rank {self.rank} on {self.target_modules} "
+                f"(file has {len(extra)} unknown and lacks {len(missing)} of our keys, or other shapes)",
+            )
+        layers = self.layers(transformer)
+        for key, layer in layers.items():
+            layer.lora_A["default"].weight.copy_(theirs[f"{key}.lora_A.weight"])
+            # The file's B carries alpha / rank (see state_dict); peft applies that scaling itself.
+            layer.lora_B["default"].weight.copy_(theirs[f"{key}.lora_B.weight"] / layer.scaling["default"])
+
+    @staticmethod
+    def layers(transformer: nn.Module) -> dict[str, nn.Module]:
+        """The peft LoRA layers, keyed by their name in the inference file (without the .lora_X suffix)."""
         from peft.tuners.lora import LoraLayer
 
+        return {
+            LORA_PREFIX + name.removeprefix("module."): module
+            for name, module in transformer.named_modules()
+            if isinstance(module, LoraLayer) and "default" in module.lora_A
+        }
+
+    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
         tensors = {}
-        for name, module in transformer.named_modules():
-            if isinstance(module, LoraLayer) and "default" in module.lora_A:
-                key = LORA_PREFIX + name.removeprefix("module.")
-                tensors[f"{key}.lora_A.weight"] = module.lora_A["default"].weight.float()
-                tensors[f"{key}.lora_B.weight"] = module.lora_B["default"].weight.float() * module.scaling["default"]
+        for key, layer in self.layers(transformer).items():
+            tensors[f"{key}.lora_A.weight"] = layer.lora_A["default"].weight.float()
+            tensors[f"{key}.lora_B.weight"] = layer.lora_B["default"].weight.float() * layer.scaling["default"]
         return tensors
 
     def metadata(self) -> dict[str, Any]:

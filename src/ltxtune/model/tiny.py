@@ -73,17 +73,18 @@ def build_transformer(config: dict[str, Any], seed: int, device: torch.device) -
 
 @torch.no_grad()
 def init_weights(model: torch.nn.Module, seed: int) -> None:
-    """Deterministic init: scaled normal for matrices, zeros for biases, ones for norm gains."""
+    """Deterministic init: scaled normal for matrices and modulation tables, zeros for biases, ones for gains."""
     g = torch.Generator().manual_seed(seed)
     for name, param in sorted(model.named_parameters()):
         leaf = name.rsplit(".", 1)[-1]
-        if (param.dim() >= 2 and "scale_shift_table" not in name) or "scale_shift_table" in name:
+        if param.dim() >= 2:
             values = torch.randn(param.shape, generator=g) / math.sqrt(param.shape[-1])
         elif leaf == "bias":
             values = torch.zeros(param.shape)
         else:  # norm gains
             values = torch.ones(param.shape)
-        param.copy_(values.to(param.dtype))
+        # Rounded to bf16 values: a bf16 checkpoint of this model (ltx-core's LoRA fuser needs bf16) is then exact.
+        param.copy_(values.to(torch.bfloat16).to(param.dtype))
     for _, buffer in model.named_buffers():
         if buffer.is_floating_point() and not torch.isfinite(buffer).all():
             raise RuntimeError("LTXModel has an uninitialised buffer")

@@ -1,0 +1,150 @@
+"""Checkpoints that resume the same run step for step, written atomically and pruned by rank 0 only.
+
+A checkpoint is a directory ``checkpoints/step_NNNNNN/`` holding the inference weights of that step and
+``state.pt`` (trainable weights, optimizer, scheduler, step, data position, torch RNG, the config facts that
+must match on resume) plus ``rng_rank<r>.pt`` for every rank's noise generator. It is assembled under a
+temporary name and renamed into place, so a kill at any moment leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ltxtune.errors import ConfigError
+
+STATE_FILE = "state.pt"
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step_{step:06d}"
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first (half-written ``.tmp-*`` directories are ignored)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if (p / STATE_FILE).is_file())
+
+
+def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
+    """The checkpoint directory to resume from: ``auto`` = newest in ``run_dir``, a path, or None."""
+    if resume in (None, "", "null"):
+        return None
+    if resume == "auto":
+        found = list_checkpoints(run_dir / "checkpoints")
+        return found[-1] if found else None
+    path = Path(resume).expanduser().resolve()
+    if path.is_dir() and not (path / STATE_FILE).is_file():  # a run directory: take its newest checkpoint
+        found = list_checkpoints(path / "checkpoints")
+        path = found[-1] if found else path
+    if not (path / STATE_FILE).is_file():
+        raise ConfigError("checkpoint.resume", resume, "auto, null, or a checkpoint directory holding state.pt")
+    return path
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run directory a checkpoint belongs to (``<run>/checkpoints/step_N``)."""
+    return checkpoint.parent.parent
+
+
+def diff_config(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: saved -> current`` for every leaf that differs between two nested config dicts."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_config(a, b, name + ".")
+        elif a != b:
+            out.append(f"{name}: {a!r} -> {b!r}")
+    return out
+
+
+def check_compatible(checkpoint: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a run whose model, strategy or adapter differs: the weights would mean nothing."""
+    differences = diff_config(saved, current)
+    if differences:
+        raise ConfigError(
+            "checkpoint.resume",
+            str(checkpoint),
+            "a checkpoint of a run with the same model, strategy and lora; this one differs in "
+            + "; ".join(differences),
+        )
+
+
+class Checkpointer:
+    """Saves and restores a ``Trainer``'s state; only the main process writes shared files and prunes."""
+
+    def __init__(self, run_dir: Path, keep_last: int, compat: dict[str, Any]) -> None:
+        self.root = run_dir / "checkpoints"
+        self.keep_last, self.compat = keep_last, compat
+
+    def save(self, trainer: Any) -> Path:
+        acc = trainer.accelerator
+        final = step_dir(self.root, trainer.step)
+        tmp = self.root / f".tmp-{final.name}"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        torch.save(trainer.generator.get_state(), tmp / f"rng_rank{acc.process_index}.pt")
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            model = acc.unwrap_model(trainer.transformer)
+            trainer.adapter.save(model, tmp / trainer.adapter.filename, trainer.weights_metadata())
+            state = {
+                "step": trainer.step,
+                "consumed": trainer.consumed,
+                "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+                "optimizer": trainer.optimizer.state_dict(),
+                "scheduler": trainer.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "last_metrics": dict(trainer.last),
+                "world_size": acc.num_processes,
+                "compat": self.compat,
+            }
+            torch.save(state, tmp / STATE_FILE)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            self.prune()
+        acc.wait_for_everyone()
+        return final
+
+    def prune(self) -> None:
+        """Keep the newest ``keep_last`` checkpoints; called after a save, so the newest is never deleted."""
+        for old in list_checkpoints(self.root)[: -self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in self.root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def load(self, trainer: Any, checkpoint: Path) -> None:
+        acc = trainer.accelerator
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+        check_compatible(checkpoint, state["compat"], self.compat)
+        if state["world_size"] != acc.num_processes:
+            raise ConfigError(
+                "checkpoint.resume",
+                str(checkpoint),
+                f"a run with {state['world_size']} processes (this one has "
+                f"{acc.num_processes}): the data order and the noise of each rank would change",
+            )
+        model = acc.unwrap_model(trainer.transformer)
+        missing = set(state["trainable"]) - {n for n, _ in model.named_parameters()}
+        if missing:
+            raise ConfigError(
+                "checkpoint.resume", str(checkpoint), f"weights this model has (missing {sorted(missing)[:3]})"
+            )
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for name, value in state["trainable"].items():
+                params[name].copy_(value)
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        trainer.generator.set_state(torch.load(checkpoint / f"rng_rank{acc.process_index}.pt", weights_only=True))
+        trainer.step, trainer.consumed = state["step"], state["consumed"]
+        trainer.last = dict(state["last_metrics"])
