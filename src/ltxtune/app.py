@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def run_job(cfg: DictConfig) -> float:
     from ltxtune.run import train
 
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
+    run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     try:
         objective = train(cfg, run_dir, choices)
@@ -31,7 +32,8 @@ def run_job(cfg: DictConfig) -> float:
             log.error("job failed: %s", exc)
             return math.inf
         sys.exit(f"error: {exc}")
-    print_summary(run_dir)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print_summary(run_dir)
     return objective
 
 
@@ -58,8 +60,32 @@ def print_summary(run_dir: Path) -> None:
     print("\n".join(lines))
 
 
+def shared_run_dir(local: Path) -> Path:
+    """Under torchrun / accelerate launch every rank makes its own time-stamped directory: use rank 0's.
+
+    The ranks agree through the process group (it works across nodes), and the other ranks' empty Hydra
+    directories are removed so that a run leaves exactly one directory.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return local
+    import shutil
+
+    import torch
+    import torch.distributed as dist
+    from accelerate.state import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    chosen = [str(local)]
+    dist.broadcast_object_list(chosen, src=0)
+    shared = Path(chosen[0])
+    if not state.is_main_process and shared.resolve() != local.resolve():
+        shutil.rmtree(local, ignore_errors=True)
+    return shared
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if int(os.environ.get("RANK", "0")) == 0:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return run_job(cfg)

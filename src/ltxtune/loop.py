@@ -176,6 +176,7 @@ class Trainer:
         metrics = {
             "train/loss": loss / acc.num_processes,
             "train/lr": self.scheduler.get_last_lr()[0],
+            "train/samples": samples,
             "train/samples_per_s": samples / seconds,
             "train/tokens_per_s": tokens / seconds,
         }
@@ -243,6 +244,13 @@ class Trainer:
             return self.stop_requested
         flag = torch.tensor([float(self.stop_requested)], device=self.accelerator.device)
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def weight_checksums(self) -> list[float]:
+        """Every rank's sum of trainable weights (gathered): equal on all ranks when DDP keeps them in sync."""
+        model = self.accelerator.unwrap_model(self.transformer)
+        local = sum(float(p.detach().double().sum()) for p in model.parameters() if p.requires_grad)
+        value = torch.tensor([local], dtype=torch.float64, device=self.accelerator.device)
+        return self.accelerator.gather(value).tolist()
 
     def save_checkpoint(self):
         return self.checkpointer.save(self) if self.checkpointer is not None else None

@@ -29,6 +29,11 @@ def check_device(settings: TrainerSettings) -> None:
         raise ConfigError("trainer.mixed_precision", "fp16", "'no' or 'bf16' without a CUDA device (fp16 needs a GPU)")
 
 
+def use_cpu(forced: bool) -> bool:
+    """Accelerate only sets up several CPU processes (gloo) when told it runs on the CPU."""
+    return forced or not torch.cuda.is_available()
+
+
 def reset_accelerate_state() -> None:
     """Several jobs in one process (Hydra's basic launcher): each must start with accelerate's state fresh."""
     from accelerate.state import AcceleratorState, GradientState
@@ -78,9 +83,9 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
         result["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        result["wall_s"] = round(time.perf_counter() - started, 3)
+        result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
         if run_dir.is_dir() and is_main_rank():
-            result["wall_s"] = round(time.perf_counter() - started, 3)
-            result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
             write_result(run_dir, result)
     return result["objective"]
 
@@ -116,7 +121,7 @@ def _train(
     cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, choices: dict, result: dict, resume: Path | None
 ) -> None:
     """Build the heavy parts and train; fills ``result`` as it goes so a failure still reports progress."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     from ltxtune.checkpoint import Checkpointer
     from ltxtune.data.sampler import BucketBatchSampler
@@ -127,7 +132,11 @@ def _train(
     settings = parts.trainer
     reset_accelerate_state()
     accelerator = Accelerator(
-        mixed_precision=settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum, cpu=settings.cpu
+        mixed_precision=settings.mixed_precision,
+        gradient_accumulation_steps=settings.grad_accum,
+        cpu=use_cpu(settings.cpu),
+        # A video-only strategy leaves the audio stream's adapters without gradients (and vice versa).
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     torch.manual_seed(settings.seed)
     model = parts.model.build(settings.seed, accelerator.device)
@@ -173,6 +182,8 @@ def _train(
         with stop_on_sigterm(trainer):
             last = trainer.fit(settings.max_steps)
         result.update(steps=trainer.step, **{k: last[k] for k in ("train/loss", "val/loss") if k in last})
+        result["processes"] = accelerator.num_processes
+        result["rank_weight_checksums"] = trainer.weight_checksums()
         if trainer.interrupted:
             result["error"] = f"interrupted by SIGTERM at step {trainer.step}; resume with checkpoint.resume=auto"
             result["interrupted"] = True

@@ -71,11 +71,14 @@ class SyntheticData(PrecomputedData):
             "seed": seed,
         }
 
-    def prepare(self) -> None:
+    def is_current(self) -> bool:
         marker = self.root / "synthetic.json"
-        if marker.is_file() and json.loads(marker.read_text()) == self.params:
+        return marker.is_file() and json.loads(marker.read_text()) == self.params
+
+    def prepare(self) -> None:
+        if self.is_current():
             return
-        if self.root.exists() and not marker.is_file():
+        if self.root.exists() and not (self.root / "synthetic.json").is_file():
             raise ConfigError(
                 "data.root", str(self.root), "a directory data=synthetic may write (this one holds other data)"
             )
@@ -84,7 +87,10 @@ class SyntheticData(PrecomputedData):
         shutil.rmtree(tmp, ignore_errors=True)
         write_dataset(tmp, **{k: v for k, v in self.params.items() if k != "format"})
         (tmp / "synthetic.json").write_text(json.dumps(self.params, indent=1))
-        if self.root.exists():
+        if self.is_current():  # another process (a rank, a sweep job) finished the same dataset meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        if self.root.exists():  # written with other parameters
             shutil.rmtree(self.root)
         self.root.parent.mkdir(parents=True, exist_ok=True)
         try:
