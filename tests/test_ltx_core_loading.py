@@ -93,4 +93,4 @@ def test_full_finetune_checkpoint_loads_in_ltx_core(synthetic_root, tmp_path) ->
         trained = {k.removeprefix("model.diffusion_model."): f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     untrained.load_state_dict(trained)
     torch.testing.assert_close(got, outputs(untrained, inputs)[0])
-    assert json.loads(meta["config"]) == parts.model.config
+    assert json.loads(meta["config"]) == parts.model.config()

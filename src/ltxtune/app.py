@@ -26,6 +26,11 @@ def run_job(cfg: DictConfig) -> float:
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     try:
+        if cfg.trainer.dry_run:
+            from ltxtune.estimate import estimate
+
+            print(estimate(cfg).report())
+            return math.inf
         objective = train(cfg, run_dir, choices)
     except (ConfigError, DataError) as exc:
         if hc.mode == RunMode.MULTIRUN:  # one bad job must not end the sweep: it is recorded as failed

@@ -21,12 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.build import Parts, build_parts
 from ltxtune.errors import ConfigError
-from ltxtune.settings import TrainerSettings
 
 
-def check_device(settings: TrainerSettings) -> None:
+def check_combination(parts: Parts) -> None:
+    """Values that are each valid but do not work together."""
+    settings = parts.trainer
     if settings.mixed_precision == "fp16" and (settings.cpu or not torch.cuda.is_available()):
         raise ConfigError("trainer.mixed_precision", "fp16", "'no' or 'bf16' without a CUDA device (fp16 needs a GPU)")
+    if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
+        raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
 
 
 def use_cpu(forced: bool) -> bool:
@@ -70,7 +73,7 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
     result: dict[str, Any] = {"status": "failed", "steps": 0}
     try:
         parts = build_parts(cfg)
-        check_device(parts.trainer)
+        check_combination(parts)
         resume = resolve_resume(parts.checkpoint.resume, run_dir)
         if resume is not None and run_dir_of(resume) != run_dir.resolve():
             run_dir = run_dir_of(resume)
@@ -141,6 +144,8 @@ def _train(
     torch.manual_seed(settings.seed)
     model = parts.model.build(settings.seed, accelerator.device)
     parts.lora.apply(model)
+    if settings.gradient_checkpointing:
+        model.transformer.set_gradient_checkpointing(True)
     trainable = [p for p in model.transformer.parameters() if p.requires_grad]
     optimizer = parts.optimizer.build(trainable)
     scheduler = parts.scheduler.build(optimizer, settings.max_steps)

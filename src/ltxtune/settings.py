@@ -18,6 +18,8 @@ class TrainerSettings:
     max_grad_norm: float = 1.0
     log_every: int = 1
     cpu: bool = False
+    gradient_checkpointing: bool = False
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         check_range("max_steps", self.max_steps, 1)

@@ -89,6 +89,8 @@ class LoraAdapter(Adapter):
             raise ConfigError("lora.target_modules", self.target_modules, f"names of linear layers ({exc})") from exc
         for name, param in transformer.named_parameters():
             param.requires_grad_("lora_" in name)
+            if "lora_" in name:  # a bf16 base still trains its adapters in float32
+                param.data = param.data.float()
         if self.init_from is not None:
             self.load_weights(transformer, self.init_from)
 

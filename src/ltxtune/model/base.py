@@ -35,4 +35,8 @@ class ModelSpec(ABC):
     caption_channels: int
 
     @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The ltx-core model config (``{"transformer": {...}}``), read without building anything."""
+
+    @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...

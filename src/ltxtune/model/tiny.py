@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
-from ltxtune.model.base import LoadedModel, ModelSpec
+from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
 _FIXED_ARCHITECTURE: dict[str, Any] = {
@@ -107,10 +109,44 @@ class TinyLTX2(ModelSpec):
                 check_range(key, value, 1)
         if head_dim % 2 or audio_head_dim % 2:
             check_range("head_dim", min(head_dim % 2, audio_head_dim % 2), hi=0)
-        self.config = transformer_config(
+        self._config = transformer_config(
             num_layers, num_heads, head_dim, audio_num_heads, audio_head_dim, caption_channels
         )
         self.caption_channels = caption_channels
 
+    def config(self) -> dict[str, Any]:
+        return self._config
+
     def build(self, seed: int, device: torch.device) -> LoadedModel:
-        return LoadedModel(transformer=build_transformer(self.config, seed, device), config=self.config)
+        return LoadedModel(transformer=build_transformer(self._config, seed, device), config=self._config)
+
+
+def write_tiny_checkpoint(path: Path, spec: TinyLTX2 | None = None, seed: int = 0) -> Path:
+    """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
+    text connectors) and the config in the metadata, so ``model=ltx2`` and ltx-core's loader can be tried here.
+    """
+    from safetensors.torch import save_file
+
+    from ltxtune.model.ltx2 import TextConnectors
+
+    spec = spec or TinyLTX2()
+    config = json.loads(json.dumps(spec.config()))
+    # Connectors map the stored text features to the transformer's caption width (one small layer here).
+    config["transformer"].update(
+        connector_num_attention_heads=2,
+        connector_attention_head_dim=spec.caption_channels // 2,
+        connector_num_layers=1,
+    )
+    transformer = build_transformer(config, seed, torch.device("cpu"))
+    with torch.device("meta"):
+        connectors = TextConnectors(config)
+    connectors = connectors.to_empty(device="cpu")
+    init_weights(connectors, seed + 1)
+    tensors = {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
+    for name, value in connectors.state_dict().items():
+        stream, rest = name.split(".", 1)
+        tensors[f"{CHECKPOINT_PREFIX}{stream.replace('_connector', '_embeddings_connector')}.{rest}"] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
+    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
+    return path

@@ -1,0 +1,95 @@
+"""``trainer.dry_run=true``: what a run would cost, before loading anything heavy.
+
+Parameter counts come from the model built on the meta device (no memory, no weights read); token counts
+from the strategy's own inputs for the first training sample; peak memory is an estimate (see ``Estimate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from ltxtune.build import build_parts
+from ltxtune.data.batch import collate
+from ltxtune.samplers import UniformSampler
+
+_BYTES = {"float32": 4, "bfloat16": 2}
+# Activation values a transformer block keeps per token and model width for backward (attention projections,
+# softmax inputs via SDPA's saved tensors, the 4x feed-forward, norms and modulation): a rule of thumb.
+_SAVED_PER_TOKEN_AND_WIDTH = 34
+
+
+@dataclass(frozen=True)
+class Estimate:
+    total_params: int
+    trainable_params: int
+    video_tokens: int
+    audio_tokens: int
+    text_tokens: int
+    weights_gb: float
+    optimizer_gb: float
+    activations_gb: float
+
+    @property
+    def peak_gb(self) -> float:
+        return self.weights_gb + self.optimizer_gb + self.activations_gb
+
+    def report(self) -> str:
+        return "\n".join(
+            [
+                f"parameters: {self.total_params:,} total, {self.trainable_params:,} trainable"
+                f" ({100 * self.trainable_params / max(self.total_params, 1):.2f}%)",
+                f"tokens per sample: {self.video_tokens} video, {self.audio_tokens} audio, {self.text_tokens} text",
+                f"peak memory estimate: {self.peak_gb:.2f} GB = weights {self.weights_gb:.2f}"
+                f" + trainable state {self.optimizer_gb:.2f} + activations {self.activations_gb:.2f}",
+            ]
+        )
+
+
+def estimate(cfg: DictConfig) -> Estimate:
+    from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
+
+    from ltxtune.model.base import LoadedModel
+
+    parts = build_parts(cfg)
+    strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
+    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), strategy_name)
+    inputs = parts.strategy.prepare_training_inputs(
+        collate([train_set[0]]), UniformSampler(), torch.Generator().manual_seed(0)
+    )
+    video_tokens = inputs.video.latent.shape[1] if inputs.video is not None else 0
+    audio_tokens = inputs.audio.latent.shape[1] if inputs.audio is not None else 0
+    context = inputs.video.context if inputs.video is not None else inputs.audio.context
+
+    config = parts.model.config()
+    with torch.device("meta"):
+        transformer = LTXModelConfigurator.from_config(config)
+    parts.lora.apply(LoadedModel(transformer=transformer, config=config))
+    total = sum(p.numel() for p in transformer.parameters())
+    trainable = sum(p.numel() for p in transformer.parameters() if p.requires_grad)
+
+    t = config["transformer"]
+    video_width = t.get("num_attention_heads", 32) * t.get("attention_head_dim", 128)
+    audio_width = t.get("audio_num_attention_heads", 32) * t.get("audio_attention_head_dim", 64)
+    layers = t.get("num_layers", 48)
+    settings = parts.trainer
+    act_bytes = 2 if settings.mixed_precision != "no" else 4
+    per_layer = (video_tokens * video_width + audio_tokens * audio_width) * act_bytes * settings.batch_size
+    if settings.gradient_checkpointing:  # each block keeps its input; one block at a time is recomputed
+        activations = per_layer * layers + per_layer * _SAVED_PER_TOKEN_AND_WIDTH
+    else:
+        activations = per_layer * layers * _SAVED_PER_TOKEN_AND_WIDTH
+    weight_bytes = _BYTES.get(getattr(parts.model, "dtype", "float32"), 4)
+    gb = 1024**3
+    return Estimate(
+        total_params=total,
+        trainable_params=trainable,
+        video_tokens=video_tokens,
+        audio_tokens=audio_tokens,
+        text_tokens=int(context.shape[1]),
+        weights_gb=(total - trainable) * weight_bytes / gb,
+        optimizer_gb=trainable * 16 / gb,  # float32 weight, gradient and two AdamW moments
+        activations_gb=activations / gb,
+    )

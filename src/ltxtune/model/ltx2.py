@@ -1,0 +1,135 @@
+"""Real LTX-2 checkpoints, loaded through ltx-core's own builder, with the frozen text connectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ltxtune.errors import ConfigError, DataError, check_choice, check_range
+from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+_CONNECTOR_PREFIXES = {
+    "video_connector.": CHECKPOINT_PREFIX + "video_embeddings_connector.",
+    "audio_connector.": CHECKPOINT_PREFIX + "audio_embeddings_connector.",
+}
+
+
+def read_checkpoint_config(path: Path) -> dict[str, Any]:
+    """The model config stored in a checkpoint's metadata; ``DataError`` naming the file when unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            keys = set(f.keys())
+    except Exception as exc:  # safetensors raises its own error types for bad headers and truncation
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if "config" not in meta:
+        raise DataError(f"{path}: no model config in its metadata (is it an LTX-2 checkpoint?)")
+    if not any(k.startswith(CHECKPOINT_PREFIX + "transformer_blocks.") for k in keys):
+        raise DataError(f"{path}: holds no '{CHECKPOINT_PREFIX}transformer_blocks.*' weights")
+    return json.loads(meta["config"])
+
+
+class TextConnectors(nn.Module):
+    """LTX-2's embeddings connectors: stored text-encoder features -> the context the transformer attends to.
+
+    Frozen: they belong to the base model and are not trained (the reference trainer left them trainable
+    but never optimized, which only costs memory).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from ltx_core.text_encoders.gemma.embeddings_connector import (
+            AudioEmbeddings1DConnectorConfigurator,
+            Embeddings1DConnectorConfigurator,
+        )
+
+        super().__init__()
+        self.video_connector = Embeddings1DConnectorConfigurator.from_config(config)
+        self.audio_connector = AudioEmbeddings1DConnectorConfigurator.from_config(config)
+
+    @torch.no_grad()
+    def forward(self, conditions: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessor, convert_to_additive_mask
+
+        processor = EmbeddingsProcessor(video_connector=self.video_connector, audio_connector=self.audio_connector)
+        videos, audios, masks = [], [], []
+        # ltx-core's register replacement handles one sample at a time.
+        for i in range(conditions["video_prompt_embeds"].shape[0]):
+            dtype = self.video_connector.learnable_registers.dtype
+            mask = convert_to_additive_mask(conditions["prompt_attention_mask"][i : i + 1], dtype)
+            video, audio, binary = processor.create_embeddings(
+                conditions["video_prompt_embeds"][i : i + 1].to(dtype),
+                conditions["audio_prompt_embeds"][i : i + 1].to(dtype),
+                mask,
+            )
+            videos.append(video)
+            audios.append(audio)
+            masks.append(binary)
+        return {
+            "video_prompt_embeds": torch.cat(videos),
+            "audio_prompt_embeds": torch.cat(audios),
+            "prompt_attention_mask": torch.cat(masks).long(),
+        }
+
+
+class LTX2Checkpoint(ModelSpec):
+    """``model=ltx2 model.checkpoint=/path/ltx-2-19b.safetensors``: the transformer and its text connectors."""
+
+    def __init__(self, checkpoint: str, dtype: str = "bfloat16", caption_channels: int = 3840) -> None:
+        path = Path(str(checkpoint)).expanduser()
+        if not path.is_file():
+            raise ConfigError("checkpoint", str(checkpoint), "an existing LTX-2 .safetensors checkpoint file")
+        check_choice("dtype", dtype, tuple(_DTYPES))
+        check_range("caption_channels", caption_channels, 1)
+        self.path, self.dtype, self.caption_channels = path, dtype, caption_channels
+
+    def config(self) -> dict[str, Any]:
+        return read_checkpoint_config(self.path)
+
+    def build(self, seed: int, device: torch.device) -> LoadedModel:
+        from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+        from ltx_core.model.transformer.model_configurator import (
+            LTXV_MODEL_COMFY_RENAMING_MAP,
+            LTXModelConfigurator,
+        )
+
+        config = self.config()
+        dtype = _DTYPES[self.dtype]
+        builder = SingleGPUModelBuilder(
+            model_class_configurator=LTXModelConfigurator,
+            model_path=str(self.path),
+            model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
+        )
+        try:
+            transformer = builder.build(device=device, dtype=dtype)
+        except Exception as exc:
+            raise DataError(f"{self.path}: could not be loaded by ltx-core ({type(exc).__name__}: {exc})") from exc
+        missing = [n for n, p in transformer.named_parameters() if p.is_meta]
+        if missing:
+            raise DataError(f"{self.path}: {len(missing)} transformer weights are missing, e.g. {missing[:3]}")
+        connectors = self.load_connectors(config, device, dtype)
+        return LoadedModel(transformer=transformer, config=config, encode_text=connectors)
+
+    def load_connectors(self, config: dict[str, Any], device: torch.device, dtype: torch.dtype) -> TextConnectors:
+        from safetensors import safe_open
+
+        with torch.device("meta"):
+            connectors = TextConnectors(config)
+        wanted = {name for name, _ in connectors.named_parameters()}
+        state = {}
+        with safe_open(str(self.path), "pt", device=str(device)) as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is no dict)
+                for ours, theirs in _CONNECTOR_PREFIXES.items():
+                    if key.startswith(theirs):
+                        state[ours + key[len(theirs) :]] = f.get_tensor(key).to(dtype)
+        missing = sorted(wanted - set(state))
+        if missing:
+            raise DataError(f"{self.path}: {len(missing)} text connector weights are missing, e.g. {missing[:3]}")
+        connectors.load_state_dict(state, strict=True, assign=True)
+        return connectors.requires_grad_(False).eval()

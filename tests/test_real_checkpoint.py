@@ -1,0 +1,130 @@
+"""model=ltx2: real-layout checkpoints through ltx-core's loader, their errors, dry runs and memory options."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import ROOT, compose_cfg
+from ltxtune.build import build_parts
+from ltxtune.errors import ConfigError, DataError
+from ltxtune.estimate import estimate
+from ltxtune.model.tiny import write_tiny_checkpoint
+from ltxtune.run import train
+
+# The tiny checkpoint's text connectors use ltx-core's 128 learnable registers: text length must be a multiple.
+LTX2 = ("model=ltx2", "model.caption_channels=32", "data.text_tokens=128")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "ltx2-tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def ltx2_data(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ltx2data") / "synthetic"
+
+
+def test_real_layout_checkpoint_trains_a_lora(checkpoint, ltx2_data, tmp_path) -> None:
+    cfg = compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", "model.dtype=float32", data_root=ltx2_data)
+    train(cfg, tmp_path)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "completed" and (tmp_path / "lora.safetensors").is_file()
+
+
+def test_bf16_base_trains_under_bf16_autocast_and_is_refused_without(checkpoint, ltx2_data, tmp_path) -> None:
+    cfg = compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", "trainer.mixed_precision=bf16", data_root=ltx2_data)
+    train(cfg, tmp_path / "bf16")
+    assert json.loads((tmp_path / "bf16" / "result.json").read_text())["status"] == "completed"
+    with pytest.raises(ConfigError, match=r"model.dtype='bfloat16'.*mixed_precision=bf16"):
+        train(compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", data_root=ltx2_data), tmp_path / "no")
+
+
+def test_text_connectors_are_loaded_and_frozen(checkpoint) -> None:
+    parts = build_parts(compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", "model.dtype=float32"))
+    model = parts.model.build(0, torch.device("cpu"))
+    connectors = model.encode_text
+    assert all(not p.requires_grad for p in connectors.parameters()) and not connectors.training
+    stored = load_file(str(checkpoint))
+    want = stored["model.diffusion_model.video_embeddings_connector.learnable_registers"].float()
+    assert torch.equal(connectors.video_connector.learnable_registers, want)
+    features = torch.randn(2, 128, 32)
+    mask = torch.zeros(2, 128, dtype=torch.long)
+    mask[:, :20] = 1
+    out = connectors({"video_prompt_embeds": features, "audio_prompt_embeds": features, "prompt_attention_mask": mask})
+    assert out["video_prompt_embeds"].shape == (2, 128, 32) and out["audio_prompt_embeds"].shape == (2, 128, 32)
+
+
+def test_missing_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"model.checkpoint='/no/such.safetensors'.*existing"):
+        build_parts(compose_cfg(*LTX2, "model.checkpoint=/no/such.safetensors"))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "no_config", "missing_keys"])
+def test_broken_checkpoints_name_the_file_and_the_problem(damage, checkpoint, tmp_path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    data = checkpoint.read_bytes()
+    expected = {
+        "garbage": "not a readable safetensors file",
+        "truncated": "could not be loaded|not a readable",
+        "no_config": "no model config",
+        "missing_keys": "weights are missing",
+    }[damage]
+    if damage == "garbage":
+        bad.write_bytes(b"this is not a checkpoint" * 10)
+    elif damage == "truncated":
+        bad.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        from safetensors import safe_open
+
+        with safe_open(str(checkpoint), "pt") as f:
+            meta = f.metadata() if damage == "missing_keys" else {}
+        tensors = load_file(str(checkpoint))
+        if damage == "missing_keys":
+            tensors = {k: v for k, v in tensors.items() if ".1.attn1." not in k}
+        save_file(tensors, str(bad), metadata=meta)
+    parts = build_parts(compose_cfg(*LTX2, f"model.checkpoint={bad}", "model.dtype=float32"))
+    with pytest.raises(DataError, match=expected) as info:
+        parts.model.build(0, torch.device("cpu"))
+    assert str(bad) in str(info.value)
+
+
+def test_dry_run_counts_parameters_and_tokens_without_training(synthetic_root, tmp_path) -> None:
+    cfg = compose_cfg("strategy.with_audio=true", "lora.rank=4", data_root=synthetic_root)
+    found = estimate(cfg)
+    parts = build_parts(cfg)
+    model = parts.model.build(0, torch.device("cpu"))
+    base = sum(p.numel() for p in model.transformer.parameters())
+    parts.lora.apply(model)
+    assert found.trainable_params == sum(p.numel() for p in model.transformer.parameters() if p.requires_grad)
+    assert found.total_params == base + found.trainable_params
+    assert (found.video_tokens, found.audio_tokens, found.text_tokens) == (72, 18, 16)
+    with_ckpt = estimate(compose_cfg("strategy.with_audio=true", "trainer.gradient_checkpointing=true",
+                                     data_root=synthetic_root))  # fmt: skip
+    assert with_ckpt.activations_gb < found.activations_gb
+
+    proc = subprocess.run(
+        [sys.executable, "train.py", "trainer.dry_run=true", f"data.root={synthetic_root}",
+         f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "trainable" in proc.stdout and "peak memory estimate" in proc.stdout
+    assert not (tmp_path / "lora.safetensors").exists()
+
+
+def test_gradient_checkpointing_gives_the_same_training(synthetic_root, tmp_path) -> None:
+    losses = {}
+    for flag in ("false", "true"):
+        run_dir = tmp_path / flag
+        train(compose_cfg(f"trainer.gradient_checkpointing={flag}", "trainer.max_steps=3", data_root=synthetic_root),
+              run_dir)  # fmt: skip
+        lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        losses[flag] = [m["train/loss"] for m in lines if "train/loss" in m]
+    assert losses["true"] == pytest.approx(losses["false"], rel=1e-5)
