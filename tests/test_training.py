@@ -152,3 +152,12 @@ def test_wandb_offline_run_is_written_and_finished_even_on_failure(synthetic_roo
     assert wandb.run is None
     result = json.loads((tmp_path / "bad" / "result.json").read_text())
     assert result["status"] == "failed" and "boom" in result["error"] and result["objective"] == float("inf")
+
+
+def test_loader_workers_read_the_same_batches_as_the_main_process(synthetic_root, tmp_path) -> None:
+    for name, workers in (("main", 0), ("workers", 2)):
+        cfg = compose_cfg(f"loader.num_workers={workers}", "loader.prefetch_factor=3", data_root=synthetic_root)
+        train(cfg, tmp_path / name)
+    a, b = (tmp_path / "main" / "lora.safetensors"), (tmp_path / "workers" / "lora.safetensors")
+    with safe_open(str(a), "pt") as fa, safe_open(str(b), "pt") as fb:
+        assert all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())  # noqa: SIM118

@@ -40,6 +40,7 @@ class Parts:
     trainer: Any
     checkpoint: Any
     validation: Any
+    loader: Any
     model: Any
     strategy: Any
     sampler: Any

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from torch import Tensor
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ltxtune.checkpoint import Checkpointer
@@ -23,7 +24,7 @@ from ltxtune.data.sampler import BucketBatchSampler
 from ltxtune.model.adapters import Adapter
 from ltxtune.model.base import LoadedModel
 from ltxtune.samplers import TimestepSampler
-from ltxtune.settings import TrainerSettings
+from ltxtune.settings import LoaderSettings, TrainerSettings
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 from ltxtune.tracking import Tracker
 from ltxtune.validation import ValidationLoss
@@ -96,13 +97,14 @@ class Trainer:
         validate_every: int,
         trackers: list[Tracker],
         settings: TrainerSettings,
+        loader: LoaderSettings,
         adapter: Adapter,
         metadata: dict[str, Any],
         checkpointer: Checkpointer | None = None,
         checkpoint_every: int = 0,
     ) -> None:
         self.accelerator, self.model, self.strategy, self.sampler = accelerator, model, strategy, sampler
-        self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
+        self.optimizer, self.scheduler, self.settings, self.loader = optimizer, scheduler, settings, loader
         self.dataset, self.batches = dataset, batches
         self.validation, self.validate_every, self.trackers = validation, validate_every, trackers
         self.adapter, self.metadata = adapter, metadata
@@ -142,11 +144,28 @@ class Trainer:
 
     # -- one optimizer step --------------------------------------------------------------------------
 
-    def next_batch(self, indices: Iterator[list[int]]) -> Batch:
-        self.consumed += 1
-        return collate([self.dataset[i] for i in next(indices)]).to(self.accelerator.device)
+    def batch_stream(self) -> Iterator[Batch]:
+        """Batches from the current data position on; worker processes read ahead when configured."""
+        indices = self.batches.iterate(self.consumed)
+        if self.loader.num_workers == 0:
+            return (collate([self.dataset[i] for i in chunk]) for chunk in indices)
+        return iter(
+            DataLoader(
+                self.dataset,
+                batch_sampler=indices,
+                collate_fn=collate,
+                num_workers=self.loader.num_workers,
+                pin_memory=self.loader.pin_memory,
+                prefetch_factor=self.loader.prefetch_factor,
+                persistent_workers=False,
+            )
+        )
 
-    def train_step(self, indices: Iterator[list[int]]) -> StepStats:
+    def next_batch(self, stream: Iterator[Batch]) -> Batch:
+        self.consumed += 1  # counted when used, not when a worker read it ahead: what resume must replay
+        return next(stream).to(self.accelerator.device)
+
+    def train_step(self, indices: Iterator[Batch]) -> StepStats:
         """``grad_accum`` micro-batches, one optimizer step (accelerate decides when gradients sync)."""
         stats = StepStats()
         for _ in range(self.settings.grad_accum):
@@ -209,7 +228,7 @@ class Trainer:
         """
         if self.step == 0:
             self.log({"val/loss": self.validation_loss()})
-        indices = self.batches.iterate(self.consumed)
+        indices = self.batch_stream()
         bar = tqdm(
             total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
         )

@@ -172,6 +172,7 @@ def _train(
         validate_every=parts.validation.every,
         trackers=trackers,
         settings=settings,
+        loader=parts.loader,
         adapter=parts.lora,
         metadata={"strategy": cfg.strategy._target_, "strategy_metadata": parts.strategy.get_checkpoint_metadata()},
         checkpointer=Checkpointer(run_dir, parts.checkpoint.keep_last, compat_facts(cfg)),

@@ -56,3 +56,16 @@ class ValidationSettings:
             raise ConfigError("sigmas", list(self.sigmas), "a non-empty list of noise levels in [0, 1]")
         for sigma in self.sigmas:
             check_range("sigmas", sigma, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How batches are read. On a 2-core machine with small samples, worker processes cost more than they save."""
+
+    num_workers: int = 0
+    pin_memory: bool = False
+    prefetch_factor: int = 2
+
+    def __post_init__(self) -> None:
+        check_range("num_workers", self.num_workers, 0)
+        check_range("prefetch_factor", self.prefetch_factor, 1)
