@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +63,20 @@ class PrecomputedDataset:
     root: Path
     sources: Mapping[str, str]  # directory under root -> batch key
     names: tuple[str, ...]
+    cache: bool = False  # keep loaded samples in memory (small datasets: the synthetic one, a few clips)
+    _cached: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, index: int) -> tuple[str, dict[str, dict[str, Any]]]:
         name = self.names[index]
-        return name, {key: load_sample_file(self.root / directory / name) for directory, key in self.sources.items()}
+        if index in self._cached:
+            return name, self._cached[index]
+        sample = {key: load_sample_file(self.root / directory / name) for directory, key in self.sources.items()}
+        if self.cache:
+            self._cached[index] = sample
+        return name, sample
 
     def shape_key(self, index: int) -> tuple:
         """What must match for two samples to share a batch: the shape of every tensor they hold."""

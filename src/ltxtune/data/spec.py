@@ -12,11 +12,11 @@ from ltxtune.errors import ConfigError, check_range
 class PrecomputedData:
     """A dataset already on disk in the SPEC layout; the last ``val_samples`` (sorted) are held out."""
 
-    def __init__(self, root: str, val_samples: int = 4) -> None:
+    def __init__(self, root: str, val_samples: int = 4, cache: bool = False) -> None:
         if not root:
             raise ConfigError("root", root, "the path of a precomputed dataset (data.root=/path/to/data)")
         check_range("val_samples", val_samples, 1)
-        self.root, self.val_samples = Path(root).expanduser(), val_samples
+        self.root, self.val_samples, self.cache = Path(root).expanduser(), val_samples, cache
 
     def prepare(self) -> None:
         """Make the data exist (a no-op here; the synthetic option generates it)."""
@@ -31,6 +31,6 @@ class PrecomputedData:
             )
         cut = len(names) - self.val_samples
         return (
-            PrecomputedDataset(self.root, dict(sources), tuple(names[:cut])),
+            PrecomputedDataset(self.root, dict(sources), tuple(names[:cut]), self.cache),
             PrecomputedDataset(self.root, dict(sources), tuple(names[cut:])),
         )

@@ -47,8 +47,9 @@ class SyntheticData(PrecomputedData):
         reference_downscale: int = 2,
         fps: float = 24.0,
         seed: int = 0,
+        cache: bool = True,
     ) -> None:
-        super().__init__(root, val_samples)
+        super().__init__(root, val_samples, cache)
         for key in ("num_samples", "frames", "height", "width", "text_tokens", "caption_dim", "reference_downscale"):
             check_range(key, locals()[key], 1)
         check_range("fps", fps, 0.0, lo_open=True)

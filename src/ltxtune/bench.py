@@ -1,0 +1,170 @@
+"""CPU benchmark: ltxtune's training step against a bare PyTorch loop doing the same math on the same model.
+
+    python -m ltxtune.bench [--steps 60] [--data-root .ltxtune/bench-data]
+
+Prints (and returns) three figures: the per-step time of both loops and their ratio, the data loader's
+samples per second against what the loop consumes, and the wall time of `python train.py` to its first step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from ltxtune import flow, positions
+from ltxtune.app import CONFIG_DIR
+from ltxtune.build import build_parts
+from ltxtune.data.batch import collate
+
+
+def compose_default(data_root: str, *overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=["logger=none", f"data.root={data_root}", *overrides])
+
+
+def time_steps(step, steps: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def ltxtune_step_times(cfg, steps: int) -> tuple[list[float], float]:
+    """Per-step seconds of ``Trainer.train_step`` (data loading included) and the samples per step."""
+    from accelerate import Accelerator
+
+    from ltxtune.data.sampler import BucketBatchSampler
+    from ltxtune.loop import Trainer
+    from ltxtune.run import reset_accelerate_state
+    from ltxtune.validation import ValidationLoss
+
+    parts = build_parts(cfg)
+    train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), "bench")
+    reset_accelerate_state()
+    accelerator = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = parts.model.build(0, accelerator.device)
+    parts.lora.apply(model)
+    optimizer = parts.optimizer.build([p for p in model.transformer.parameters() if p.requires_grad])
+    trainer = Trainer(
+        accelerator=accelerator, model=model, strategy=parts.strategy, sampler=parts.sampler, optimizer=optimizer,
+        scheduler=parts.scheduler.build(optimizer, 10_000), dataset=train_set,
+        batches=BucketBatchSampler([train_set.shape_key(i) for i in range(len(train_set))], parts.trainer.batch_size,
+                                   seed=0),
+        validation=ValidationLoss(val_set, parts.validation, parts.trainer.batch_size, accelerator.device),
+        validate_every=0, trackers=[], settings=parts.trainer, loader=parts.loader, adapter=parts.lora, metadata={},
+    )  # fmt: skip
+    stream = trainer.batch_stream()
+
+    def step() -> None:
+        trainer.train_step(stream)
+        trainer.scheduler.step()
+
+    return time_steps(step, steps), parts.trainer.batch_size
+
+
+def bare_step_times(cfg, steps: int) -> list[float]:
+    """The same model, LoRA, batch size and math in a plain loop over batches held in memory."""
+    parts = build_parts(cfg)
+    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "bench")
+    torch.manual_seed(0)
+    model = parts.model.build(0, torch.device("cpu"))
+    parts.lora.apply(model)
+    net = model.transformer
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    b = parts.trainer.batch_size
+    batches = [collate([train_set[j] for j in range(i, i + b)]) for i in range(0, len(train_set) - b + 1, b)]
+    g = torch.Generator().manual_seed(0)
+    k = [0]
+
+    def step() -> None:
+        batch = batches[k[0] % len(batches)]
+        k[0] += 1
+        latents = batch["latents"]["latents"]
+        x0 = positions.patchify_video(latents)
+        _, _, f, h, w = latents.shape
+        sigma = parts.sampler.sample_for(x0, g)
+        cond = torch.zeros(x0.shape[:2], dtype=torch.bool)
+        noised = flow.noise_tokens(x0, sigma, cond, g)
+        from ltx_core.model.transformer.modality import Modality
+
+        text = batch["conditions"]
+        video = Modality(
+            latent=noised.latent, sigma=sigma, timesteps=noised.timesteps,
+            positions=positions.video_positions(f, h, w, batch["latents"]["fps"].float(), x0.device),
+            context=text["video_prompt_embeds"], context_mask=text["prompt_attention_mask"].long(),
+        )  # fmt: skip
+        pred, _ = net(video=video, audio=None, perturbations=None)
+        loss = flow.masked_loss(pred, noised.target, noised.loss_mask).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return time_steps(step, steps)
+
+
+def loader_samples_per_s(cfg, seconds: float = 3.0) -> float:
+    """Samples per second read and collated from disk (no in-memory cache), in the training process."""
+    parts = build_parts(cfg)
+    parts.data.cache = False
+    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "bench")
+    b = parts.trainer.batch_size
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        collate([train_set[(n + j) % len(train_set)] for j in range(b)])
+        n += b
+    return n / (time.perf_counter() - start)
+
+
+def startup_to_first_step(data_root: str) -> float:
+    """Wall seconds of `python train.py` with one step and no validation: imports, data check, model, one step."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(Path(CONFIG_DIR).parent / "train.py"), "logger=none", "trainer.max_steps=1",
+         "validation.every=0", "validation.sigmas=[0.5]", f"data.root={data_root}",
+         "hydra.run.dir=outputs/bench-first-step"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--data-root", default=".ltxtune/synthetic")
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    cfg = compose_default(args.data_root)
+    build_parts(cfg).data.prepare()
+
+    bare = statistics.median(bare_step_times(cfg, args.steps))
+    ours_times, batch = ltxtune_step_times(cfg, args.steps)
+    ours = statistics.median(ours_times)
+    loader = loader_samples_per_s(cfg)
+    first = startup_to_first_step(args.data_root)
+    print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU")
+    print(f"step time (median of {args.steps}): ltxtune {1000 * ours:.2f} ms, bare PyTorch {1000 * bare:.2f} ms,"
+          f" ratio {ours / bare:.3f}")  # fmt: skip
+    print(f"data loader (from disk, uncached): {loader:.0f} samples/s; the loop consumes {batch / ours:.0f}"
+          f" samples/s ({100 * batch / ours / loader:.1f}% of the loader's rate)")  # fmt: skip
+    uncached = statistics.median(ltxtune_step_times(compose_default(args.data_root, "data.cache=false"), args.steps)[0])
+    print(f"step time with data.cache=false (every sample read from disk): {1000 * uncached:.2f} ms,"
+          f" ratio {uncached / bare:.3f}")  # fmt: skip
+    print(f"start-up to the end of the first step (`python train.py trainer.max_steps=1`): {first:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
