@@ -128,3 +128,15 @@ def test_gradient_checkpointing_gives_the_same_training(synthetic_root, tmp_path
         lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
         losses[flag] = [m["train/loss"] for m in lines if "train/loss" in m]
     assert losses["true"] == pytest.approx(losses["false"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_blocks_train_like_eager_ones(synthetic_root, tmp_path) -> None:
+    """torch.compile per transformer block (inductor, about a minute of compiling on a CPU)."""
+    losses = {}
+    for flag in ("false", "true"):
+        run_dir = tmp_path / flag
+        train(compose_cfg(f"trainer.compile={flag}", "trainer.max_steps=2", data_root=synthetic_root), run_dir)
+        lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        losses[flag] = [m["train/loss"] for m in lines if "train/loss" in m]
+    assert losses["true"] == pytest.approx(losses["false"], rel=1e-4)

@@ -146,6 +146,9 @@ def _train(
     parts.lora.apply(model)
     if settings.gradient_checkpointing:
         model.transformer.set_gradient_checkpointing(True)
+    if settings.compile:  # per block: one compiled graph serves every layer, and recompiles stay local
+        for block in model.transformer.transformer_blocks:
+            block.compile()
     trainable = [p for p in model.transformer.parameters() if p.requires_grad]
     optimizer = parts.optimizer.build(trainable)
     scheduler = parts.scheduler.build(optimizer, settings.max_steps)

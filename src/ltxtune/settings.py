@@ -19,6 +19,7 @@ class TrainerSettings:
     log_every: int = 1
     cpu: bool = False
     gradient_checkpointing: bool = False
+    compile: bool = False
     dry_run: bool = False
 
     def __post_init__(self) -> None:
