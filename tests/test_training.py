@@ -161,3 +161,12 @@ def test_loader_workers_read_the_same_batches_as_the_main_process(synthetic_root
     a, b = (tmp_path / "main" / "lora.safetensors"), (tmp_path / "workers" / "lora.safetensors")
     with safe_open(str(a), "pt") as fa, safe_open(str(b), "pt") as fb:
         assert all(torch.equal(fa.get_tensor(k), fb.get_tensor(k)) for k in fa.keys())  # noqa: SIM118
+
+
+def test_8bit_adamw_without_cuda_or_bitsandbytes_says_what_to_do(synthetic_root, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine can run 8-bit AdamW; the message is for machines that cannot")
+    from ltxtune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"optimizer='adamw8bit'.*(bitsandbytes|CUDA)"):
+        train(compose_cfg("optimizer=adamw8bit", data_root=synthetic_root), tmp_path)
