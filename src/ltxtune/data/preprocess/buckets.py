@@ -1,0 +1,83 @@
+"""Resolution buckets ``WxHxF`` and the choice of one per clip; pixel masks to the latent grid."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ltxtune.errors import ConfigError
+
+# ltx-core's VAE: 32x32 pixels per latent cell, 8 frames per latent frame after the first.
+SPATIAL, TEMPORAL = 32, 8
+
+
+@dataclass(frozen=True, order=True)
+class Bucket:
+    """A target clip size in pixels: ``width x height``, ``frames`` = 8k + 1."""
+
+    width: int
+    height: int
+    frames: int
+
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(F, H, W)`` of this bucket's video latents."""
+        return (self.frames - 1) // TEMPORAL + 1, self.height // SPATIAL, self.width // SPATIAL
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}x{self.frames}"
+
+
+def parse_buckets(specs: Sequence[str]) -> tuple[Bucket, ...]:
+    """Parse ``["768x512x49", ...]``; raise ``ConfigError`` naming the first bad entry."""
+    allowed = "WxHxF with W and H multiples of 32 and F = 8k + 1 (for example 768x512x49)"
+    if not specs:
+        raise ConfigError("buckets", list(specs), "at least one " + allowed)
+    buckets = []
+    for spec in specs:
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*", str(spec))
+        if not match:
+            raise ConfigError("buckets", spec, allowed)
+        w, h, f = map(int, match.groups())
+        if w <= 0 or h <= 0 or w % SPATIAL or h % SPATIAL or f < 1 or (f - 1) % TEMPORAL:
+            raise ConfigError("buckets", spec, allowed)
+        buckets.append(Bucket(w, h, f))
+    return tuple(buckets)
+
+
+def choose_bucket(buckets: Sequence[Bucket], width: int, height: int, frames: int, is_image: bool) -> Bucket | None:
+    """The bucket nearest the clip's aspect ratio, then with the most frames the clip has.
+
+    An image takes the nearest aspect ratio with one frame. Returns ``None`` when the clip is shorter
+    than every bucket. Aspect ratios are compared in log space, so 2:1 and 1:2 are equally far from 1:1.
+    """
+    fitting = [b for b in buckets if is_image or b.frames <= frames]
+    if not fitting:
+        return None
+    aspect = math.log(width / height)
+    best = min(fitting, key=lambda b: (round(abs(math.log(b.aspect) - aspect), 6), -b.frames))
+    return Bucket(best.width, best.height, 1) if is_image else best
+
+
+def mask_to_latent_grid(mask: Tensor) -> Tensor:
+    """Pixel mask ``[F, H, W]`` (1 = region to generate) -> latent keep-mask ``[F', H', W']`` in {0, 1}.
+
+    A latent cell is generated when any pixel it encodes is (max-pooling), so the conditioning never leaks
+    into the region to generate. Latent frame 0 encodes pixel frame 0 alone; frame k encodes frames
+    8(k-1)+1 ... 8k, as the causal VAE does.
+    """
+    f, h, w = mask.shape
+    m = mask.float()
+    rest = m[1:].reshape((f - 1) // TEMPORAL, TEMPORAL, h, w).amax(dim=1)
+    frames = torch.cat([m[:1], rest])
+    cells = torch.nn.functional.max_pool2d(frames.unsqueeze(1), SPATIAL).squeeze(1)
+    return 1.0 - cells

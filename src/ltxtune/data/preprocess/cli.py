@@ -1,0 +1,84 @@
+"""The Hydra entry point of ``preprocess.py``. Kept light: torch, PyAV and ltx-core load only when a job runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+if TYPE_CHECKING:
+    from ltxtune.data.preprocess.pipeline import Encoders, Summary
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[4] / "conf")
+
+
+def build_encoders(cfg: DictConfig) -> Encoders:
+    """Instantiate the ``encoders`` group (called only once there is work to do)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from ltxtune.data.preprocess.pipeline import Encoders
+    from ltxtune.errors import ConfigError
+
+    def build(name: str) -> object:
+        try:
+            return instantiate(cfg.encoders[name])
+        except InstantiationException as exc:  # Hydra wraps the constructor's own message: give it back as is
+            if isinstance(exc.__cause__, ConfigError):
+                raise exc.__cause__.within(f"encoders.{name}") from None
+            raise
+
+    return Encoders(video=build("video"), audio=build("audio") if cfg.audio else None, text=build("text"))
+
+
+def preprocess(cfg: DictConfig) -> Summary:
+    """Read the dataset file (or make the demo clips), preprocess this process's share, print a summary."""
+    from ltxtune.data.preprocess.demo import make_demo
+    from ltxtune.data.preprocess.manifest import Columns, read_rows
+    from ltxtune.data.preprocess.pipeline import Preprocessor
+    from ltxtune.errors import ConfigError
+
+    for key in [k for k in cfg.encoders if OmegaConf.is_missing(cfg.encoders, k)]:  # before any clip is read
+        raise ConfigError(f"encoders.{key}", "???", "a path; required with this encoders option (see docs/data.md)")
+    # `accelerate launch` / `torchrun` set these: each process takes every WORLD_SIZE-th row.
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    preprocessor = Preprocessor(
+        output=cfg.output,
+        buckets=list(cfg.buckets),
+        audio=cfg.audio,
+        image_fps=cfg.image_fps,
+        reference_downscale=cfg.reference_downscale,
+        reference_frame_stride=cfg.reference_frame_stride,
+        overwrite=cfg.overwrite,
+        strict=cfg.strict,
+        rank=rank,
+        world=world,
+    )
+    dataset = Path(cfg.input).expanduser() if cfg.input else make_demo(Path(cfg.demo.dir), cfg.demo.num_clips)
+    if not cfg.input and rank == 0:
+        print(f"no input given: made {cfg.demo.num_clips} demo clips with sound, listed in {dataset}")
+    rows = read_rows(dataset, Columns(**cfg.columns))
+    summary = preprocessor.run(rows, lambda: build_encoders(cfg), source=str(dataset))
+    if rank == 0:
+        print(summary.line(rank, world))
+        if summary.skipped:
+            print(f"skipped samples and why: {preprocessor.report_path()}")
+        print(f"train on it: python train.py data=precomputed data.root={cfg.output}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="preprocess")
+def main(cfg: DictConfig) -> None:
+    from ltxtune.errors import ConfigError, DataError
+
+    try:
+        preprocess(cfg)
+    except (ConfigError, DataError) as exc:
+        sys.exit(f"error: {exc}")
+    except MissingMandatoryValue as exc:
+        sys.exit(f"error: {exc.full_key} must be set")

@@ -1,0 +1,155 @@
+"""Reading and writing media files with PyAV: frames resized to a bucket, audio resampled, demo clips written.
+
+PyAV bundles FFmpeg in its wheel, so nothing outside ``pip install`` is needed. Every reader raises
+``MediaError`` (with FFmpeg's own message) for a file it cannot decode, so the caller can skip that sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+
+# Demuxers that hold one still image: such a source becomes a one-frame clip.
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
+
+
+class MediaError(Exception):
+    """A file that exists but cannot be decoded (corrupt, truncated, or no video stream)."""
+
+
+class TooShort(MediaError):
+    """A file that decodes but holds fewer frames than asked for (its header promised more)."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the container says about a file, before any frame is decoded."""
+
+    width: int
+    height: int
+    frames: int  # frames in the video stream (1 for an image); an estimate when the container does not store it
+    fps: float
+    is_image: bool
+    has_audio: bool
+
+
+def probe(path: Path, image_fps: float) -> MediaInfo:
+    """Read the size, frame count and frame rate of ``path``'s first video stream."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError("no video stream")
+            stream = container.streams.video[0]
+            is_image = container.format.name in _IMAGE_FORMATS and (stream.frames or 1) <= 1
+            rate = stream.average_rate or stream.guessed_rate
+            fps = image_fps if is_image or not rate else float(rate)
+            frames = stream.frames
+            if is_image:
+                frames = 1
+            elif not frames and stream.duration and stream.time_base:
+                frames = int(float(stream.duration * stream.time_base) * fps)
+            elif not frames and container.duration:
+                frames = int(container.duration / av.time_base * fps)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            return MediaInfo(width, height, int(frames), fps, is_image, bool(container.streams.audio))
+    except av.FFmpegError as exc:
+        raise MediaError(str(exc)) from exc
+
+
+def cover_size(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int]:
+    """The smallest size with ``width:height``'s aspect that covers ``target_w x target_h``."""
+    scale = max(target_w / width, target_h / height)
+    return max(target_w, round(width * scale)), max(target_h, round(height * scale))
+
+
+def read_frames(path: Path, num_frames: int, width: int, height: int, stride: int = 1, gray: bool = False) -> Tensor:
+    """Decode frames ``0, stride, 2*stride, ...`` (``num_frames`` of them), resized and centre-cropped.
+
+    Returns ``[F, 3, height, width]`` uint8 RGB (``[F, 1, height, width]`` with ``gray``). Raises
+    ``MediaError`` when the file cannot be decoded or holds fewer frames than asked for.
+    """
+    fmt = "gray" if gray else "rgb24"
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            sw, sh = cover_size(stream.codec_context.width, stream.codec_context.height, width, height)
+            top, left = (sh - height) // 2, (sw - width) // 2
+            for index, frame in enumerate(container.decode(stream)):
+                if index % stride:
+                    continue
+                # swscale resizes in C on the decoder's own pixel format: far cheaper than resizing RGB tensors
+                array = frame.to_ndarray(width=sw, height=sh, format=fmt, interpolation="AREA")
+                frames.append(array[top : top + height, left : left + width])
+                if len(frames) == num_frames:
+                    break
+    except (av.FFmpegError, IndexError) as exc:
+        raise MediaError(str(exc) or "no video stream") from exc
+    if len(frames) < num_frames:
+        raise TooShort(f"decoded {len(frames)} frames, {num_frames} needed")
+    video = torch.from_numpy(np.stack(frames))
+    return video.unsqueeze(1) if gray else video.permute(0, 3, 1, 2).contiguous()
+
+
+def read_audio(path: Path, seconds: float, sample_rate: int) -> Tensor | None:
+    """The first ``seconds`` of ``path``'s audio as ``[2, seconds * sample_rate]`` float in [-1, 1].
+
+    Mono is duplicated to stereo and other layouts are downmixed by FFmpeg; audio shorter than ``seconds``
+    is padded with silence. Returns ``None`` when the file has no audio stream.
+    """
+    wanted = round(seconds * sample_rate)
+    chunks: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=sample_rate)
+            got = 0
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+                    got += chunks[-1].shape[1]
+                if got >= wanted:
+                    break
+            else:
+                chunks += [out.to_ndarray() for out in resampler.resample(None)]
+    except av.FFmpegError as exc:
+        raise MediaError(str(exc)) from exc
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+    audio = audio[:, :wanted]
+    if audio.shape[1] < wanted:
+        audio = np.pad(audio, ((0, 0), (0, wanted - audio.shape[1])))
+    return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+
+
+def write_clip(path: Path, video: Tensor, fps: int, audio: Tensor | None = None, sample_rate: int = 44100) -> None:
+    """Write ``video`` ``[F, H, W, 3]`` uint8 as H.264 (and ``audio`` ``[2, S]`` float as AAC) to an ``.mp4``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        vstream = container.add_stream("libx264", rate=fps)
+        vstream.width, vstream.height = video.shape[2], video.shape[1]
+        vstream.pix_fmt = "yuv420p"
+        vstream.options = {"preset": "ultrafast", "crf": "18"}
+        astream = container.add_stream("aac", rate=sample_rate, layout="stereo") if audio is not None else None
+        for i, rgb in enumerate(video.numpy()):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(vstream.encode(frame))
+        container.mux(vstream.encode(None))
+        if astream is not None:
+            samples = audio.numpy().astype(np.float32)
+            step = astream.codec_context.frame_size or 1024
+            for start in range(0, samples.shape[1], step):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(samples[:, start : start + step]), format="fltp", layout="stereo"
+                )
+                frame.sample_rate, frame.pts = sample_rate, start
+                container.mux(astream.encode(frame))
+            container.mux(astream.encode(None))

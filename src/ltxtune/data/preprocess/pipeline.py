@@ -1,0 +1,259 @@
+"""From dataset rows to the precomputed layout (SPEC B.5): one sample at a time, atomically, resumably.
+
+A sample's files are written one by one, each atomically (a temporary name, then ``os.replace``), and
+``latents/`` last: the trainer lists samples from ``latents/``, so an interrupted sample is never seen as
+complete, and a re-run (which skips a sample only when all its files exist) redoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
+from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
+from ltxtune.data.preprocess.manifest import Row
+from ltxtune.data.preprocess.media import MediaError, TooShort, probe, read_audio, read_frames
+from ltxtune.data.preprocess.text import TextFeatures
+from ltxtune.errors import ConfigError, DataError, check_range
+
+FORMAT_VERSION = 1
+
+
+class TextEncoder(Protocol):
+    def encode(self, caption: str) -> TextFeatures: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Encoders:
+    video: VideoVAE
+    audio: AudioVAE | None  # None when audio is off
+    text: TextEncoder
+
+    def describe(self) -> dict[str, Any]:
+        audio = self.audio.describe() if self.audio is not None else None
+        return {"video": self.video.describe(), "audio": audio, "text": self.text.describe()}
+
+
+class Skip(Exception):
+    """A sample that cannot be made; ``kind`` groups the summary, ``detail`` names the file and the cause."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind, self.detail = kind, detail
+        super().__init__(f"{kind}: {detail}")
+
+
+@dataclass
+class Summary:
+    """What one run did; ``skipped`` holds ``(row, Skip)`` in row order."""
+
+    done: int = 0
+    already: int = 0
+    silent: int = 0
+    seconds: float = 0.0
+    skipped: list[tuple[Row, Skip]] = field(default_factory=list)
+    buckets: Counter = field(default_factory=Counter)
+
+    def line(self, rank: int = 0, world: int = 1) -> str:
+        rate = self.done / self.seconds if self.seconds > 0 else 0.0
+        share = f" (process {rank} of {world}: its share of the rows)" if world > 1 else ""
+        if not self.done and not self.skipped:
+            return f"nothing to do{share}: {self.already} samples already done (overwrite=true redoes them)"
+        parts = [f"preprocessed {self.done} clips in {self.seconds:.1f} s ({rate:.2f} clips/s){share}"]
+        if self.already:
+            parts.append(f"{self.already} already done")
+        if self.skipped:
+            kinds = Counter(skip.kind for _, skip in self.skipped)
+            parts.append(
+                f"skipped {len(self.skipped)} (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
+            )
+        if self.silent:
+            parts.append(f"{self.silent} without an audio track (silence encoded)")
+        return "; ".join(parts)
+
+
+def atomic_save(data: dict[str, Any], path: Path) -> None:
+    """``torch.save`` under a temporary name in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+
+
+class Preprocessor:
+    """Turns rows into samples under ``output``. ``rank``/``world`` split the rows between processes."""
+
+    def __init__(
+        self,
+        output: str,
+        buckets: Sequence[str],
+        audio: bool = True,
+        image_fps: float = 24.0,
+        reference_downscale: int = 1,
+        reference_frame_stride: int = 1,
+        overwrite: bool = False,
+        strict: bool = False,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        check_range("image_fps", image_fps, 0.0, lo_open=True)
+        check_range("reference_downscale", reference_downscale, 1)
+        check_range("reference_frame_stride", reference_frame_stride, 1)
+        self.buckets = parse_buckets(buckets)
+        for b in self.buckets:
+            if b.width % (32 * reference_downscale) or b.height % (32 * reference_downscale):
+                raise ConfigError(
+                    "reference_downscale", reference_downscale, f"one that keeps bucket {b} a multiple of 32"
+                )
+            if (b.frames - 1) % (8 * reference_frame_stride):
+                raise ConfigError(
+                    "reference_frame_stride",
+                    reference_frame_stride,
+                    f"one with (F-1) of bucket {b} a multiple of 8*stride",
+                )
+        self.root = Path(output).expanduser()
+        self.audio, self.image_fps, self.overwrite, self.strict = audio, image_fps, overwrite, strict
+        self.downscale, self.stride = reference_downscale, reference_frame_stride
+        self.rank, self.world = rank, world
+
+    def outputs(self, row: Row) -> list[Path]:
+        """Every file ``row`` becomes, ``latents/`` last (it marks the sample complete)."""
+        dirs = ["conditions"]
+        if self.audio:
+            dirs.append("audio_latents")
+        if row.reference is not None:
+            dirs.append("reference_latents")
+        if row.mask is not None:
+            dirs += ["video_masks", "mask_latents"]
+        return [self.root / d / row.name for d in [*dirs, "latents"]]
+
+    def plan(self, rows: Sequence[Row]) -> tuple[list[Row], int]:
+        """This rank's rows still to do, and how many of its rows are already complete."""
+        mine = [row for row in rows if row.index % self.world == self.rank]
+        todo = [row for row in mine if self.overwrite or not all(p.is_file() for p in self.outputs(row))]
+        return todo, len(mine) - len(todo)
+
+    def run(self, rows: Sequence[Row], load_encoders: Callable[[], Encoders], source: str = "") -> Summary:
+        """Process this rank's share of ``rows``; encoders are built only when there is work."""
+        todo, already = self.plan(rows)
+        summary = Summary(already=already)
+        if todo:
+            encoders = load_encoders()
+            start = time.perf_counter()
+            bar = tqdm(todo, desc="preprocess", unit="clip", disable=self.rank != 0, ascii=True)
+            for row in bar:
+                try:
+                    bucket, silent = self.process(row, encoders)
+                except Skip as skip:
+                    if self.strict:
+                        raise DataError(f"row {row.index} ({row.media}): {skip} (strict=true stops here)") from skip
+                    summary.skipped.append((row, skip))
+                    bar.set_postfix(skipped=len(summary.skipped))
+                    continue
+                summary.done += 1
+                summary.silent += silent
+                summary.buckets[str(bucket)] += 1
+            summary.seconds = time.perf_counter() - start
+            self.write_records(summary, encoders, source)
+        return summary
+
+    def process(self, row: Row, enc: Encoders) -> tuple[Bucket, bool]:
+        """Encode and write one sample; raise ``Skip`` before writing anything when an input is bad."""
+        if not row.caption:
+            raise Skip("empty caption", str(row.media))
+        for path in (row.media, row.reference, row.mask, row.audio):
+            if path is not None and not path.is_file():
+                raise Skip("missing file", str(path))
+        try:
+            info = probe(row.media, self.image_fps)
+            bucket = choose_bucket(self.buckets, info.width, info.height, info.frames, info.is_image)
+            if bucket is None:
+                shortest = min(b.frames for b in self.buckets)
+                raise Skip("too short", f"{row.media}: {info.frames} frames, the shortest bucket needs {shortest}")
+            # Decode every input before encoding anything: a bad reference or mask must not cost a VAE pass.
+            frames = read_frames(row.media, bucket.frames, bucket.width, bucket.height)
+            reference = self._read_reference(row, bucket)
+            mask = read_frames(row.mask, bucket.frames, bucket.width, bucket.height, gray=True) if row.mask else None
+            seconds = bucket.frames / info.fps
+            waveform = read_audio(row.audio or row.media, seconds, enc.audio.sample_rate) if self.audio else None
+        except TooShort as exc:
+            raise Skip("too short", f"{row.media}: {exc}") from exc
+        except MediaError as exc:
+            raise Skip("unreadable", f"{row.media}: {exc}") from exc
+
+        files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(row.caption).to_file()}
+        silent = self.audio and waveform is None
+        if self.audio:
+            wave = torch.zeros(2, round(seconds * enc.audio.sample_rate)) if waveform is None else waveform
+            latents = enc.audio.encode(wave, seconds)
+            files["audio_latents"] = {"latents": latents, "num_time_steps": latents.shape[1], "duration": seconds}
+        if reference is not None:
+            ref = enc.video.encode(reference)
+            files["reference_latents"] = self._latent_file(ref, info.fps / self.stride)
+        if mask is not None:
+            generate = mask[:, 0] > 127  # white = the region to generate
+            files["video_masks"] = {"mask": mask_to_latent_grid(generate)}
+            files["mask_latents"] = self._latent_file(
+                enc.video.encode((generate * 255).to(torch.uint8)[:, None]), info.fps
+            )
+        files["latents"] = self._latent_file(enc.video.encode(frames), info.fps)
+        for directory, data in files.items():  # insertion order: latents/ last
+            atomic_save(data, self.root / directory / row.name)
+        return bucket, silent
+
+    def _read_reference(self, row: Row, bucket: Bucket) -> Tensor | None:
+        if row.reference is None:
+            return None
+        frames = (bucket.frames - 1) // self.stride + 1
+        size = (bucket.width // self.downscale, bucket.height // self.downscale)
+        try:
+            return read_frames(row.reference, frames, *size, stride=self.stride)
+        except TooShort as exc:
+            raise Skip("too short", f"reference {row.reference}: {exc}") from exc
+        except MediaError as exc:
+            raise Skip("unreadable", f"reference {row.reference}: {exc}") from exc
+
+    @staticmethod
+    def _latent_file(latents: Tensor, fps: float) -> dict[str, Any]:
+        _, f, h, w = latents.shape
+        return {"latents": latents, "num_frames": f, "height": h, "width": w, "fps": float(fps)}
+
+    def report_path(self) -> Path:
+        return self.root / ("skipped.jsonl" if self.world == 1 else f"skipped.rank{self.rank}.jsonl")
+
+    def write_records(self, summary: Summary, encoders: Encoders, source: str) -> None:
+        """The skip report (one JSON line per skipped row, rewritten every run) and, on rank 0, what made the data."""
+        lines = [
+            json.dumps(
+                {"row": row.index, "media": str(row.media), "name": row.name, "reason": s.kind, "detail": s.detail}
+            )
+            for row, s in summary.skipped
+        ]
+        self.root.mkdir(parents=True, exist_ok=True)
+        if lines:
+            self.report_path().write_text("".join(line + "\n" for line in lines))
+        else:  # a report left by an earlier run would describe inputs that are fine now
+            self.report_path().unlink(missing_ok=True)
+        if self.rank == 0:
+            info = {
+                "format": FORMAT_VERSION,
+                "input": source,
+                "buckets": [str(b) for b in self.buckets],
+                "audio": self.audio,
+                "reference_downscale": self.downscale,
+                "reference_frame_stride": self.stride,
+                "encoders": encoders.describe(),
+            }
+            (self.root / "preprocess.json").write_text(json.dumps(info, indent=1))
