@@ -6,7 +6,7 @@ where True means "this token is conditioning" (``cond``) or "this token is score
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -68,4 +68,55 @@ def noise_tokens(x0: Tensor, sigma: Tensor, cond: Tensor, generator: torch.Gener
         sigma=sigma,
         cond=cond,
         loss_mask=~cond,
+    )
+
+
+def clean_tokens(x0: Tensor) -> NoisedTokens:
+    """A frozen modality ``x0 [B, T, C]``: every token conditioning (clean, sigma 0, timestep 0), none scored.
+
+    The target is zero: a frozen modality has nothing to predict, it is only attended to.
+    """
+    b, t, _ = x0.shape
+    cond = torch.ones(b, t, dtype=torch.bool, device=x0.device)
+    zeros = torch.zeros(b, device=x0.device)
+    return NoisedTokens(
+        latent=x0,
+        target=torch.zeros_like(x0),
+        timesteps=per_token_timesteps(zeros, cond),
+        sigma=zeros,
+        cond=cond,
+        loss_mask=~cond,
+    )
+
+
+def condition_tokens(noised: NoisedTokens, x0: Tensor, mask: Tensor) -> NoisedTokens:
+    """Turn the ``mask [B, T]`` tokens into conditioning: latent ``x0 [B, T, C]``, timestep 0, never scored.
+
+    For a binary ``m`` this is ``x = m*x0 + (1-m)*x_t; timesteps *= (1-m); loss_mask &= (m == 0)``;
+    ``torch.where`` keeps it exact whatever the dtype. Earlier conditioning is kept (masks accumulate).
+    """
+    return replace(
+        noised,
+        latent=torch.where(mask.unsqueeze(-1), x0, noised.latent),
+        timesteps=noised.timesteps.masked_fill(mask, 0),
+        cond=noised.cond | mask,
+        loss_mask=noised.loss_mask & ~mask,
+    )
+
+
+def prepend_clean(noised: NoisedTokens, clean: Tensor) -> NoisedTokens:
+    """Put clean tokens ``clean [B, R, C]`` before the sequence (IC-LoRA references): ``[clean | noised]``.
+
+    They get timestep 0, no loss, and a zero target, so that targets and masks stay aligned with the
+    sequence the model sees; ``masked_loss`` is unchanged by unscored tokens.
+    """
+    b, r, _ = clean.shape
+    cond = torch.ones(b, r, dtype=torch.bool, device=clean.device)
+    return replace(
+        noised,
+        latent=torch.cat([clean.to(noised.latent.dtype), noised.latent], dim=1),
+        target=torch.cat([torch.zeros_like(clean, dtype=noised.target.dtype), noised.target], dim=1),
+        timesteps=torch.cat([noised.timesteps.new_zeros(b, r), noised.timesteps], dim=1),
+        cond=torch.cat([cond, noised.cond], dim=1),
+        loss_mask=torch.cat([~cond, noised.loss_mask], dim=1),
     )

@@ -1,0 +1,175 @@
+"""The flexible strategy: a video and an audio track, each generated or frozen, each with its conditions.
+
+Every built-in mode is a configuration of it (``conf/experiment/``): text-to-video+audio, image-to-video,
+extension, IC-LoRA references, audio-to-video, video-to-audio, inpainting, outpainting, text-to-audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from ltx_core.model.transformer.modality import Modality
+from torch import Tensor
+
+from ltxtune.conditions import Condition, Stream
+from ltxtune.data.batch import Batch
+from ltxtune.errors import ConfigError
+from ltxtune.samplers import TimestepSampler
+from ltxtune.strategies.base import (
+    AudioTokens,
+    ModelInputs,
+    TrainingStrategy,
+    VideoTokens,
+    audio_modality,
+    video_modality,
+)
+
+
+@dataclass(frozen=True)
+class TrackInputs:
+    """One track ready for the model: its ``Modality``, and its target and loss mask when generated."""
+
+    modality: Modality
+    targets: Tensor | None
+    loss_mask: Tensor | None
+
+
+class Track:
+    """One modality of the flexible strategy.
+
+    Args:
+        is_generated: True = noised, predicted and scored; False = a frozen condition (clean, sigma 0,
+            timestep 0, no target, no loss) that the generated track attends to.
+        latents_dir: its latents under ``data.root``.
+        conditions: ``Condition`` objects, applied in order (only on a generated track).
+    """
+
+    name: ClassVar[str]
+    batch_key: ClassVar[str]
+    tokens: ClassVar[Callable[[dict[str, Any]], VideoTokens | AudioTokens]]
+    modality: ClassVar[Callable[..., Modality]]
+    accepts_video_only: ClassVar[bool]
+
+    def __init__(self, is_generated: bool = True, latents_dir: str = "", conditions: Sequence[Condition] = ()) -> None:
+        if not latents_dir:
+            raise ConfigError("latents_dir", latents_dir, "a directory under data.root")
+        self.is_generated, self.latents_dir = bool(is_generated), latents_dir
+        self.conditions = list(conditions)
+
+    def check(self) -> None:
+        """Refuse conditions this track cannot take; keys are relative to the strategy (``audio.conditions[0]``)."""
+        if self.conditions and not self.is_generated:
+            raise ConfigError(
+                f"{self.name}.conditions",
+                [type(c).__name__ for c in self.conditions],
+                f"[] while {self.name}.is_generated is false (a frozen track is all condition already)",
+            )
+        for i, condition in enumerate(self.conditions):
+            if condition.video_only and not self.accepts_video_only:
+                raise ConfigError(
+                    f"{self.name}.conditions[{i}]",
+                    type(condition).__name__,
+                    f"a condition for {self.name} (Prefix, Suffix, Mask, Reference): it has no frames or pixels",
+                )
+
+    def get_data_sources(self) -> dict[str, str]:
+        sources = {self.latents_dir: self.batch_key}
+        for condition in self.conditions:
+            sources.update(condition.get_data_sources())
+        return sources
+
+    def prepare(self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None) -> TrackInputs:
+        target = self.tokens(batch[self.batch_key])
+        if not self.is_generated:
+            stream = Stream.frozen(target)
+        else:
+            # The sigma follows this track's own token count (the sampler's shift), references excluded.
+            stream = Stream.generated(target, sampler.sample_for(target.tokens, generator), generator)
+        for i, condition in enumerate(self.conditions):
+            try:
+                stream = condition.apply(stream, batch, generator)
+            except ConfigError as exc:
+                raise exc.within(f"{self.name}.conditions[{i}]") from None
+        modality = self.modality(stream.noised, stream.positions, batch["conditions"])
+        if not self.is_generated:
+            return TrackInputs(modality, None, None)
+        return TrackInputs(modality, stream.noised.target, stream.noised.loss_mask)
+
+
+class VideoTrack(Track):
+    """Video latents ``[B, 128, F, H, W]`` -> ``[B, F*H*W, 128]`` tokens, attending to the video text features."""
+
+    name, batch_key = "video", "video_latents"
+    tokens = VideoTokens.from_source
+    modality = staticmethod(video_modality)
+    accepts_video_only = True
+
+    def __init__(
+        self, is_generated: bool = True, latents_dir: str = "latents", conditions: Sequence[Condition] = ()
+    ) -> None:
+        super().__init__(is_generated, latents_dir, conditions)
+
+
+class AudioTrack(Track):
+    """Audio latents ``[B, 8, T, 16]`` -> ``[B, T, 128]`` tokens, attending to the audio text features."""
+
+    name, batch_key = "audio", "audio_latents"
+    tokens = AudioTokens.from_source
+    modality = staticmethod(audio_modality)
+    accepts_video_only = False
+
+    def __init__(
+        self, is_generated: bool = True, latents_dir: str = "audio_latents", conditions: Sequence[Condition] = ()
+    ) -> None:
+        super().__init__(is_generated, latents_dir, conditions)
+
+
+class Flexible(TrainingStrategy):
+    """Any mix of a video and an audio track; each generated track draws its own sigma.
+
+    The loss is the sum of the generated tracks' per-sample losses. At least one track must be generated.
+    """
+
+    def __init__(
+        self, video: VideoTrack | None = None, audio: AudioTrack | None = None, conditions_dir: str = "conditions"
+    ) -> None:
+        self.video, self.audio, self.conditions_dir = video, audio, conditions_dir
+        tracks = self.tracks
+        if not tracks:
+            raise ConfigError("video", None, "a VideoTrack or an AudioTrack (audio=null and video=null leave nothing)")
+        if not any(t.is_generated for t in tracks):
+            names = ", ".join(f"{t.name}.is_generated" for t in tracks)
+            allowed = f"true (at least one of {names} must be true: frozen tracks have nothing to learn)"
+            raise ConfigError(f"{tracks[-1].name}.is_generated", False, allowed)
+        for track in tracks:
+            track.check()
+
+    @property
+    def tracks(self) -> list[Track]:
+        return [t for t in (self.video, self.audio) if t is not None]
+
+    def get_data_sources(self) -> dict[str, str]:
+        sources = {self.conditions_dir: "conditions"}
+        for track in self.tracks:
+            sources.update(track.get_data_sources())
+        return sources
+
+    def prepare_training_inputs(
+        self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
+    ) -> ModelInputs:
+        fields: dict[str, Any] = {"video": None, "audio": None}
+        for track in self.tracks:
+            prepared = track.prepare(batch, sampler, generator)
+            fields[track.name] = prepared.modality
+            fields[f"{track.name}_targets"], fields[f"{track.name}_loss_mask"] = prepared.targets, prepared.loss_mask
+        return ModelInputs(**fields)
+
+    def get_checkpoint_metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        for track in self.tracks:
+            for condition in track.conditions:
+                meta.update(condition.get_checkpoint_metadata())
+        return meta

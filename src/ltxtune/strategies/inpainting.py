@@ -1,0 +1,62 @@
+"""Inpainting: the holes given by mask videos are generated, the rest of the clip is the condition."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ltxtune import flow, positions
+from ltxtune.data.batch import Batch
+from ltxtune.errors import DataError, check_range
+from ltxtune.samplers import TimestepSampler
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy, VideoTokens, video_modality
+
+
+class Inpainting(TrainingStrategy):
+    """Noise and score only the tokens inside the hole; keep the others clean at timestep 0.
+
+    ``mask_latents/`` holds the VAE latents of the mask videos (``[128, F, H, W]``, like ``latents/``); a
+    token is in the hole when its mask latent, averaged over channels, is above ``mask_threshold``.
+    """
+
+    def __init__(
+        self,
+        mask_threshold: float = 0.5,
+        latents_dir: str = "latents",
+        mask_latents_dir: str = "mask_latents",
+        conditions_dir: str = "conditions",
+    ) -> None:
+        check_range("mask_threshold", mask_threshold, 0.0, 1.0)
+        self.mask_threshold = mask_threshold
+        self.latents_dir, self.mask_latents_dir, self.conditions_dir = latents_dir, mask_latents_dir, conditions_dir
+
+    def get_data_sources(self) -> dict[str, str]:
+        return {self.latents_dir: "latents", self.mask_latents_dir: "mask_latents", self.conditions_dir: "conditions"}
+
+    def inpaint_mask(self, batch: Batch, video: VideoTokens) -> Tensor:
+        """``[B, T]`` True on the tokens to generate."""
+        mask = positions.patchify_video(batch["mask_latents"]["latents"]).mean(dim=-1)
+        if mask.shape != video.tokens.shape[:2]:
+            found, expected = mask.shape[1], video.tokens.shape[1]
+            raise DataError(
+                f"{self.mask_latents_dir}/ latents make {found} tokens and {self.latents_dir}/ {expected}: mask latents"
+                " need the video latents' frames, height and width"
+            )
+        return mask > self.mask_threshold
+
+    def prepare_training_inputs(
+        self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
+    ) -> ModelInputs:
+        video = VideoTokens.from_source(batch["latents"])
+        inpaint = self.inpaint_mask(batch, video)
+        sigma = sampler.sample_for(video.tokens, generator)
+        noised = flow.noise_tokens(video.tokens, sigma, ~inpaint, generator)
+        return ModelInputs(
+            video=video_modality(noised, video.positions(), batch["conditions"]),
+            audio=None,
+            video_targets=noised.target,
+            video_loss_mask=noised.loss_mask,
+        )
+
+    def get_checkpoint_metadata(self) -> dict[str, float]:
+        return {"mask_threshold": self.mask_threshold}
