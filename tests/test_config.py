@@ -116,3 +116,9 @@ def test_sample_file_that_is_not_plain_tensors_is_refused(synthetic_root, tmp_pa
     cfg = compose_cfg("data=precomputed", f"data.root={root}")
     with pytest.raises(DataError, match=r"latents/sample_0000.pt: not a plain tensor file"):
         train(cfg, tmp_path / "run")
+
+
+def test_bad_value_in_a_nested_condition_names_its_full_key() -> None:
+    cfg = compose_cfg("experiment=i2v", "strategy.video.conditions.0.probability=1.5")
+    with pytest.raises(ConfigError, match=r"^strategy\.video\.conditions\[0\]\.probability=1\.5 is not allowed"):
+        build_parts(cfg)

@@ -105,11 +105,6 @@ def test_preset_trains_a_few_steps_with_per_modality_sigma_buckets(name: str, sy
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="run.py reads the strategy metadata before any data is seen; it needs strategy.check_data(first batch) "
-    "before the model is built (reported to the lead). Remove this marker once it does.",
-)
 def test_ic_lora_file_records_the_reference_downscale_factor(synthetic_root, tmp_path) -> None:
     train(compose_cfg("experiment=v2v_ic_lora", "trainer.max_steps=1", data_root=synthetic_root), tmp_path)
     with safe_open(str(tmp_path / "lora.safetensors"), "pt") as f:

@@ -7,6 +7,7 @@ own values and raise ``ConfigError`` with their argument name, which is prefixed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,36 @@ def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, ConfigError):
-            raise cause.within(key) from None
+            raise cause.within(failing_node_key(cfg, str(exc), key)) from None
         if isinstance(cause, TypeError) and "argument" in str(cause):
             raise ConfigError(
                 key, OmegaConf.to_container(node), f"valid arguments for {node.get('_target_')}: {cause}"
             ) from None
         raise
+
+
+def failing_node_key(cfg: DictConfig, message: str, group: str) -> str:
+    """The user-facing key of the nested node that failed (``strategy.video.conditions[0]``).
+
+    Hydra's message ends with ``full_key: strategy.video.conditions0``: list indices are glued to the list's
+    name, so walk the config to tell ``conditions0`` (item 0 of ``conditions``) from a key named so.
+    """
+    found = re.findall(r"full_key: (\S+)", message)
+    if not found:
+        return group
+    node, parts = cfg, []
+    for segment in found[-1].split("."):
+        if isinstance(node, DictConfig) and segment in node:
+            node = node[segment]
+            parts.append(segment)
+            continue
+        match = re.fullmatch(r"(.*?)(\d+)", segment)
+        if match is None or match.group(1) not in node:
+            return group
+        name, index = match.groups()
+        node = node[name][int(index)]
+        parts.append(f"{name}[{index}]")
+    return ".".join(parts)
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,7 @@ class StepStats:
     micro_batches: int = 0
     samples: int = 0
     tokens: int = 0
-    cond_tokens: float = 0.0
-    video_tokens: float = 0.0
+    cond_tokens: float = 0.0  # tokens of any modality given as conditions (timestep 0)
     grad_norm: float | None = None
     # modality -> [bucket loss sums..., bucket counts...]
     buckets: dict[str, Tensor] = field(default_factory=dict)
@@ -59,9 +58,7 @@ class StepStats:
         for modality in (inputs.video, inputs.audio):
             if modality is not None:
                 self.tokens += modality.latent.shape[0] * modality.latent.shape[1]
-        if inputs.video is not None:
-            self.cond_tokens += float((inputs.video.timesteps == 0).sum())
-            self.video_tokens += inputs.video.timesteps.numel()
+                self.cond_tokens += float((modality.timesteps == 0).sum())
         sigmas = {
             "video": inputs.video.sigma if inputs.video is not None else None,
             "audio": inputs.audio.sigma if inputs.audio is not None else None,
@@ -186,12 +183,12 @@ class Trainer:
         """Averages over micro-batches and ranks (the loss every rank saw, not rank 0's last micro-batch)."""
         acc = self.accelerator
         local = torch.tensor(
-            [stats.loss_sum / stats.micro_batches, stats.samples, stats.tokens, stats.cond_tokens, stats.video_tokens],
+            [stats.loss_sum / stats.micro_batches, stats.samples, stats.tokens, stats.cond_tokens],
             device=acc.device,
             dtype=torch.float64,
         )
         summed = acc.reduce(local, reduction="sum") if acc.num_processes > 1 else local
-        loss, samples, tokens, cond, video_tokens = summed.tolist()
+        loss, samples, tokens, cond = summed.tolist()
         metrics = {
             "train/loss": loss / acc.num_processes,
             "train/lr": self.scheduler.get_last_lr()[0],
@@ -199,8 +196,8 @@ class Trainer:
             "train/samples_per_s": samples / seconds,
             "train/tokens_per_s": tokens / seconds,
         }
-        if video_tokens:
-            metrics["train/cond_fraction"] = cond / video_tokens
+        if tokens:
+            metrics["train/cond_fraction"] = cond / tokens
         if stats.grad_norm is not None:
             metrics["train/grad_norm"] = stats.grad_norm
         n = len(SIGMA_BUCKETS) - 1
@@ -276,4 +273,4 @@ class Trainer:
 
     def weights_metadata(self) -> dict[str, Any]:
         """What the saved weights file records besides the adapter's own facts."""
-        return {**self.metadata, "step": self.step}
+        return {**self.metadata, "strategy_metadata": self.strategy.get_checkpoint_metadata(), "step": self.step}

@@ -81,6 +81,7 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
         run_dir.mkdir(parents=True, exist_ok=True)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
         train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name)
+        check_data(parts, train_set)
         _train(cfg, parts, train_set, val_set, run_dir, choices or {}, result, resume)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
@@ -91,6 +92,17 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
         if run_dir.is_dir() and is_main_rank():
             write_result(run_dir, result)
     return result["objective"]
+
+
+def check_data(parts: Parts, train_set: Any) -> None:
+    """Shape-dependent settings (boundaries, crop boxes, reference scales) against one real sample, before
+    the model is built; also lets the strategy learn what its checkpoint metadata records."""
+    from ltxtune.data.batch import collate
+
+    try:
+        parts.strategy.check_data(collate([train_set[0]]))
+    except ConfigError as exc:
+        raise exc.within("strategy") from None
 
 
 def compat_facts(cfg: DictConfig) -> dict[str, Any]:
@@ -177,7 +189,7 @@ def _train(
         settings=settings,
         loader=parts.loader,
         adapter=parts.lora,
-        metadata={"strategy": cfg.strategy._target_, "strategy_metadata": parts.strategy.get_checkpoint_metadata()},
+        metadata={"strategy": cfg.strategy._target_},
         checkpointer=Checkpointer(run_dir, parts.checkpoint.keep_last, compat_facts(cfg)),
         checkpoint_every=parts.checkpoint.every,
     )
