@@ -20,7 +20,7 @@ import torch
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, check_range
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CAPTIONS = (
     "a red ball bouncing on a wooden floor",
     "waves rolling onto a sandy beach at dusk",
@@ -141,6 +141,7 @@ def write_dataset(
         "latents",
         "conditions",
         "audio_latents",
+        "reference_audio_latents",
         "reference_latents",
         "video_masks",
         "audio_masks",
@@ -158,6 +159,9 @@ def write_dataset(
         t = torch.arange(audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
         wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
         audio = (audio_basis @ wave).view(8, 16, audio_steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
+        # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
+        ref_wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
+        ref_audio = (audio_basis @ ref_wave).view(8, 16, audio_steps).permute(0, 2, 1).contiguous()
 
         n = lengths[k]
         mask = torch.zeros(text_tokens, dtype=torch.long)
@@ -185,6 +189,7 @@ def write_dataset(
         )
         torch.save({"latents": mask_latents, **latent_info}, root / "mask_latents" / name)
         torch.save({"latents": audio, "num_time_steps": audio_steps}, root / "audio_latents" / name)
+        torch.save({"latents": ref_audio, "num_time_steps": audio_steps}, root / "reference_audio_latents" / name)
         torch.save(
             {"video_prompt_embeds": video_embeds, "audio_prompt_embeds": audio_embeds, "prompt_attention_mask": mask},
             root / "conditions" / name,
