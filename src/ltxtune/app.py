@@ -90,7 +90,14 @@ def shared_run_dir(local: Path) -> Path:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:  # a resumed sweep (same command, same sweep dir) skips the finished jobs
+        from ltxtune.sweeps import completed_objective
+
+        if (done := completed_objective(run_dir, cfg)) is not None:
+            log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
+            return done
     if int(os.environ.get("RANK", "0")) == 0:
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return run_job(cfg)

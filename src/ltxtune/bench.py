@@ -63,7 +63,8 @@ def ltxtune_step_times(cfg, steps: int) -> tuple[list[float], float]:
         batches=BucketBatchSampler([train_set.shape_key(i) for i in range(len(train_set))], parts.trainer.batch_size,
                                    seed=0),
         validation=ValidationLoss(val_set, parts.validation, parts.trainer.batch_size, accelerator.device),
-        validate_every=0, trackers=[], settings=parts.trainer, loader=parts.loader, adapter=parts.lora, metadata={},
+        validate_every=0, videos=parts.validation_videos, run_dir=Path("outputs/bench"), trackers=[],
+        settings=parts.trainer, loader=parts.loader, adapter=parts.lora, metadata={},
     )  # fmt: skip
     stream = trainer.batch_stream()
 

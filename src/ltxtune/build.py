@@ -65,6 +65,7 @@ class Parts:
     trainer: Any
     checkpoint: Any
     validation: Any
+    validation_videos: Any
     loader: Any
     model: Any
     strategy: Any

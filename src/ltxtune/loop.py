@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from ltxtune.settings import LoaderSettings, TrainerSettings
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 from ltxtune.tracking import Tracker
 from ltxtune.validation import ValidationLoss
+from ltxtune.validation_videos import ValidationVideos
 
 SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _BUCKET_PREFIX = {"video": "train/loss_sigma_", "audio": "train/audio_loss_sigma_"}
@@ -92,6 +94,8 @@ class Trainer:
         batches: BucketBatchSampler,
         validation: ValidationLoss,
         validate_every: int,
+        videos: ValidationVideos,
+        run_dir: Path,
         trackers: list[Tracker],
         settings: TrainerSettings,
         loader: LoaderSettings,
@@ -104,6 +108,7 @@ class Trainer:
         self.optimizer, self.scheduler, self.settings, self.loader = optimizer, scheduler, settings, loader
         self.dataset, self.batches = dataset, batches
         self.validation, self.validate_every, self.trackers = validation, validate_every, trackers
+        self.videos, self.run_dir = videos, run_dir
         self.adapter, self.metadata = adapter, metadata
         self.checkpointer, self.checkpoint_every = checkpointer, checkpoint_every
         self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
@@ -138,6 +143,21 @@ class Trainer:
             return self.validation(lambda b, s, g: self.losses(b, s, g)[:2])
         finally:
             self.transformer.train()
+
+    def validate(self) -> None:
+        """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes)."""
+        self.log({"val/loss": self.validation_loss()})
+        paths = self.videos(
+            self.accelerator.unwrap_model(self.transformer),
+            self.validation.batches,
+            self.strategy,
+            self.step,
+            self.run_dir,
+            encode_text=self.model.encode_text,
+            write=self.accelerator.is_main_process,
+        )
+        for tracker in self.trackers:
+            tracker.log_videos(paths, self.step)
 
     # -- one optimizer step --------------------------------------------------------------------------
 
@@ -224,7 +244,7 @@ class Trainer:
         at the step boundary and returns early with ``self.interrupted`` set.
         """
         if self.step == 0:
-            self.log({"val/loss": self.validation_loss()})
+            self.validate()
         indices = self.batch_stream()
         bar = tqdm(
             total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
@@ -241,7 +261,7 @@ class Trainer:
             if self.step % self.settings.log_every == 0 or self.step == max_steps:
                 self.log(metrics)
             if self.validate_every and self.step % self.validate_every == 0 and self.step < max_steps:
-                self.log({"val/loss": self.validation_loss()})
+                self.validate()
             if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < max_steps:
                 self.save_checkpoint()
             bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)
@@ -251,7 +271,7 @@ class Trainer:
             path = self.save_checkpoint()
             print(f"SIGTERM: stopped at step {self.step}, checkpoint saved to {path}", flush=True)
         else:
-            self.log({"val/loss": self.validation_loss()})
+            self.validate()
         return dict(self.last)
 
     def should_stop(self) -> bool:

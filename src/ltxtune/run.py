@@ -61,6 +61,11 @@ def objective_of(value: float | None) -> float:
     return float(value) if value is not None and math.isfinite(value) else math.inf
 
 
+def set_objective(result: dict[str, Any]) -> None:
+    """The final ``val/loss`` of a completed run, ``inf`` otherwise."""
+    result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
+
+
 def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None) -> float:
     """Run one job; returns the objective (final validation loss). Raises ``ConfigError`` on bad config.
 
@@ -88,7 +93,7 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
         raise
     finally:
         result["wall_s"] = round(time.perf_counter() - started, 3)
-        result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
+        set_objective(result)
         if run_dir.is_dir() and is_main_rank():
             write_result(run_dir, result)
     return result["objective"]
@@ -185,6 +190,8 @@ def _train(
         batches=batches,
         validation=validation,
         validate_every=parts.validation.every,
+        videos=parts.validation_videos,
+        run_dir=run_dir,
         trackers=trackers,
         settings=settings,
         loader=parts.loader,
@@ -216,6 +223,7 @@ def _train(
             result["status"] = "completed"
         failed = trainer.interrupted
     finally:
+        set_objective(result)
         for tracker in trackers:
             tracker.finish({k: v for k, v in result.items() if isinstance(v, int | float | str)}, failed)
         accelerator.end_training()

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ltxtune.errors import check_choice
+from ltxtune.sweeps import job_identity
 
 
 class Tracker(Protocol):
     def start(self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any]) -> None: ...
 
     def log(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_videos(self, paths: list[Path], step: int) -> None: ...
 
     def finish(self, summary: dict[str, Any], failed: bool) -> None: ...
 
@@ -27,6 +30,9 @@ class NullLogger:
         pass
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_videos(self, paths: list[Path], step: int) -> None:
         pass
 
     def finish(self, summary: dict[str, Any], failed: bool) -> None:
@@ -42,6 +48,9 @@ class MetricsFile:
     def start(self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any]) -> None:
         self.path = run_dir / "metrics.jsonl"
 
+    def log_videos(self, paths: list[Path], step: int) -> None:
+        """The clips stay in the run directory (``samples/``); the metrics file records numbers only."""
+
     def log(self, metrics: dict[str, float], step: int) -> None:
         record = {"step": step, **{k: _json_number(v) for k, v in metrics.items()}}
         with self.path.open("a") as f:
@@ -56,7 +65,11 @@ def _json_number(value: float) -> float | None:
 
 
 class WandbLogger:
-    """Weights & Biases, offline unless ``mode`` (or ``WANDB_MODE``) says otherwise: never asks for a login."""
+    """Weights & Biases, offline unless ``mode`` (or ``WANDB_MODE``) says otherwise: never asks for a login.
+
+    In a sweep, ``group`` and ``name`` left null become the sweep (``ltxtune.sweeps.group_name``) and the
+    job's swept overrides (``lora.rank=8,optimizer.lr=0.001``), so a dashboard groups and labels the jobs.
+    """
 
     def __init__(
         self,
@@ -79,6 +92,9 @@ class WandbLogger:
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         os.environ.setdefault("WANDB_SILENT", "true")
+        group, name = self.group, self.name
+        if identity := job_identity():  # a sweep job: grouped by sweep, named by its swept overrides
+            group, name = group or identity[0], name or identity[1]
         self.run = wandb.init(
             project=self.project,
             entity=self.entity,
@@ -86,8 +102,9 @@ class WandbLogger:
             dir=str(run_dir),
             id=run_id,
             resume="allow",
-            group=self.group,
-            name=self.name,
+            group=group,
+            name=name,
+            job_type="sweep-job" if identity else None,
             tags=self.tags,
             config={**config, "hydra_choices": choices},
             reinit="finish_previous",
@@ -95,6 +112,12 @@ class WandbLogger:
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log(metrics, step=step)
+
+    def log_videos(self, paths: list[Path], step: int) -> None:
+        from ltxtune.validation_videos import wandb_videos
+
+        if paths:
+            self.run.log(wandb_videos(paths), step=step)
 
     def finish(self, summary: dict[str, Any], failed: bool) -> None:
         if self.run is None:

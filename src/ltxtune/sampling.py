@@ -1,0 +1,202 @@
+"""A denoising loop from ltx-core's parts: the LTX-2 sigma schedule, Euler steps, classifier-free guidance.
+
+Conditioning is whatever the strategy builds: ``start_inputs`` asks ``prepare_training_inputs`` for the
+inputs at sigma 1, where every token the strategy generates is pure noise and every condition (a first
+frame, a reference clip, the kept region of a mask, a frozen modality) is clean at timestep 0. ``sample``
+denoises the tokens with a non-zero timestep and keeps the others as they are, so any strategy, a user's
+own included, is sampled the way it was trained without code of its own here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+
+import torch
+from ltx_core.components.diffusion_steps import EulerDiffusionStep
+from ltx_core.components.guiders import CFGGuider
+from ltx_core.components.schedulers import LTX2Scheduler
+from ltx_core.model.transformer.modality import Modality
+from ltx_core.utils import to_denoised
+from torch import Tensor, nn
+
+from ltxtune.data.batch import Batch
+from ltxtune.samplers import ConstantSampler
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+
+# Stored text features -> the context the transformer attends to (``LoadedModel.encode_text``).
+TextEncoder = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+# Text features -> the context of each stream, as the strategies read them from ``batch["conditions"]``.
+_CONTEXT_KEYS = {"video": "video_prompt_embeds", "audio": "audio_prompt_embeds"}
+
+# Candidate condition draws per sample and the quantile picked from them (see ``start_inputs``).
+CONDITION_DRAWS = 64
+CONDITION_QUANTILE = 2 / 3
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """Denoised token sequences ``[B, T, 128]`` as the model saw them (references and conditions included).
+
+    ``None`` for a modality the inputs do not have; a frozen modality comes back unchanged.
+    """
+
+    video: Tensor | None
+    audio: Tensor | None
+
+
+def sigma_schedule(num_steps: int, tokens: int) -> Tensor:
+    """LTX-2's schedule ``[num_steps + 1]`` from 1 to 0, shifted for a sequence of ``tokens`` tokens."""
+    # The scheduler reads the token count from a latent's shape [B, C, ...]: a meta tensor carries it for free.
+    return LTX2Scheduler().execute(steps=num_steps, latent=torch.empty(1, 1, tokens, device="meta"))
+
+
+def take(batch: Batch, index: int) -> Batch:
+    """Sample ``index`` of ``batch`` as a batch of one."""
+    sources = {
+        key: {f: v[index : index + 1] if isinstance(v, Tensor) else [v[index]] for f, v in values.items()}
+        for key, values in batch.sources.items()
+    }
+    return Batch(sources, (batch.names[index],))
+
+
+def condition_tokens(inputs: ModelInputs) -> int:
+    """How many tokens are given as conditions (timestep 0) across both modalities."""
+    return sum(int((m.timesteps == 0).sum()) for m in (inputs.video, inputs.audio) if m is not None)
+
+
+def _draw(strategy: TrainingStrategy, batch: Batch, seed: int, k: int) -> ModelInputs:
+    """Draw ``k`` of ``seed``: the strategy's inputs at sigma 1 from its own generator."""
+    device = next(v.device for f in batch.sources.values() for v in f.values() if isinstance(v, Tensor))
+    generator = torch.Generator(device).manual_seed(seed * CONDITION_DRAWS + k)
+    return strategy.prepare_training_inputs(batch, ConstantSampler(1.0), generator)
+
+
+def representative_draw(strategy: TrainingStrategy, batch: Batch, seed: int) -> int:
+    """Which of ``seed``'s ``CONDITION_DRAWS`` draws to sample from (see ``start_inputs``)."""
+    counts = sorted((condition_tokens(_draw(strategy, batch, seed, k)), k) for k in range(CONDITION_DRAWS))
+    return counts[int(CONDITION_QUANTILE * (CONDITION_DRAWS - 1) + 0.5)][1]
+
+
+def start_inputs(strategy: TrainingStrategy, batch: Batch, seed: int, draw: int | None = None) -> ModelInputs:
+    """The strategy's inputs at sigma 1 for a batch of one: the starting noise and the conditions.
+
+    Conditions are drawn with the probabilities the strategy trains with, so a single draw could leave out
+    an image-to-video first frame (drawn for half the samples) or add text-to-video's occasional one.
+    Among ``CONDITION_DRAWS`` seeded draws, ordered by how many tokens they condition, the one at the
+    ``CONDITION_QUANTILE`` is used: a condition that training applies at least about a third of the time
+    is in the videos, a rarer one is not. Deterministic for ``seed``; ``draw`` (from
+    ``representative_draw``) skips the search for a batch seen before.
+    """
+    if draw is None:
+        draw = representative_draw(strategy, batch, seed)
+    return _draw(strategy, batch, seed, draw)
+
+
+def negative_context(inputs: ModelInputs, negative: Mapping[str, Tensor]) -> ModelInputs:
+    """``inputs`` with each stream's text context replaced by the (encoded) negative prompt's."""
+    changed = {}
+    for name in ("video", "audio"):
+        modality = getattr(inputs, name)
+        if modality is not None:
+            b = modality.context.shape[0]
+            context = negative[_CONTEXT_KEYS[name]].to(modality.context).expand(b, -1, -1)
+            mask = negative["prompt_attention_mask"].to(modality.context.device).long().expand(b, -1)
+            changed[name] = replace(modality, context=context, context_mask=mask)
+    return replace(inputs, **changed)
+
+
+def empty_prompt(conditions: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Text features of an empty prompt shaped like ``conditions``: zero features, every token padding."""
+    return {key: torch.zeros_like(value[:1]) for key, value in conditions.items()}
+
+
+def _at_sigma(modality: Modality, latent: Tensor, free: Tensor, sigma: Tensor) -> Modality:
+    """The generated modality at noise level ``sigma``: free tokens at ``sigma``, given tokens at 0."""
+    b = latent.shape[0]
+    return replace(
+        modality,
+        latent=latent,
+        sigma=sigma.expand(b).to(modality.sigma.dtype),
+        timesteps=torch.where(free, sigma.to(modality.timesteps.dtype), torch.zeros_like(modality.timesteps)),
+    )
+
+
+def _cat(a: Modality | None, b: Modality | None) -> Modality | None:
+    """Two modalities as one batch ``[2B, ...]``; ``None`` stays ``None``."""
+    if a is None:
+        return None
+    names = [f.name for f in fields(a) if isinstance(getattr(a, f.name), Tensor)]
+    return replace(a, **{k: torch.cat([getattr(a, k), getattr(b, k)]) for k in names})
+
+
+def _cond_and_uncond(model: nn.Module, cond: ModelInputs, uncond: ModelInputs) -> tuple[dict, dict]:
+    """Both predictions of a guided step, in one forward of twice the batch when the text lengths match."""
+    pairs = [(c, u) for c, u in ((cond.video, uncond.video), (cond.audio, uncond.audio)) if c is not None]
+    if any(c.context.shape != u.context.shape for c, u in pairs):
+        return _denoise(model, cond), _denoise(model, uncond)
+    both = _denoise(model, replace(cond, video=_cat(cond.video, uncond.video), audio=_cat(cond.audio, uncond.audio)))
+    halves = {n: d.chunk(2) for n, d in both.items()}
+    return {n: h[0] for n, h in halves.items()}, {n: h[1] for n, h in halves.items()}
+
+
+def _denoise(model: nn.Module, inputs: ModelInputs) -> dict[str, Tensor]:
+    """The model's clean estimates ``x0 = x - t * v`` per token, for both modalities (ltx-core's ``X0Model``)."""
+    video_v, audio_v = model(video=inputs.video, audio=inputs.audio, perturbations=None)
+    out = {}
+    for name, velocity in (("video", video_v), ("audio", audio_v)):
+        modality = getattr(inputs, name)
+        if modality is not None and velocity is not None:
+            out[name] = to_denoised(modality.latent, velocity, modality.timesteps.unsqueeze(-1))
+    return out
+
+
+@torch.no_grad()
+def sample(
+    model: nn.Module,
+    inputs: ModelInputs,
+    num_steps: int,
+    guidance_scale: float = 1.0,
+    negative: Mapping[str, Tensor] | None = None,
+    schedule_tokens: int | None = None,
+) -> Sampled:
+    """Denoise ``inputs`` (from ``start_inputs``) in ``num_steps`` Euler steps with classifier-free guidance.
+
+    A modality with a target is generated: its tokens with a non-zero timestep start from their latent
+    (noise at sigma 1) and are denoised; its timestep-0 tokens stay exactly as given. A modality without a
+    target is a frozen condition, fed unchanged at every step. ``negative`` holds the encoded text features
+    of the negative prompt (``video_prompt_embeds [1, L, D]``, ``audio_prompt_embeds``,
+    ``prompt_attention_mask [1, L]``); it is needed when ``guidance_scale != 1``. ``schedule_tokens`` sets
+    the schedule's shift (the generated clip's token count; default: the first generated sequence's length,
+    prepended references included).
+    """
+    guider = CFGGuider(guidance_scale)
+    if guider.enabled() and negative is None:
+        raise ValueError("classifier-free guidance (guidance_scale != 1) needs the negative prompt's features")
+    targets = {"video": inputs.video_targets, "audio": inputs.audio_targets}
+    generated = [n for n in ("video", "audio") if getattr(inputs, n) is not None and targets[n] is not None]
+    if not generated:
+        raise ValueError("the inputs generate nothing: every modality is a frozen condition")
+    latents = {n: getattr(inputs, n).latent.float() for n in generated}
+    free = {n: getattr(inputs, n).timesteps != 0 for n in generated}
+    # One schedule for all generated streams: they share one sigma, as in training.
+    first = latents[generated[0]]
+    sigmas = sigma_schedule(num_steps, schedule_tokens or first.shape[1]).to(first.device)
+    stepper = EulerDiffusionStep()
+    for i in range(num_steps):
+        current = replace(
+            inputs, **{n: _at_sigma(getattr(inputs, n), latents[n], free[n], sigmas[i]) for n in generated}
+        )
+        if guider.enabled():
+            denoised, uncond = _cond_and_uncond(model, current, negative_context(current, negative))
+            denoised = {n: d + guider.delta(d, uncond[n]) for n, d in denoised.items()}
+        else:
+            denoised = _denoise(model, current)
+        for n in generated:
+            stepped = stepper.step(latents[n], denoised[n].float(), sigmas, i)
+            # Given tokens get zero velocity already (their timestep is 0); keep them bit-exact regardless.
+            latents[n] = torch.where(free[n].unsqueeze(-1), stepped, latents[n])
+    return Sampled(
+        video=latents.get("video", inputs.video.latent if inputs.video is not None else None),
+        audio=latents.get("audio", inputs.audio.latent if inputs.audio is not None else None),
+    )

@@ -1,0 +1,190 @@
+"""Validation videos: short clips for fixed held-out samples and seeds, written as ``.mp4`` into the run directory.
+
+The trainer calls a ``ValidationVideos`` at each validation; each call samples the first ``num_prompts``
+held-out samples with their own conditioning (the strategy's, see ``ltxtune.sampling``), decodes the video
+with ltx-core's VAE decoder and writes ``<run_dir>/samples/step_<step>/prompt<i>.mp4``. The same samples,
+seeds and starting noise are used at every step, so the clips show what training changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from ltx_core.components.patchifiers import VideoLatentPatchifier
+from ltx_core.types import VideoLatentShape
+from torch import Tensor, nn
+
+from ltxtune.data.batch import Batch
+from ltxtune.data.dataset import load_sample_file
+from ltxtune.errors import ConfigError, check_choice, check_range
+from ltxtune.media import decode_frames, write_mp4
+from ltxtune.model.vae import video_decoder
+from ltxtune.positions import DEFAULT_FPS
+from ltxtune.sampling import TextEncoder, empty_prompt, representative_draw, sample, start_inputs, take
+from ltxtune.strategies.base import TrainingStrategy
+
+_DTYPES = ("float32", "bfloat16")
+
+
+class ValidationVideos:
+    """Samples, decodes and writes the validation clips; ``enabled=false`` makes every call a no-op.
+
+    Args:
+        num_prompts: held-out samples to render (the first ones, in the validation set's order).
+        num_steps: Euler steps on LTX-2's sigma schedule.
+        guidance_scale: classifier-free guidance scale (1 = none, and half the model calls).
+        seed: the starting noise and condition draws of sample i come from ``seed + i``.
+        negative_conditions: a ``.pt`` file in the ``conditions/`` layout holding the negative prompt's text
+            features (``preprocess.py`` writes them for a caption); ``null`` = the empty prompt.
+        decoder_checkpoint: a safetensors file with LTX-2's video VAE (``vae.decoder.*``); ``null`` = a tiny
+            decoder with seeded random weights (a file without a VAE falls back to it, with a warning).
+        decoder_dtype: the real decoder's weights (``bfloat16`` on a GPU halves its memory).
+        decoder_seed: the tiny decoder's weights.
+    """
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        num_prompts: int = 2,
+        num_steps: int = 8,
+        guidance_scale: float = 3.0,
+        seed: int = 42,
+        negative_conditions: str | None = None,
+        decoder_checkpoint: str | None = None,
+        decoder_dtype: str = "float32",
+        decoder_seed: int = 0,
+    ) -> None:
+        check_range("num_prompts", num_prompts, 1)
+        check_range("num_steps", num_steps, 1)
+        check_range("guidance_scale", guidance_scale, 0.0)
+        check_range("seed", seed, 0)
+        check_choice("decoder_dtype", decoder_dtype, _DTYPES)
+        for key, value in (("negative_conditions", negative_conditions), ("decoder_checkpoint", decoder_checkpoint)):
+            if value is not None and not Path(value).expanduser().is_file():
+                raise ConfigError(key, value, "an existing file, or null")
+        self.enabled, self.num_prompts, self.num_steps = bool(enabled), num_prompts, num_steps
+        self.guidance_scale, self.seed, self.decoder_seed = float(guidance_scale), seed, decoder_seed
+        self.negative_conditions, self.decoder_checkpoint = negative_conditions, decoder_checkpoint
+        self.decoder_dtype = getattr(torch, decoder_dtype)
+        self._decoder: nn.Module | None = None
+        self._draws: dict[tuple[str, int], int] = {}  # (sample, seed) -> its representative condition draw
+
+    def decoder(self, device: torch.device) -> nn.Module:
+        """Built on first use and kept: the real decoder takes seconds to load."""
+        if self._decoder is None:
+            self._decoder = video_decoder(self.decoder_checkpoint, self.decoder_seed, device, self.decoder_dtype)
+        return self._decoder
+
+    def negative(self, conditions: dict[str, Tensor], encode_text: TextEncoder) -> dict[str, Tensor]:
+        """The negative prompt's encoded text features ``[1, L, D]`` (the empty prompt's by default)."""
+        if self.negative_conditions is None:
+            raw = empty_prompt(conditions)
+        else:
+            stored = load_sample_file(Path(self.negative_conditions).expanduser())
+            device = conditions["prompt_attention_mask"].device
+            raw = {k: stored[k].unsqueeze(0).to(device) for k in conditions}
+        return encode_text(raw)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        transformer: nn.Module,
+        batches: Sequence[Batch],
+        strategy: TrainingStrategy,
+        step: int,
+        run_dir: Path,
+        encode_text: TextEncoder = lambda c: c,
+        write: bool = True,
+    ) -> list[Path]:
+        """Render the clips of ``step``; returns the ``.mp4`` paths written (none when disabled or not ``write``).
+
+        ``transformer`` is the unwrapped model (not DDP's wrapper); its train/eval mode is restored.
+        ``encode_text`` is the model's text path (``LoadedModel.encode_text``). Under FSDP every rank must
+        call (the forward gathers shards) and only one ``write``.
+        """
+        if not self.enabled:
+            return []
+        was_training = transformer.training
+        transformer.eval()
+        paths = []
+        try:
+            prompts = [take(batch, j) for batch in batches for j in range(len(batch))][: self.num_prompts]
+            for i, one in enumerate(prompts):
+                negative, scale = None, 1.0  # no text, no guidance
+                if "conditions" in one:
+                    raw = dict(one["conditions"])
+                    scale = self.guidance_scale
+                    negative = self.negative(raw, encode_text) if scale != 1.0 else None
+                    one = replace(one, sources={**one.sources, "conditions": encode_text(raw)})
+                key = (one.names[0], self.seed + i)
+                if key not in self._draws:  # the search prepares the inputs many times: once per run is enough
+                    self._draws[key] = representative_draw(strategy, one, self.seed + i)
+                inputs = start_inputs(strategy, one, self.seed + i, self._draws[key])
+                if inputs.video is None:
+                    continue  # an audio-only mode: no picture to show
+                grid = target_grid(one, inputs.video.latent.shape[1])
+                # The schedule's shift follows the generated clip (references excluded); v2a: the audio's length.
+                tokens = grid.tokens if inputs.video_targets is not None else None
+                out = sample(transformer, inputs, self.num_steps, scale, negative, tokens)
+                if write:
+                    path = run_dir / "samples" / f"step_{step:06d}" / f"prompt{i}.mp4"
+                    paths.append(self.render(grid.latents(out.video), grid.fps, path))
+        finally:
+            transformer.train(was_training)
+        return paths
+
+    def render(self, latents: Tensor, fps: float, path: Path) -> Path:
+        """Decode ``latents [1, 128, F, H, W]`` and write them to ``path``."""
+        generator = torch.Generator(latents.device).manual_seed(self.decoder_seed)
+        frames = decode_frames(self.decoder(latents.device), latents, generator)
+        return write_mp4(path, frames, fps)
+
+
+@dataclass(frozen=True)
+class TargetGrid:
+    """The latent grid ``(F, H, W)`` and fps of the clip a video sequence ends with (references come first)."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float
+
+    @property
+    def tokens(self) -> int:
+        return self.frames * self.height * self.width
+
+    def latents(self, sequence: Tensor) -> Tensor:
+        """The clip's last ``F*H*W`` tokens of ``sequence [1, T, 128]`` -> latents ``[1, 128, F, H, W]``."""
+        shape = VideoLatentShape(1, sequence.shape[-1], self.frames, self.height, self.width)
+        return VideoLatentPatchifier(patch_size=1).unpatchify(sequence[:, -self.tokens :], output_shape=shape)
+
+
+def target_grid(batch: Batch, seq_len: int) -> TargetGrid:
+    """The generated clip's grid: the largest video latents of ``batch`` that fit in ``seq_len`` tokens.
+
+    Reference clips are never larger than their target (an integer downscale) and mask latents share its
+    grid, so the largest latents in the batch are the target's. Raises ``ValueError`` when none fit.
+    """
+    grids = []
+    for fields in batch.sources.values():
+        latents = fields.get("latents")
+        if isinstance(latents, Tensor) and latents.dim() == 5:
+            _, _, f, h, w = latents.shape
+            fps = fields.get("fps")
+            fps = float(fps[0]) if isinstance(fps, Tensor) else DEFAULT_FPS
+            grids.append(TargetGrid(f, h, w, fps))
+    fitting = [g for g in grids if g.tokens <= seq_len]
+    if not fitting:
+        raise ValueError(f"no video latents [B, 128, F, H, W] in the batch fit its {seq_len} video tokens")
+    return max(fitting, key=lambda g: g.tokens)
+
+
+def wandb_videos(paths: Sequence[Path]) -> dict[str, Any]:
+    """``{"val/video/prompt<i>": wandb.Video}`` for ``paths`` (from a file: no moviepy needed)."""
+    import wandb
+
+    return {f"val/video/{p.stem}": wandb.Video(str(p), format="mp4") for p in paths}

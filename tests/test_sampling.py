@@ -1,0 +1,243 @@
+"""Validation videos: the denoising loop on the tiny model, conditions per strategy, and the .mp4 files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from hydra.utils import instantiate
+from safetensors.torch import save_file
+
+from conftest import compose_cfg
+from ltxtune.build import build_parts
+from ltxtune.data.batch import Batch
+from ltxtune.errors import ConfigError
+from ltxtune.model.vae import build_tiny_decoder, video_decoder, write_tiny_vae_checkpoint
+from ltxtune.positions import patchify_video
+from ltxtune.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
+from ltxtune.validation import ValidationLoss
+from ltxtune.validation_videos import ValidationVideos, target_grid, wandb_videos
+
+CPU = torch.device("cpu")
+
+
+def setup(root: Path, *overrides: str):
+    """The composed run's strategy, tiny model and held-out batches (what the trainer hands over)."""
+    cfg = compose_cfg(*overrides, data_root=root)
+    parts = build_parts(cfg)
+    _, val_set = parts.data.split(parts.strategy.get_data_sources(), "test")
+    model = parts.model.build(0, CPU)
+    batches = ValidationLoss(val_set, parts.validation, 2, CPU).batches
+    return cfg, parts.strategy, model.transformer, batches
+
+
+def decoded(path: Path) -> tuple[int, int, int]:
+    """Frames, width and height that PyAV decodes from ``path``."""
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return len(frames), frames[0].shape[1], frames[0].shape[0]
+
+
+def test_sigma_schedule_is_ltx2s_and_shifts_with_tokens() -> None:
+    short, long = sigma_schedule(8, 72), sigma_schedule(8, 6144)
+    assert short.shape == (9,) and short[0] == 1 and short[-1] == 0
+    assert (short[1:] < short[:-1]).all()
+    assert (long[1:-2] > short[1:-2]).all()  # longer clips stay noisier longer
+    assert torch.allclose(short[-2], torch.tensor(0.1))  # stretched to the terminal sigma, then one step to 0
+
+
+def test_sampling_is_deterministic_for_a_seed_and_differs_across_seeds(synthetic_root) -> None:
+    _, strategy, model, batches = setup(synthetic_root)
+    one = take(batches[0], 0)
+
+    def run(seed: int) -> torch.Tensor:
+        return sample(model, start_inputs(strategy, one, seed), 3).video
+
+    first, again, other = run(5), run(5), run(6)
+    assert first.shape == (1, 3 * 4 * 6, 128) and torch.isfinite(first).all()
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "given"),
+    [
+        # text_to_video: plain (its first frame is drawn for 10% of the samples only)
+        pytest.param((), 0, id="t2v"),
+        # the first latent frame (4 x 6 cells), drawn for half the samples
+        pytest.param(("experiment=i2v",), 24, id="i2v"),
+        # every kept token of the mask
+        pytest.param(("strategy=inpainting",), None, id="inpainting"),
+    ],
+)
+def test_conditions_of_the_strategy_stay_fixed(synthetic_root, overrides, given) -> None:
+    _, strategy, model, batches = setup(synthetic_root, *overrides)
+    one = take(batches[0], 0)
+    inputs = start_inputs(strategy, one, 0)
+    fixed = inputs.video.timesteps[0] == 0
+    key = "latents" if "latents" in one else "video_latents"
+    x0 = patchify_video(one[key]["latents"])
+    if given is None:
+        given = int((patchify_video(one["mask_latents"]["latents"]).mean(-1) <= 0.5).sum())
+    assert condition_tokens(inputs) == int(fixed.sum()) == given
+    out = sample(model, inputs, 3, guidance_scale=2.0, negative=empty_prompt(one["conditions"])).video
+    assert torch.equal(out[0, fixed], x0[0, fixed])  # bit-exact, as the model was given them
+    assert not torch.allclose(out[0, ~fixed], inputs.video.latent[0, ~fixed])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "given"), [((), 0), (("experiment=i2v",), 24), (("experiment=extend_forward",), 48)]
+)
+def test_the_videos_show_conditions_training_applies_often_for_every_seed(synthetic_root, overrides, given) -> None:
+    """text_to_video's 10% first frame never, i2v's 50% first frame and an extension's prefix always."""
+    _, strategy, _, batches = setup(synthetic_root, *overrides)
+    one = take(batches[0], 1)
+    counts = {condition_tokens(start_inputs(strategy, one, seed)) for seed in range(8)}
+    assert counts == {given}
+
+
+def test_ic_lora_reference_is_kept_and_dropped_from_the_clip(synthetic_root) -> None:
+    _, strategy, model, batches = setup(synthetic_root, "strategy=video_to_video")
+    one = take(batches[0], 0)
+    inputs = start_inputs(strategy, one, 0)
+    reference = patchify_video(one["reference_latents"]["latents"])  # 2 x 3 cells: half the target's size
+    r = reference.shape[1]
+    assert condition_tokens(inputs) == r  # the reference only: v2v's first frame (p=0.1) is left out
+    out = sample(model, inputs, 2).video
+    assert torch.equal(out[:, :r], reference)
+    grid = target_grid(one, out.shape[1])
+    assert (grid.frames, grid.height, grid.width) == (3, 4, 6)
+    assert grid.latents(out).shape == (1, 128, 3, 4, 6)
+
+
+@pytest.mark.parametrize(("experiment", "frozen", "generated"), [("a2v", "audio", "video"), ("v2a", "video", "audio")])
+def test_frozen_modality_conditions_the_generated_one_unchanged(
+    synthetic_root, tmp_path, experiment, frozen, generated
+):
+    _, strategy, model, batches = setup(synthetic_root, f"experiment={experiment}")
+    one = take(batches[0], 0)
+    inputs = start_inputs(strategy, one, 0)
+    assert getattr(inputs, f"{frozen}_targets") is None and not getattr(inputs, frozen).timesteps.any()
+    out = sample(model, inputs, 2, guidance_scale=2.0, negative=empty_prompt(one["conditions"]))
+    assert torch.equal(getattr(out, frozen), getattr(inputs, frozen).latent)  # the clean data, as given
+    assert not torch.allclose(getattr(out, generated), getattr(inputs, generated).latent)
+    # v2a renders its (frozen) video: the clip the audio was generated for.
+    assert len(ValidationVideos(num_prompts=1, num_steps=2)(model, batches, strategy, 0, tmp_path)) == 1
+
+
+def test_guidance_runs_cond_and_uncond_in_one_call_and_changes_the_result(synthetic_root) -> None:
+    _, strategy, model, batches = setup(synthetic_root)
+    one = take(batches[0], 0)
+    inputs = start_inputs(strategy, one, 0)
+    batch_sizes = []
+    hook = model.register_forward_hook(
+        lambda m, a, kw, out: batch_sizes.append(len(kw["video"].latent)), with_kwargs=True
+    )
+    try:
+        plain = sample(model, inputs, 3).video
+        guided = sample(model, inputs, 3, guidance_scale=4.0, negative=empty_prompt(one["conditions"])).video
+    finally:
+        hook.remove()
+    assert batch_sizes == [1] * 3 + [2] * 3  # one call per step; with guidance, the negative prompt rides along
+    assert not torch.allclose(plain, guided)
+    with pytest.raises(ValueError, match="negative"):
+        sample(model, inputs, 3, guidance_scale=4.0)
+
+
+def test_videos_decode_to_the_configured_frames_and_size(tmp_path) -> None:
+    # 2 latent frames of 2 x 4 cells: 8 * (2 - 1) + 1 = 9 frames of 64 x 128 pixels.
+    shape = ("data.frames=2", "data.height=2", "data.width=4", "data.reference_downscale=1")
+    cfg, strategy, model, batches = setup(tmp_path / "data", *shape, "validation_videos.num_steps=2")
+    videos = instantiate(cfg.validation_videos)
+    model.train()
+    state = torch.get_rng_state()
+    paths = videos(model, batches, strategy, 50, tmp_path / "run")
+    assert paths == [tmp_path / "run" / "samples" / "step_000050" / f"prompt{i}.mp4" for i in range(2)]
+    assert all(decoded(p) == (9, 128, 64) for p in paths)
+    assert model.training  # the trainer's mode is given back
+    assert torch.equal(torch.get_rng_state(), state)  # training's random stream is untouched
+    again = videos(model, batches, strategy, 100, tmp_path / "run")
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]  # same seeds, same model
+
+
+def test_default_videos_are_17_frames_of_192x128_and_wandb_logs_them_offline(synthetic_root, tmp_path) -> None:
+    import wandb
+
+    cfg, strategy, model, batches = setup(synthetic_root)
+    paths = instantiate(cfg.validation_videos)(model, batches, strategy, 0, tmp_path)
+    assert [decoded(p) for p in paths] == [(17, 192, 128)] * 2
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="ltxtune-test", reinit="finish_previous")
+    try:
+        run.log(wandb_videos(paths), step=0)
+    finally:
+        run.finish()
+    logged = list((tmp_path / "wandb").glob("offline-run-*/files/media/videos/val/video/*.mp4"))
+    assert len(logged) == 2
+
+
+def test_disabled_videos_write_nothing(synthetic_root, tmp_path) -> None:
+    cfg, strategy, model, batches = setup(synthetic_root, "validation_videos.enabled=false")
+    assert instantiate(cfg.validation_videos)(model, batches, strategy, 0, tmp_path) == []
+    assert not (tmp_path / "samples").exists()
+
+
+def test_negative_prompt_file_and_bad_values_are_checked(synthetic_root, tmp_path) -> None:
+    _, strategy, model, batches = setup(synthetic_root)
+    negative = tmp_path / "negative.pt"
+    conditions = take(batches[0], 1)["conditions"]
+    torch.save({k: v[0] for k, v in conditions.items()}, negative)
+    videos = ValidationVideos(num_prompts=1, num_steps=2, negative_conditions=str(negative))
+    assert torch.equal(
+        videos.negative(dict(conditions), lambda c: c)["video_prompt_embeds"], conditions["video_prompt_embeds"]
+    )
+    assert len(videos(model, batches, strategy, 0, tmp_path)) == 1
+    with pytest.raises(ConfigError, match="negative_conditions"):
+        ValidationVideos(negative_conditions=str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match="num_steps"):
+        ValidationVideos(num_steps=0)
+
+
+def test_real_layout_vae_loads_through_ltx_core_and_decodes_like_the_original(tmp_path) -> None:
+    path = write_tiny_vae_checkpoint(tmp_path / "vae.safetensors", seed=3)
+    loaded = video_decoder(str(path), 0, CPU, torch.float32)
+    original = build_tiny_decoder(3, CPU)
+    latents = torch.randn(1, 128, 2, 2, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded(latents), original(latents))
+    other = tmp_path / "no_vae.safetensors"
+    save_file({"model.diffusion_model.x": torch.zeros(1)}, str(other), metadata={"config": "{}"})
+    with pytest.warns(UserWarning, match="no video VAE decoder"):
+        fallback = video_decoder(str(other), 0, CPU, torch.float32)
+    assert type(fallback) is type(original)
+
+
+def test_config_node_follows_the_model_checkpoint(tmp_path) -> None:
+    assert compose_cfg().validation_videos.decoder_checkpoint is None
+    cfg = compose_cfg("model=ltx2", f"model.checkpoint={tmp_path / 'x.safetensors'}")
+    assert cfg.validation_videos.decoder_checkpoint == str(tmp_path / "x.safetensors")
+
+
+def test_text_connectors_encode_the_empty_negative_prompt(tmp_path) -> None:
+    """model=ltx2: the batch's features and the empty negative prompt both go through the frozen connectors."""
+    from ltxtune.model.ltx2 import LTX2Checkpoint
+    from ltxtune.model.tiny import write_tiny_checkpoint
+    from ltxtune.strategies.text_to_video import TextToVideo
+
+    checkpoint = write_tiny_checkpoint(tmp_path / "ltx2.safetensors")
+    model = LTX2Checkpoint(str(checkpoint), dtype="float32", caption_channels=32).build(0, CPU)
+    # ltx-core's connectors hold 128 learnable registers: the stored text length is a multiple of 128.
+    mask = torch.zeros(1, 128, dtype=torch.long)
+    mask[:, -10:] = 1
+    g = torch.Generator().manual_seed(0)
+    conditions = {
+        "video_prompt_embeds": torch.randn(1, 128, 32, generator=g) * mask.unsqueeze(-1),
+        "audio_prompt_embeds": torch.randn(1, 128, 32, generator=g) * mask.unsqueeze(-1),
+        "prompt_attention_mask": mask,
+    }
+    latents = {"latents": torch.randn(1, 128, 2, 2, 2, generator=g), "fps": torch.tensor([24.0])}
+    batch = Batch({"latents": latents, "conditions": model.encode_text(conditions)}, ("a",))
+    negative = ValidationVideos().negative(conditions, model.encode_text)
+    out = sample(model.transformer, start_inputs(TextToVideo(0.0), batch, 0), 2, 3.0, negative).video
+    assert out.shape == (1, 8, 128) and torch.isfinite(out).all()
