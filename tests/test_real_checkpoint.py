@@ -140,3 +140,16 @@ def test_compiled_blocks_train_like_eager_ones(synthetic_root, tmp_path) -> None
         lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
         losses[flag] = [m["train/loss"] for m in lines if "train/loss" in m]
     assert losses["true"] == pytest.approx(losses["false"], rel=1e-4)
+
+
+def test_fp8_cast_base_stores_block_linears_in_fp8_and_trains(checkpoint, ltx2_data, tmp_path) -> None:
+    """ltx-core's fp8_cast policy runs on a CPU too (plain casts); on GPU it halves the frozen base's memory."""
+    fp8 = (*LTX2, f"model.checkpoint={checkpoint}", "model.quantization=fp8_cast", "trainer.mixed_precision=bf16")
+    parts = build_parts(compose_cfg(*fp8, data_root=ltx2_data))
+    model = parts.model.build(0, torch.device("cpu"))
+    assert model.transformer.transformer_blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
+    train(compose_cfg(*fp8, data_root=ltx2_data), tmp_path)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "completed" and result["val/loss"] < float("inf")
+    with pytest.raises(ConfigError, match=r"model.dtype='float32'"):
+        build_parts(compose_cfg(*fp8, "model.dtype=float32"))

@@ -82,6 +82,8 @@ def estimate(cfg: DictConfig) -> Estimate:
     else:
         activations = per_layer * layers * _SAVED_PER_TOKEN_AND_WIDTH
     weight_bytes = _BYTES.get(getattr(parts.model, "dtype", "float32"), 4)
+    if getattr(parts.model, "quantization", None) == "fp8_cast":  # block linears (almost all weights) in fp8
+        weight_bytes = 1
     gb = 1024**3
     return Estimate(
         total_params=total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +82,19 @@ class TextConnectors(nn.Module):
 class LTX2Checkpoint(ModelSpec):
     """``model=ltx2 model.checkpoint=/path/ltx-2-19b.safetensors``: the transformer and its text connectors."""
 
-    def __init__(self, checkpoint: str, dtype: str = "bfloat16", caption_channels: int = 3840) -> None:
+    def __init__(
+        self, checkpoint: str, dtype: str = "bfloat16", caption_channels: int = 3840, quantization: str | None = None
+    ) -> None:
         path = Path(str(checkpoint)).expanduser()
         if not path.is_file():
             raise ConfigError("checkpoint", str(checkpoint), "an existing LTX-2 .safetensors checkpoint file")
         check_choice("dtype", dtype, tuple(_DTYPES))
         check_range("caption_channels", caption_channels, 1)
+        check_choice("quantization", quantization, (None, "fp8_cast"))
+        if quantization and dtype != "bfloat16":
+            raise ConfigError("dtype", dtype, "bfloat16 with quantization=fp8_cast (fp8 weights upcast to bf16)")
         self.path, self.dtype, self.caption_channels = path, dtype, caption_channels
+        self.quantization = quantization
 
     def config(self) -> dict[str, Any]:
         return read_checkpoint_config(self.path)
@@ -101,13 +108,23 @@ class LTX2Checkpoint(ModelSpec):
 
         config = self.config()
         dtype = _DTYPES[self.dtype]
+        sd_ops, module_ops, build_dtype = LTXV_MODEL_COMFY_RENAMING_MAP, (), dtype
+        if self.quantization == "fp8_cast":
+            # ltx-core's own policy: transformer-block linears stored as float8_e4m3fn and upcast in forward,
+            # which halves the frozen base's memory; the LoRA weights stay float32 (Adapter.apply).
+            from ltx_core.quantization.policy import QuantizationPolicy
+
+            policy = QuantizationPolicy.fp8_cast()
+            sd_ops = replace(sd_ops, mapping=sd_ops.mapping + policy.sd_ops.mapping)
+            module_ops, build_dtype = policy.module_ops, None  # a dtype here would undo the downcast
         builder = SingleGPUModelBuilder(
             model_class_configurator=LTXModelConfigurator,
             model_path=str(self.path),
-            model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
+            model_sd_ops=sd_ops,
+            module_ops=module_ops,
         )
         try:
-            transformer = builder.build(device=device, dtype=dtype)
+            transformer = builder.build(device=device, dtype=build_dtype)
         except Exception as exc:
             raise DataError(f"{self.path}: could not be loaded by ltx-core ({type(exc).__name__}: {exc})") from exc
         missing = [n for n, p in transformer.named_parameters() if p.is_meta]
