@@ -65,7 +65,6 @@ class Parts:
     trainer: Any
     checkpoint: Any
     validation: Any
-    validation_videos: Any
     loader: Any
     model: Any
     strategy: Any
@@ -75,6 +74,7 @@ class Parts:
     optimizer: Any
     scheduler: Any
     logger: Any
+    validation_videos: Any  # last: its decoder follows model.checkpoint, whose own error should come first
 
 
 def build_parts(cfg: DictConfig) -> Parts:
