@@ -154,3 +154,9 @@ def test_init_from_lora_starts_where_the_file_left_off(synthetic_root, tmp_path)
     with pytest.raises(ConfigError, match=r"lora.init_from=.*rank 8"):
         train(wrong, tmp_path / "wrong")
     assert os.path.exists(tmp_path / "lora.safetensors")
+
+
+def test_a_fresh_run_in_a_used_directory_starts_a_fresh_metrics_file(synthetic_root, tmp_path) -> None:
+    for _ in range(2):
+        train(compose_cfg(data_root=synthetic_root), tmp_path)
+    assert metric_steps(tmp_path) == [1, 2, 3, 4]

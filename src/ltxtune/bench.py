@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,19 +30,23 @@ def compose_default(data_root: str, *overrides: str):
         return compose("train", overrides=["logger=none", f"data.root={data_root}", *overrides])
 
 
-def time_steps(step, steps: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+def interleaved_times(steps: dict[str, Callable[[], None]], total: int, rounds: int = 5) -> dict[str, list[float]]:
+    """Per-step seconds of each loop, measured in alternating rounds so that machine noise hits all alike."""
+    for step in steps.values():  # warm-up: allocator, autograd graph caches, lazy inits
+        for _ in range(5):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            for _ in range(max(1, total // rounds)):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
     return times
 
 
-def ltxtune_step_times(cfg, steps: int) -> tuple[list[float], float]:
-    """Per-step seconds of ``Trainer.train_step`` (data loading included) and the samples per step."""
+def ltxtune_step(cfg) -> Callable[[], None]:
+    """One ``Trainer.train_step`` (data loading included) and a schedule step."""
     from accelerate import Accelerator
 
     from ltxtune.data.sampler import BucketBatchSampler
@@ -72,10 +77,10 @@ def ltxtune_step_times(cfg, steps: int) -> tuple[list[float], float]:
         trainer.train_step(stream)
         trainer.scheduler.step()
 
-    return time_steps(step, steps), parts.trainer.batch_size
+    return step
 
 
-def bare_step_times(cfg, steps: int) -> list[float]:
+def bare_step(cfg) -> Callable[[], None]:
     """The same model, LoRA, batch size and math in a plain loop over batches held in memory."""
     parts = build_parts(cfg)
     train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "bench")
@@ -114,7 +119,7 @@ def bare_step_times(cfg, steps: int) -> list[float]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return time_steps(step, steps)
+    return step
 
 
 def loader_samples_per_s(cfg, seconds: float = 3.0) -> float:
@@ -151,17 +156,23 @@ def main() -> None:
     cfg = compose_default(args.data_root)
     build_parts(cfg).data.prepare()
 
-    bare = statistics.median(bare_step_times(cfg, args.steps))
-    ours_times, batch = ltxtune_step_times(cfg, args.steps)
-    ours = statistics.median(ours_times)
+    batch = build_parts(cfg).trainer.batch_size
+    times = interleaved_times(
+        {
+            "bare": bare_step(cfg),
+            "ltxtune": ltxtune_step(cfg),
+            "uncached": ltxtune_step(compose_default(args.data_root, "data.cache=false")),
+        },
+        args.steps,
+    )
+    bare, ours, uncached = (statistics.median(times[k]) for k in ("bare", "ltxtune", "uncached"))
     loader = loader_samples_per_s(cfg)
     first = startup_to_first_step(args.data_root)
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU")
-    print(f"step time (median of {args.steps}): ltxtune {1000 * ours:.2f} ms, bare PyTorch {1000 * bare:.2f} ms,"
-          f" ratio {ours / bare:.3f}")  # fmt: skip
+    print(f"step time (median of {len(times['bare'])}, interleaved rounds): ltxtune {1000 * ours:.2f} ms,"
+          f" bare PyTorch {1000 * bare:.2f} ms, ratio {ours / bare:.3f}")  # fmt: skip
     print(f"data loader (from disk, uncached): {loader:.0f} samples/s; the loop consumes {batch / ours:.0f}"
           f" samples/s ({100 * batch / ours / loader:.1f}% of the loader's rate)")  # fmt: skip
-    uncached = statistics.median(ltxtune_step_times(compose_default(args.data_root, "data.cache=false"), args.steps)[0])
     print(f"step time with data.cache=false (every sample read from disk): {1000 * uncached:.2f} ms,"
           f" ratio {uncached / bare:.3f}")  # fmt: skip
     print(f"start-up to the end of the first step (`python train.py trainer.max_steps=1`): {first:.2f} s")

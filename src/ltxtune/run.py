@@ -202,8 +202,8 @@ def _train(
     )
     if resume is not None:
         trainer.checkpointer.load(trainer, resume)
-        if accelerator.is_main_process:
-            truncate_metrics(run_dir, trainer.step)
+    if accelerator.is_main_process:  # a fresh run in a used directory starts a fresh metrics file
+        truncate_metrics(run_dir, trainer.step if resume is not None else -1)
     try:
         for tracker in trackers:
             tracker.start(run_dir, OmegaConf.to_container(cfg, resolve=True), choices)
