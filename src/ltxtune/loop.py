@@ -182,11 +182,11 @@ class Trainer:
         self.consumed += 1  # counted when used, not when a worker read it ahead: what resume must replay
         return next(stream).to(self.accelerator.device)
 
-    def train_step(self, indices: Iterator[Batch]) -> StepStats:
+    def train_step(self, stream: Iterator[Batch]) -> StepStats:
         """``grad_accum`` micro-batches, one optimizer step (accelerate decides when gradients sync)."""
         stats = StepStats()
         for _ in range(self.settings.grad_accum):
-            batch = self.next_batch(indices)
+            batch = self.next_batch(stream)
             with self.accelerator.accumulate(self.transformer):
                 total, inputs, per_modality = self.losses(batch, self.sampler, self.generator)
                 self.accelerator.backward(total.mean())
@@ -245,7 +245,7 @@ class Trainer:
         """
         if self.step == 0:
             self.validate()
-        indices = self.batch_stream()
+        stream = self.batch_stream()
         bar = tqdm(
             total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
         )
@@ -254,7 +254,7 @@ class Trainer:
                 self.interrupted = True
                 break
             start = time.perf_counter()
-            stats = self.train_step(indices)
+            stats = self.train_step(stream)
             self.scheduler.step()
             self.step += 1
             metrics = self.step_metrics(stats, time.perf_counter() - start)
