@@ -11,7 +11,7 @@ from ltxtune.data.batch import Batch, collate
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.samplers import ConstantSampler
 from ltxtune.settings import ValidationSettings
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.strategies.base import ModelInputs
 
 LossFn = Callable[[Batch, ConstantSampler, torch.Generator], tuple[Tensor, ModelInputs]]
 
@@ -45,7 +45,3 @@ class ValidationLoss:
                 total += float(losses.float().sum())
                 count += losses.numel()
         return total / count
-
-
-def strategy_name(strategy: TrainingStrategy) -> str:
-    return type(strategy).__name__
