@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A broken environment stops the suite here, one line per broken import, before any test module loads."""
+    from ltxtune.environment import broken_imports
+
+    if broken := broken_imports():
+        print("\n".join(b.line() for b in broken), file=sys.stderr)
+        pytest.exit(f"the environment is broken: {len(broken)} imports fail (listed above)", returncode=1)
+
 
 SMALL = [
     "trainer.max_steps=4",

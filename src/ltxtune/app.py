@@ -19,6 +19,10 @@ log = logging.getLogger("ltxtune")
 
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: train and return the objective; a bad value stops a single run with one line."""
+    from ltxtune.environment import check_training_environment
+
+    if (problem := check_training_environment()) is not None:
+        sys.exit(f"error: {problem}")
     from ltxtune.errors import ConfigError, DataError
     from ltxtune.run import train
 
