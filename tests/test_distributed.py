@@ -32,11 +32,13 @@ def lr_sequence(run_dir: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_two_processes_train_one_run(tmp_path, synthetic_root) -> None:
-    data = f"data.root={synthetic_root}"
+def test_two_processes_train_one_run(tmp_path) -> None:
+    fresh = tmp_path / "data" / "synthetic"  # as on a fresh checkout: both ranks find no dataset yet
+    data = f"data.root={fresh}"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "train.py")]
     proc = subprocess.run([*torchrun, *ARGS, data], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in fresh.parent.iterdir()) == [".synthetic.lock", "synthetic"]  # no half-written copy
 
     run_dirs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
     assert len(run_dirs) == 1, run_dirs  # both ranks used rank 0's directory

@@ -186,6 +186,7 @@ def test_summary_rebuilds_from_job_dirs_with_the_best_row_marked(tmp_path: Path,
     failed = {"status": "failed", "steps": 0, "wall_s": 0.1, "objective": math.inf, "error": "ConfigError: x"}
     fake_job(tmp_path, "2", [*base, "optimizer.lr=0.1"], failed, [])
     fake_job(tmp_path, "10", [*base, "optimizer.lr=1.0"], None, [1.2])  # killed while running
+    (tmp_path / "multirun.yaml").write_text("{}\n")  # Hydra writes it in every sweep directory
 
     sweeps.main([str(tmp_path)])
 
@@ -202,6 +203,20 @@ def test_summary_rebuilds_from_job_dirs_with_the_best_row_marked(tmp_path: Path,
     assert markdown == capsys.readouterr().out  # the command prints the table it wrote
     assert_png(tmp_path / "objective_vs_optimizer.lr.png")
     assert_png(tmp_path / "val_loss.png")
+
+
+def test_summary_of_a_directory_that_is_not_a_sweep_points_at_the_sweeps_below(tmp_path: Path) -> None:
+    done = {"status": "completed", "steps": 20, "wall_s": 10.0, "val/loss": 0.9, "objective": 0.9}
+    for sweep in ("12-00-00", "13-30-00"):
+        fake_job(tmp_path / sweep, "0", ["optimizer.lr=0.001"], done, [1.2, 0.9])
+        (tmp_path / sweep / "multirun.yaml").write_text("{}\n")
+    cmd = [sys.executable, "-m", "ltxtune.sweeps", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    message = proc.stderr.strip().splitlines()[-1]
+    assert f"{tmp_path} holds no sweep jobs" in message
+    assert str(tmp_path / "12-00-00") in message and str(tmp_path / "13-30-00") in message
+    assert not (tmp_path / "summary.csv").exists() and not (tmp_path / "summary.md").exists()
 
 
 def test_summary_columns_follow_the_recorded_swept_keys(tmp_path: Path) -> None:

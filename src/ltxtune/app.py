@@ -24,7 +24,7 @@ def run_job(cfg: DictConfig) -> float:
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
     from ltxtune.errors import ConfigError, DataError
-    from ltxtune.run import train
+    from ltxtune.run import train_job
 
     hc = HydraConfig.get()
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
@@ -35,15 +35,25 @@ def run_job(cfg: DictConfig) -> float:
 
             print(estimate(cfg).report())
             return math.inf
-        objective = train(cfg, run_dir, choices)
+        outcome = train_job(cfg, run_dir, choices)
     except (ConfigError, DataError) as exc:
         if hc.mode == RunMode.MULTIRUN:  # one bad job must not end the sweep: it is recorded as failed
             log.error("job failed: %s", exc)
             return math.inf
         sys.exit(f"error: {exc}")
     if int(os.environ.get("RANK", "0")) == 0:
-        print_summary(run_dir)
-    return objective
+        if outcome.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
+            remove_unused(run_dir, log_file=f"{hc.job.name}.log")
+        print_summary(outcome.run_dir)
+    return outcome.objective
+
+
+def remove_unused(run_dir: Path, log_file: str) -> None:
+    """Drop the directory Hydra made for a job that ran elsewhere, if it holds only what Hydra and the app wrote."""
+    import shutil
+
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "config.yaml", log_file}:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def print_summary(run_dir: Path) -> None:

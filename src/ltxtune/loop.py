@@ -6,6 +6,7 @@ schedule, log, and validate every ``validation.every`` steps; validate and save 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -120,6 +121,16 @@ class Trainer:
         self.last: dict[str, float] = {}
         self.stop_requested = False  # set by the SIGTERM handler; honoured at the next step boundary
         self.interrupted = False
+        self.bar: tqdm | None = None
+
+    def show(self, doing: str) -> None:
+        """Say what the trainer does between steps (validation, a checkpoint): it can take seconds."""
+        if not self.accelerator.is_main_process:
+            return
+        if self.bar is not None:
+            self.bar.set_description_str(doing, refresh=True)
+        else:
+            print(doing, flush=True)
 
     # -- one forward ---------------------------------------------------------------------------------
 
@@ -146,7 +157,10 @@ class Trainer:
 
     def validate(self) -> None:
         """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes)."""
+        self.show(f"step {self.step}: validation loss")
         self.log({"val/loss": self.validation_loss()})
+        if self.videos.enabled:
+            self.show(f"step {self.step}: validation clips")
         paths = self.videos(
             self.accelerator.unwrap_model(self.transformer),
             self.validation.batches,
@@ -158,6 +172,7 @@ class Trainer:
         )
         for tracker in self.trackers:
             tracker.log_videos(paths, self.step)
+        self.show("train")
 
     # -- one optimizer step --------------------------------------------------------------------------
 
@@ -243,12 +258,26 @@ class Trainer:
         Starts from ``self.step`` (non-zero after ``Checkpointer.load``). A stop request saves a checkpoint
         at the step boundary and returns early with ``self.interrupted`` set.
         """
-        if self.step == 0:
-            self.validate()
-        stream = self.batch_stream()
-        bar = tqdm(
+        self.bar = tqdm(
             total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
         )
+        try:
+            if self.step == 0:
+                self.validate()
+            self.train_steps(max_steps)
+            if not self.interrupted:
+                self.validate()
+                self.show_losses(self.last.get("train/loss", math.nan))
+        finally:
+            self.bar.close()
+            self.bar = None
+        if self.interrupted:
+            path = self.save_checkpoint()
+            print(f"SIGTERM: stopped at step {self.step}, checkpoint saved to {path}", flush=True)
+        return dict(self.last)
+
+    def train_steps(self, max_steps: int) -> None:
+        stream = self.batch_stream()
         while self.step < max_steps:
             if self.should_stop():
                 self.interrupted = True
@@ -264,15 +293,11 @@ class Trainer:
                 self.validate()
             if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < max_steps:
                 self.save_checkpoint()
-            bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)
-            bar.update(1)
-        bar.close()
-        if self.interrupted:
-            path = self.save_checkpoint()
-            print(f"SIGTERM: stopped at step {self.step}, checkpoint saved to {path}", flush=True)
-        else:
-            self.validate()
-        return dict(self.last)
+            self.show_losses(metrics["train/loss"])
+            self.bar.update(1)
+
+    def show_losses(self, train_loss: float) -> None:
+        self.bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)
 
     def should_stop(self) -> bool:
         """Whether any rank was asked to stop (all ranks must agree, or the collectives would hang)."""
@@ -289,7 +314,12 @@ class Trainer:
         return self.accelerator.gather(value).tolist()
 
     def save_checkpoint(self):
-        return self.checkpointer.save(self) if self.checkpointer is not None else None
+        if self.checkpointer is None:
+            return None
+        self.show(f"step {self.step}: saving a checkpoint")
+        path = self.checkpointer.save(self)
+        self.show("train")
+        return path
 
     def weights_metadata(self) -> dict[str, Any]:
         """What the saved weights file records besides the adapter's own facts."""

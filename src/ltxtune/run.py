@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,21 @@ def set_objective(result: dict[str, Any]) -> None:
     result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
 
 
+@dataclass(frozen=True)
+class JobOutcome:
+    """Where a job really ran (a resume by path continues in the checkpoint's run) and its objective."""
+
+    run_dir: Path
+    objective: float
+
+
 def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None) -> float:
-    """Run one job; returns the objective (final validation loss). Raises ``ConfigError`` on bad config.
+    """Run one job; returns the objective (final validation loss). Raises ``ConfigError`` on bad config."""
+    return train_job(cfg, run_dir, choices).objective
+
+
+def train_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None) -> JobOutcome:
+    """Run one job and say where it ran. Raises ``ConfigError`` on bad config.
 
     With ``checkpoint.resume`` pointing at another run's checkpoint, the job continues in that run's
     directory (same ``metrics.jsonl``, same wandb run).
@@ -87,6 +101,8 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
         train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name)
         check_data(parts, train_set)
+        if is_main_rank():  # building the model and the first validation take seconds: say what comes
+            print(f"{len(train_set)} training samples, {len(val_set)} held out; building the model", flush=True)
         _train(cfg, parts, train_set, val_set, run_dir, choices or {}, result, resume)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
@@ -96,7 +112,7 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
         set_objective(result)
         if run_dir.is_dir() and is_main_rank():
             write_result(run_dir, result)
-    return result["objective"]
+    return JobOutcome(run_dir, result["objective"])
 
 
 def check_data(parts: Parts, train_set: Any) -> None:
@@ -218,6 +234,7 @@ def _train(
         else:
             if accelerator.is_main_process:
                 unwrapped = accelerator.unwrap_model(trainer.transformer)
+                print(f"saving {run_dir / parts.lora.filename}", flush=True)
                 saved = parts.lora.save(unwrapped, run_dir / parts.lora.filename, trainer.weights_metadata())
                 result["weights"] = saved.name
             result["status"] = "completed"

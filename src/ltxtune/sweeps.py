@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import io
 import json
 import logging
@@ -25,8 +24,7 @@ import os
 import re
 import secrets
 import statistics
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from ltxtune.files import exclusive_lock
 
 log = logging.getLogger("ltxtune")
 
@@ -214,7 +214,7 @@ COLUMNS = ("status", "objective", "val/loss", "train/loss", "steps", "steps/s", 
 def write_summary(sweep_dir: Path) -> list[JobRecord]:
     """Rebuild ``summary.csv``, ``summary.md`` and the plots of ``sweep_dir`` from its job directories."""
     sweep_dir = Path(sweep_dir)
-    with _locked(sweep_dir / ".summary.lock"):
+    with exclusive_lock(sweep_dir / ".summary.lock"):  # parallel jobs finish together
         jobs = [read_job(d, sweep_dir) for d in find_jobs(sweep_dir)]
         keys = summary_keys(jobs, read_swept(sweep_dir))
         best = best_job(jobs)
@@ -345,18 +345,6 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Parallel jobs (joblib, Slurm arrays) finish together: one rebuild at a time, each from a fresh scan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # ---------------------------------------------------------------------------------------------- wandb
 
 
@@ -458,6 +446,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
+    if not (args.sweep_dir / "multirun.yaml").is_file():  # Hydra writes it in every sweep directory
+        below = [p.parent for p in sorted(args.sweep_dir.rglob("multirun.yaml"))]
+        where = ("; sweeps below it: " + ", ".join(str(p) for p in below)) if below else "; no sweeps below it either"
+        parser.error(f"{args.sweep_dir} holds no sweep jobs (it has no multirun.yaml){where}")
     jobs = write_summary(args.sweep_dir)
     if not jobs:
         parser.error(f"no job directories (with .hydra/overrides.yaml) under {args.sweep_dir}")

@@ -124,5 +124,7 @@ class WandbLogger:
             return
         for key, value in summary.items():
             self.run.summary[key] = value
+        if self.mode != "disabled":  # writing out the run can take seconds: say why the process still waits
+            print(f"closing the wandb run ({self.mode})", flush=True)
         self.run.finish(exit_code=1 if failed else 0)
         self.run = None

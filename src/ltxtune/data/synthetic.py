@@ -19,6 +19,7 @@ import torch
 
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, check_range
+from ltxtune.files import exclusive_lock
 
 FORMAT_VERSION = 2
 CAPTIONS = (
@@ -77,27 +78,28 @@ class SyntheticData(PrecomputedData):
         return marker.is_file() and json.loads(marker.read_text()) == self.params
 
     def prepare(self) -> None:
+        """Write the dataset unless it is already there with these parameters.
+
+        One process writes at a time (torchrun ranks, parallel sweep jobs): the others wait on the lock and
+        then find the dataset complete. It is built beside the target and renamed, so a kill never leaves
+        half a dataset under ``data.root``.
+        """
         if self.is_current():
             return
-        if self.root.exists() and not (self.root / "synthetic.json").is_file():
-            raise ConfigError(
-                "data.root", str(self.root), "a directory data=synthetic may write (this one holds other data)"
-            )
-        # Build next to the target and rename: a parallel job or a kill never sees a half-written dataset.
-        tmp = self.root.with_name(f"{self.root.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_dataset(tmp, **{k: v for k, v in self.params.items() if k != "format"})
-        (tmp / "synthetic.json").write_text(json.dumps(self.params, indent=1))
-        if self.is_current():  # another process (a rank, a sweep job) finished the same dataset meanwhile
+        with exclusive_lock(self.root.with_name(f".{self.root.name}.lock")):
+            if self.is_current():  # another process wrote it while this one waited
+                return
+            if self.root.exists() and not (self.root / "synthetic.json").is_file():
+                raise ConfigError(
+                    "data.root", str(self.root), "a directory data=synthetic may write (this one holds other data)"
+                )
+            tmp = self.root.with_name(f"{self.root.name}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            return
-        if self.root.exists():  # written with other parameters
-            shutil.rmtree(self.root)
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        try:
+            write_dataset(tmp, **{k: v for k, v in self.params.items() if k != "format"})
+            (tmp / "synthetic.json").write_text(json.dumps(self.params, indent=1))
+            if self.root.exists():  # written with other parameters
+                shutil.rmtree(self.root)
             tmp.rename(self.root)
-        except OSError:  # another process won the race with the same parameters
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _smooth_field(freqs: torch.Tensor, phase: torch.Tensor, f: int, h: int, w: int, scale: int = 1) -> torch.Tensor:
