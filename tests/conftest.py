@@ -15,7 +15,7 @@ CONF = ROOT / "conf"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A broken environment stops the suite here, one line per broken import, before any test module loads."""
-    from ltxtune.environment import broken_imports
+    from ltxtune.app.environment import broken_imports
 
     if broken := broken_imports():
         print("\n".join(b.line() for b in broken), file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ltxtune.environment import EVERYTHING, broken_imports, root_cause, try_import
+from ltxtune.app.environment import EVERYTHING, broken_imports, root_cause, try_import
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_missing_package_names_the_setup_command() -> None:
 
 def test_mismatched_torchaudio_is_the_root_cause(tmp_path: Path) -> None:
     code = (
-        "from ltxtune.environment import broken_imports, root_cause;"
+        "from ltxtune.app.environment import broken_imports, root_cause;"
         "b = broken_imports((('torch', 'torch'), ('torchaudio', 'torchaudio')));"
         "print(len(b)); print(root_cause(b))"
     )

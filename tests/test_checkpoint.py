@@ -15,9 +15,9 @@ import torch
 from safetensors import safe_open
 
 from conftest import ROOT, compose_cfg
-from ltxtune.build import build_parts
 from ltxtune.errors import ConfigError
-from ltxtune.run import train
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
 
 
 def lora_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -132,7 +132,7 @@ def test_only_the_newest_checkpoints_are_kept(synthetic_root, tmp_path) -> None:
 
 
 def test_a_half_written_checkpoint_is_ignored(synthetic_root, tmp_path) -> None:
-    from ltxtune.checkpoint import resolve_resume
+    from ltxtune.training.checkpoint import resolve_resume
 
     train(compose_cfg("checkpoint.every=2", data_root=synthetic_root), tmp_path)
     (tmp_path / "checkpoints" / "step_000003").mkdir()  # a kill between mkdir and the state file

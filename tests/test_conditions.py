@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ltxtune.conditions import FirstFrame, Mask, Prefix, Reference, SpatialCrop, Stream, Suffix
 from ltxtune.data.batch import Batch
 from ltxtune.errors import ConfigError, DataError
 from ltxtune.strategies.base import AudioTokens, VideoTokens
+from ltxtune.strategies.conditions import FirstFrame, Mask, Prefix, Reference, SpatialCrop, Stream, Suffix
 from ltxtune.strategies.flexible import AudioTrack, Flexible, VideoTrack
 
 NO_DATA = Batch({}, ())

@@ -9,9 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT, compose_cfg
-from ltxtune.build import build_parts, instantiate_node
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.run import train
+from ltxtune.training.parts import build_parts, instantiate_node
+from ltxtune.training.run import train
 
 # Groups whose options are single objects (experiment/sweep/hparams_search are overlays, tested elsewhere).
 OBJECT_GROUPS = ("model", "strategy", "sampler", "lora", "data", "optimizer", "scheduler", "logger")
@@ -84,7 +84,7 @@ def test_cli_misspelt_key_and_wrong_option_get_hydras_messages(tmp_path) -> None
 def test_cfg_job_does_not_import_torch() -> None:
     """`--help` and `--cfg job` load only Hydra: the app module must keep torch and friends out."""
     heavy = "('torch', 'accelerate', 'wandb', 'ltx_core')"
-    code = f"import sys, ltxtune.app; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, ltxtune.app.train; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
 

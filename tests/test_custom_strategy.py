@@ -14,13 +14,13 @@ from safetensors import safe_open
 from torch import Tensor
 
 from conftest import ROOT, compose_cfg
-from ltxtune import flow
-from ltxtune.build import build_parts
 from ltxtune.data.batch import Batch, collate
+from ltxtune.diffusion import flow
+from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.errors import ConfigError, check_range
-from ltxtune.run import train
-from ltxtune.samplers import TimestepSampler
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy, VideoTokens, video_modality
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
 
 
 class NextFrame(TrainingStrategy):

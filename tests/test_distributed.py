@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from ltxtune.loop import rank_generator
+from ltxtune.training.loop import rank_generator
 
 ARGS = [
     "logger=none", "trainer.max_steps=6", "trainer.batch_size=2", "validation.every=3", "validation.sigmas=[0.5]",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ltxtune import flow
+from ltxtune.diffusion import flow
 
 
 def test_add_noise_and_velocity_target_follow_the_formula() -> None:

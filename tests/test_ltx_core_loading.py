@@ -11,11 +11,11 @@ from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
 from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 
 from conftest import compose_cfg
-from ltxtune.build import build_parts
 from ltxtune.data.batch import collate
+from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.model.adapters import FullFinetune
-from ltxtune.run import train
-from ltxtune.samplers import UniformSampler
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
 
 
 def write_base_checkpoint(parts, path, dtype=torch.bfloat16) -> None:

@@ -29,7 +29,7 @@ from ltxtune.data.preprocess.text import HashTextEncoder
 from ltxtune.data.sampler import BucketBatchSampler
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.run import train
+from ltxtune.training.run import train
 
 BUCKETS = "[192x128x25,128x128x25,128x192x25]"
 

@@ -12,10 +12,10 @@ from omegaconf import OmegaConf
 from safetensors import safe_open
 
 from conftest import CONF, ROOT, compose_cfg
-from ltxtune.build import build_parts
 from ltxtune.data.batch import collate
-from ltxtune.run import train
-from ltxtune.samplers import UniformSampler
+from ltxtune.diffusion.samplers import UniformSampler
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
 
 GEN, FROZEN = "generated", "frozen"
 # preset -> (video track, audio track, config values that make it that mode)
@@ -25,12 +25,12 @@ PRESETS: dict[str, tuple[str | None, str | None, dict]] = {
         GEN,
         None,
         {
-            "strategy.video.conditions.0._target_": "ltxtune.conditions.FirstFrame",
+            "strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.FirstFrame",
             "strategy.video.conditions.0.probability": 0.5,
         },
     ),
-    "extend_forward": (GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.conditions.Prefix"}),
-    "extend_backward": (GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.conditions.Suffix"}),
+    "extend_forward": (GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.Prefix"}),
+    "extend_backward": (GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.Suffix"}),
     "v2v_ic_lora": (
         GEN,
         None,
@@ -44,17 +44,19 @@ PRESETS: dict[str, tuple[str | None, str | None, dict]] = {
         GEN,
         GEN,
         {
-            "strategy.video.conditions.0._target_": "ltxtune.conditions.Reference",
+            "strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.Reference",
             "strategy.video.conditions.1.probability": 0.2,
-            "strategy.audio.conditions.0._target_": "ltxtune.conditions.Reference",
+            "strategy.audio.conditions.0._target_": "ltxtune.strategies.conditions.Reference",
         },
     ),
     "a2v": (GEN, FROZEN, {}),
     "v2a": (FROZEN, GEN, {}),
     "inpaint_video": (GEN, None, {"strategy.video.conditions.0.mask_dir": "video_masks"}),
-    "outpaint_video": (GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.conditions.SpatialCrop"}),
+    "outpaint_video": (
+        GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.SpatialCrop"}
+    ),
     "t2a": (None, GEN, {"strategy.video": None}),
-    "extend_audio": (None, GEN, {"strategy.audio.conditions.0._target_": "ltxtune.conditions.Prefix"}),
+    "extend_audio": (None, GEN, {"strategy.audio.conditions.0._target_": "ltxtune.strategies.conditions.Prefix"}),
     "inpaint_audio": (None, GEN, {"strategy.audio.conditions.0.mask_dir": "audio_masks"}),
 }
 

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import ROOT, compose_cfg
-from ltxtune.build import build_parts
+from ltxtune.app.estimate import estimate
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.estimate import estimate
 from ltxtune.model.tiny import write_tiny_checkpoint
-from ltxtune.run import train
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
 
 # The tiny checkpoint's text connectors use ltx-core's 128 learnable registers: text length must be a multiple.
 LTX2 = ("model=ltx2", "model.caption_channels=32", "data.text_tokens=128")

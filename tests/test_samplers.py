@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ltxtune.samplers import ShiftedLogitNormalSampler, UniformSampler
+from ltxtune.diffusion.samplers import ShiftedLogitNormalSampler, UniformSampler
 
 
 def draw(sampler, tokens: int, n: int = 40_000) -> torch.Tensor:

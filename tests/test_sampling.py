@@ -11,14 +11,14 @@ from hydra.utils import instantiate
 from safetensors.torch import save_file
 
 from conftest import compose_cfg
-from ltxtune.build import build_parts
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion.positions import patchify_video
+from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
 from ltxtune.errors import ConfigError
+from ltxtune.evaluation.loss import ValidationLoss
+from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_videos
 from ltxtune.model.vae import build_tiny_decoder, video_decoder, write_tiny_vae_checkpoint
-from ltxtune.positions import patchify_video
-from ltxtune.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
-from ltxtune.validation import ValidationLoss
-from ltxtune.validation_videos import ValidationVideos, target_grid, wandb_videos
+from ltxtune.training.parts import build_parts
 
 CPU = torch.device("cpu")
 

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from conftest import compose_cfg
-from ltxtune.build import build_parts, instantiate_node
-from ltxtune.conditions import FirstFrame, Prefix
 from ltxtune.data.batch import Batch, collate
+from ltxtune.diffusion.positions import patchify_audio, patchify_video
+from ltxtune.diffusion.samplers import ConstantSampler, UniformSampler
 from ltxtune.errors import ConfigError
-from ltxtune.positions import patchify_audio, patchify_video
-from ltxtune.samplers import ConstantSampler, UniformSampler
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.strategies.conditions import FirstFrame, Prefix
 from ltxtune.strategies.flexible import AudioTrack, Flexible, VideoTrack
 from ltxtune.strategies.inpainting import Inpainting
 from ltxtune.strategies.video_to_video import VideoToVideo
+from ltxtune.training.parts import build_parts, instantiate_node
 
 T_VIDEO, T_AUDIO, T_REF = 3 * 4 * 6, 18, 3 * 2 * 3  # token counts of the synthetic data
 
@@ -181,7 +181,7 @@ def test_inpainting_threshold_decides_which_tokens_are_noised_and_scored(synthet
         (["strategy=video_to_video", "strategy.first_frame_p=7"], "strategy.first_frame_p=7 is not allowed"),
         (["experiment=v2a", "strategy.audio.is_generated=false"], "strategy.audio.is_generated=False"),
         (
-            ["experiment=t2a", "strategy.audio.conditions=[{_target_: ltxtune.conditions.FirstFrame}]"],
+            ["experiment=t2a", "strategy.audio.conditions=[{_target_: ltxtune.strategies.conditions.FirstFrame}]"],
             "strategy.audio.conditions[0]='FirstFrame'",
         ),
     ],

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT, compose_cfg
 from ltxtune import sweeps
-from ltxtune.build import build_parts
+from ltxtune.training.parts import build_parts
 
 SHRINK = [
     "trainer.max_steps=3",

@@ -10,10 +10,10 @@ import torch
 from safetensors import safe_open
 
 from conftest import compose_cfg
-from ltxtune.build import build_parts
 from ltxtune.data.batch import collate
-from ltxtune.run import train
-from ltxtune.samplers import UniformSampler
+from ltxtune.diffusion.samplers import UniformSampler
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
 
 
 def test_tiny_model_runs_forward_and_backward_on_a_batch(synthetic_root) -> None:

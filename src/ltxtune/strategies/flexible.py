@@ -14,10 +14,9 @@ import torch
 from ltx_core.model.transformer.modality import Modality
 from torch import Tensor
 
-from ltxtune.conditions import Condition, Stream
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.errors import ConfigError
-from ltxtune.samplers import TimestepSampler
 from ltxtune.strategies.base import (
     AudioTokens,
     ModelInputs,
@@ -26,6 +25,7 @@ from ltxtune.strategies.base import (
     audio_modality,
     video_modality,
 )
+from ltxtune.strategies.conditions import Condition, Stream
 
 
 @dataclass(frozen=True)

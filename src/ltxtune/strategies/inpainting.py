@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ltxtune import flow, positions
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion import flow, positions
+from ltxtune.diffusion.samplers import TimestepSampler
+from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import DataError, check_range
-from ltxtune.samplers import TimestepSampler
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy, VideoTokens, video_modality
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy, video_modality
 
 
 class Inpainting(TrainingStrategy):

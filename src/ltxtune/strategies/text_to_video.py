@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ltxtune import flow, positions
 from ltxtune.data.batch import Batch
-from ltxtune.samplers import TimestepSampler
+from ltxtune.diffusion import flow, positions
+from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.strategies.base import (
     ModelInputs,
     TrainingStrategy,

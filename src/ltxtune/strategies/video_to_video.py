@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ltxtune.conditions import FirstFrame, Reference
 from ltxtune.strategies.base import check_probability
+from ltxtune.strategies.conditions import FirstFrame, Reference
 from ltxtune.strategies.flexible import Flexible, VideoTrack
 
 

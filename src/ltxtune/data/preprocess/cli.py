@@ -74,7 +74,7 @@ def preprocess(cfg: DictConfig) -> Summary:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="preprocess")
 def main(cfg: DictConfig) -> None:
-    from ltxtune.environment import check_training_environment
+    from ltxtune.app.environment import check_training_environment
     from ltxtune.errors import ConfigError, DataError
 
     if (problem := check_training_environment()) is not None:

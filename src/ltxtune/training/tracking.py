@@ -114,7 +114,7 @@ class WandbLogger:
         self.run.log(metrics, step=step)
 
     def log_videos(self, paths: list[Path], step: int) -> None:
-        from ltxtune.validation_videos import wandb_videos
+        from ltxtune.evaluation.videos import wandb_videos
 
         if paths:
             self.run.log(wandb_videos(paths), step=step)

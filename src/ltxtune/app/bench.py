@@ -1,6 +1,6 @@
 """CPU benchmark: ltxtune's training step against a bare PyTorch loop doing the same math on the same model.
 
-    python -m ltxtune.bench [--steps 60] [--data-root .ltxtune/bench-data]
+    python -m ltxtune.app.bench [--steps 60] [--data-root .ltxtune/bench-data]
 
 Prints (and returns) three figures: the per-step time of both loops and their ratio, the data loader's
 samples per second against what the loop consumes, and the wall time of `python train.py` to its first step.
@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from ltxtune import flow, positions
-from ltxtune.app import CONFIG_DIR
-from ltxtune.build import build_parts
+from ltxtune.app.train import CONFIG_DIR
 from ltxtune.data.batch import collate
+from ltxtune.diffusion import flow, positions
+from ltxtune.training.parts import build_parts
 
 
 def compose_default(data_root: str, *overrides: str):
@@ -50,9 +50,9 @@ def ltxtune_step(cfg) -> Callable[[], None]:
     from accelerate import Accelerator
 
     from ltxtune.data.sampler import BucketBatchSampler
-    from ltxtune.loop import Trainer
-    from ltxtune.run import reset_accelerate_state
-    from ltxtune.validation import ValidationLoss
+    from ltxtune.evaluation.loss import ValidationLoss
+    from ltxtune.training.loop import Trainer
+    from ltxtune.training.run import reset_accelerate_state
 
     parts = build_parts(cfg)
     train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), "bench")

@@ -13,25 +13,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger("ltxtune")
 
 
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: train and return the objective; a bad value stops a single run with one line."""
-    from ltxtune.environment import check_training_environment
+    from ltxtune.app.environment import check_training_environment
 
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
     from ltxtune.errors import ConfigError, DataError
-    from ltxtune.run import train_job
+    from ltxtune.training.run import train_job
 
     hc = HydraConfig.get()
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     try:
         if cfg.trainer.dry_run:
-            from ltxtune.estimate import estimate
+            from ltxtune.app.estimate import estimate
 
             print(estimate(cfg).report())
             return math.inf

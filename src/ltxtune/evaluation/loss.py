@@ -9,9 +9,9 @@ from torch import Tensor
 
 from ltxtune.data.batch import Batch, collate
 from ltxtune.data.dataset import PrecomputedDataset
-from ltxtune.samplers import ConstantSampler
-from ltxtune.settings import ValidationSettings
+from ltxtune.diffusion.samplers import ConstantSampler
 from ltxtune.strategies.base import ModelInputs
+from ltxtune.training.settings import ValidationSettings
 
 LossFn = Callable[[Batch, ConstantSampler, torch.Generator], tuple[Tensor, ModelInputs]]
 

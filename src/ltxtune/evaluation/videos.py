@@ -1,7 +1,7 @@
 """Validation videos: short clips for fixed held-out samples and seeds, written as ``.mp4`` into the run directory.
 
 The trainer calls a ``ValidationVideos`` at each validation; each call samples the first ``num_prompts``
-held-out samples with their own conditioning (the strategy's, see ``ltxtune.sampling``), decodes the video
+held-out samples with their own conditioning (the strategy's, see ``ltxtune.diffusion.sampling``), decodes the video
 with ltx-core's VAE decoder and writes ``<run_dir>/samples/step_<step>/prompt<i>.mp4``. The same samples,
 seeds and starting noise are used at every step, so the clips show what training changed.
 """
@@ -20,11 +20,11 @@ from torch import Tensor, nn
 
 from ltxtune.data.batch import Batch
 from ltxtune.data.dataset import load_sample_file
+from ltxtune.diffusion.positions import DEFAULT_FPS
+from ltxtune.diffusion.sampling import TextEncoder, empty_prompt, representative_draw, sample, start_inputs, take
 from ltxtune.errors import ConfigError, check_choice, check_range
-from ltxtune.media import decode_frames, write_mp4
+from ltxtune.evaluation.media import decode_frames, write_mp4
 from ltxtune.model.vae import video_decoder
-from ltxtune.positions import DEFAULT_FPS
-from ltxtune.sampling import TextEncoder, empty_prompt, representative_draw, sample, start_inputs, take
 from ltxtune.strategies.base import TrainingStrategy
 
 _DTYPES = ("float32", "bfloat16")

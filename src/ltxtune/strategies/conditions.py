@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ltxtune import flow, positions
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion import flow, positions
+from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
-from ltxtune.strategies.base import AudioTokens, VideoTokens, check_probability
+from ltxtune.strategies.base import check_probability
 
 Tokens = VideoTokens | AudioTokens
 

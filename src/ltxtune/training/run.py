@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ltxtune.build import Parts, build_parts
 from ltxtune.errors import ConfigError
+from ltxtune.training.parts import Parts, build_parts
 
 
 def check_combination(parts: Parts) -> None:
@@ -86,7 +86,7 @@ def train_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = N
     With ``checkpoint.resume`` pointing at another run's checkpoint, the job continues in that run's
     directory (same ``metrics.jsonl``, same wandb run).
     """
-    from ltxtune.checkpoint import resolve_resume, run_dir_of
+    from ltxtune.training.checkpoint import resolve_resume, run_dir_of
 
     started = time.perf_counter()
     result: dict[str, Any] = {"status": "failed", "steps": 0}
@@ -159,11 +159,11 @@ def _train(
     """Build the heavy parts and train; fills ``result`` as it goes so a failure still reports progress."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
-    from ltxtune.checkpoint import Checkpointer
     from ltxtune.data.sampler import BucketBatchSampler
-    from ltxtune.loop import Trainer
-    from ltxtune.tracking import MetricsFile
-    from ltxtune.validation import ValidationLoss
+    from ltxtune.evaluation.loss import ValidationLoss
+    from ltxtune.training.checkpoint import Checkpointer
+    from ltxtune.training.loop import Trainer
+    from ltxtune.training.tracking import MetricsFile
 
     settings = parts.trainer
     reset_accelerate_state()

@@ -19,18 +19,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ltxtune.checkpoint import Checkpointer
 from ltxtune.data.batch import Batch, collate
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import BucketBatchSampler
+from ltxtune.diffusion.samplers import TimestepSampler
+from ltxtune.evaluation.loss import ValidationLoss
+from ltxtune.evaluation.videos import ValidationVideos
 from ltxtune.model.adapters import Adapter
 from ltxtune.model.base import LoadedModel
-from ltxtune.samplers import TimestepSampler
-from ltxtune.settings import LoaderSettings, TrainerSettings
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
-from ltxtune.tracking import Tracker
-from ltxtune.validation import ValidationLoss
-from ltxtune.validation_videos import ValidationVideos
+from ltxtune.training.checkpoint import Checkpointer
+from ltxtune.training.settings import LoaderSettings, TrainerSettings
+from ltxtune.training.tracking import Tracker
 
 SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _BUCKET_PREFIX = {"video": "train/loss_sigma_", "audio": "train/audio_loss_sigma_"}

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from ltxtune.build import build_parts
 from ltxtune.data.batch import collate
-from ltxtune.samplers import UniformSampler
+from ltxtune.diffusion.samplers import UniformSampler
+from ltxtune.training.parts import build_parts
 
 _BYTES = {"float32": 4, "bfloat16": 2}
 # Activation values a transformer block keeps per token and model width for backward (attention projections,

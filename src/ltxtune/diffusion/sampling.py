@@ -21,7 +21,7 @@ from ltx_core.utils import to_denoised
 from torch import Tensor, nn
 
 from ltxtune.data.batch import Batch
-from ltxtune.samplers import ConstantSampler
+from ltxtune.diffusion.samplers import ConstantSampler
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 
 # Stored text features -> the context the transformer attends to (``LoadedModel.encode_text``).

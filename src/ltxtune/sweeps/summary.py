@@ -1,147 +1,23 @@
-"""Sweeps people can trust: a summary after every job, resume without re-running, and each job's wandb identity.
-
-A sweep directory holds one directory per job (Hydra's ``hydra.sweep.dir`` / ``hydra.sweep.subdir``). After
-every job, ``SweepSummary`` (a Hydra callback in ``conf/train.yaml``) rebuilds from the job directories:
-
-- ``summary.csv`` and ``summary.md``: one row per job (swept values, status, objective, losses, speed, wall
-  time), the best row marked;
-- ``objective_vs_<key>.png`` for each swept key and ``val_loss.png`` (validation loss curves of every job).
-
-``python -m ltxtune.sweeps <sweep dir> [--wandb]`` rebuilds the same files (and logs the wandb table).
-The summary is written in ``on_job_end`` because Hydra skips ``on_multirun_end`` when any job fails.
-Importing this module costs only Hydra and the standard library: matplotlib and wandb load when needed.
-"""
+"""``summary.csv``, ``summary.md`` and the plots of a sweep directory, rebuilt from its job directories."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import logging
 import math
 import os
 import re
 import secrets
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.files import exclusive_lock
-
-log = logging.getLogger("ltxtune")
-
-SWEEP_FILE = "sweep.json"  # the swept keys, written when the sweep starts: jobs and summaries read it
-# Keys that never change what a finished job computed: a resumed sweep may change them and still skip it
-# (say, add checkpoint.resume=auto so that the killed jobs continue from their checkpoints).
-IGNORED_FOR_RESUME = ("logger", "checkpoint.resume")
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One job of a sweep, as its directory tells it (a job still running or killed has status ``incomplete``)."""
-
-    job: str
-    overrides: dict[str, str]
-    status: str
-    objective: float
-    val_loss: float | None = None
-    train_loss: float | None = None
-    steps: int = 0
-    steps_per_s: float | None = None
-    samples_per_s: float | None = None
-    wall_s: float | None = None
-    val_curve: list[tuple[int, float]] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------- overrides
-
-
-def parse_overrides(overrides: list[str]) -> dict[str, str]:
-    """A job's overrides ``["+a.b=1", "sampler=uniform"]`` -> ``{"a.b": "1", "sampler": "uniform"}``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return {o.key_or_group: o.get_value_element_as_str() for o in parsed}
-
-
-def swept_keys(config: DictConfig) -> list[str]:
-    """The keys a multirun varies: sweeps on the command line and in ``hydra.sweeper.params``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = config.hydra.sweeper.get("params")
-    lines = [f"{key}={value}" for key, value in (params or {}).items()] + list(config.hydra.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(lines)
-    return list(dict.fromkeys(o.key_or_group for o in parsed if o.is_sweep_override()))
-
-
-def read_swept(sweep_dir: Path) -> list[str] | None:
-    path = sweep_dir / SWEEP_FILE
-    return json.loads(path.read_text())["swept"] if path.is_file() else None
-
-
-def job_sweep_dir() -> Path:
-    """The current job's sweep directory, absolute (the job's output dir less its subdir)."""
-    hc = HydraConfig.get()
-    return Path(hc.runtime.output_dir).parents[len(Path(hc.sweep.subdir).parts) - 1]
-
-
-def group_name(sweep_dir: Path) -> str:
-    """A sweep's wandb group: its last two path parts (``multirun/2025-01-01/12-00-00`` -> ``2025-01-01/12-00-00``)."""
-    return "/".join(sweep_dir.absolute().parts[-2:])
-
-
-def job_identity() -> tuple[str, str] | None:
-    """``(group, name)`` for wandb in a sweep job: the sweep's group, the job's swept overrides; else ``None``."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    hc = HydraConfig.get()
-    sweep_dir = job_sweep_dir()
-    overrides = parse_overrides(list(hc.overrides.task))
-    swept = read_swept(sweep_dir)
-    named = [f"{k}={v}" for k, v in overrides.items() if swept is None or k in swept]
-    return group_name(sweep_dir), ",".join(named) or f"job{hc.job.num}"
-
-
-# ---------------------------------------------------------------------------------------------- resume
-
-
-def completed_objective(run_dir: Path, config: DictConfig) -> float | None:
-    """The objective of an earlier, completed run of exactly this config in ``run_dir``; ``None`` otherwise.
-
-    A resumed sweep skips such a job. The saved ``config.yaml`` must match the resolved config (the logger
-    and ``checkpoint.resume`` aside), so a different command reusing the directory re-runs the job instead of
-    reporting stale numbers.
-    """
-    result_path, saved_path = run_dir / "result.json", run_dir / "config.yaml"
-    if not (result_path.is_file() and saved_path.is_file()):
-        return None
-    result = json.loads(result_path.read_text())
-    if result.get("status") != "completed":
-        return None
-    saved = yaml.safe_load(saved_path.read_text())
-    current = yaml.safe_load(OmegaConf.to_yaml(config, resolve=True))
-    for key in IGNORED_FOR_RESUME:
-        _drop(saved, key)
-        _drop(current, key)
-    return float(result["objective"]) if saved == current else None
-
-
-def _drop(tree: dict[str, Any], dotted: str) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    if isinstance(tree, dict):
-        tree.pop(leaf, None)
-
+from ltxtune.sweeps.jobs import JobRecord, group_name, parse_overrides, read_swept
 
 # ---------------------------------------------------------------------------------------------- summary
 
@@ -221,8 +97,8 @@ def write_summary(sweep_dir: Path) -> list[JobRecord]:
         header = ["job", *keys, *COLUMNS]
         rows = [_row(j, keys, j is best) for j in jobs]
         csv_rows = [[_csv_cell(v) for v in row] + [_all_overrides(j)] for row, j in zip(rows, jobs, strict=True)]
-        _write_atomic(sweep_dir / "summary.csv", _csv_text([*header, "overrides"], csv_rows))
-        _write_atomic(sweep_dir / "summary.md", _markdown(sweep_dir, header, rows, best, keys))
+        write_atomic(sweep_dir / "summary.csv", _csv_text([*header, "overrides"], csv_rows))
+        write_atomic(sweep_dir / "summary.md", _markdown(sweep_dir, header, rows, best, keys))
         plot_summary(sweep_dir, jobs, keys)
     return jobs
 
@@ -339,7 +215,7 @@ def _save(fig: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -381,83 +257,3 @@ def log_wandb_table(sweep_dir: Path, logger: Mapping[str, Any]) -> None:
             run.summary["best/objective"] = float(best[rows[0].index("objective")])  # full precision in the CSV
     finally:
         run.finish()
-
-
-# ---------------------------------------------------------------------------------------------- callback
-
-
-class SweepSummary(Callback):
-    """Hydra callback (``hydra.callbacks`` in ``conf/train.yaml``): records the sweep and summarizes each job.
-
-    Hydra turns an exception in a callback into a warning, so a summary never fails a finished job.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir).absolute()
-        # Optuna opens its sqlite study before any job has created the sweep directory.
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        storage = str(config.hydra.sweeper.get("storage") or "")
-        if storage.startswith("sqlite:///"):
-            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(sweep_dir / SWEEP_FILE, json.dumps({"swept": swept_keys(config)}, indent=2) + "\n")
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _export_submitit_ranks()
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if config.hydra.mode == RunMode.MULTIRUN and os.environ.get("RANK", "0") == "0":
-            write_summary(job_sweep_dir())
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir).absolute()
-        jobs = write_summary(sweep_dir)
-        best = best_job(jobs)
-        log.info(
-            "sweep summary: %s (%d jobs%s)",
-            sweep_dir / "summary.md",
-            len(jobs),
-            f", best {best.job} objective {best.objective:.6g}" if best else "",
-        )
-        log_wandb_table(sweep_dir, OmegaConf.to_container(config.logger, resolve=True))
-
-
-def _export_submitit_ranks() -> None:
-    """Several tasks of one submitit job (``tasks_per_node`` > 1) form one torch.distributed group.
-
-    Every task runs the same Hydra job, so all of them use the job's one run directory; rank 0 writes.
-    """
-    if "SUBMITIT_EXECUTOR" not in os.environ:
-        return
-    import submitit
-
-    env = submitit.JobEnvironment()
-    if env.num_tasks > 1:
-        # submitit's job environment is the authority inside the job: replace whatever the shell had.
-        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-
-
-# ---------------------------------------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ltxtune.sweeps", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (holds one directory per job)")
-    parser.add_argument("--wandb", action="store_true", help="also log the summary table to the sweep's wandb group")
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        parser.error(f"{args.sweep_dir} is not a directory")
-    if not (args.sweep_dir / "multirun.yaml").is_file():  # Hydra writes it in every sweep directory
-        below = [p.parent for p in sorted(args.sweep_dir.rglob("multirun.yaml"))]
-        where = ("; sweeps below it: " + ", ".join(str(p) for p in below)) if below else "; no sweeps below it either"
-        parser.error(f"{args.sweep_dir} holds no sweep jobs (it has no multirun.yaml){where}")
-    jobs = write_summary(args.sweep_dir)
-    if not jobs:
-        parser.error(f"no job directories (with .hydra/overrides.yaml) under {args.sweep_dir}")
-    print((args.sweep_dir / "summary.md").read_text(), end="")
-    if args.wandb:
-        config = OmegaConf.load(args.sweep_dir / "multirun.yaml")
-        log_wandb_table(args.sweep_dir, OmegaConf.to_container(config.logger, resolve=True))
-
-
-if __name__ == "__main__":
-    main()

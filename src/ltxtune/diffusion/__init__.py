@@ -1,0 +1,1 @@
+"""The diffusion math: flow matching, timestep samplers, token positions and types, the sampling loop."""

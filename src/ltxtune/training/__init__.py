@@ -1,0 +1,1 @@
+"""One training job: the parts a config builds, the loop, checkpoints, optimizers, trackers, the run's result."""
