@@ -49,32 +49,18 @@ def ltxtune_step(cfg) -> Callable[[], None]:
     """One ``Trainer.train_step`` (data loading included) and a schedule step."""
     from accelerate import Accelerator
 
-    from ltxtune.data.sampler import BucketBatchSampler
-    from ltxtune.evaluation.loss import ValidationLoss
-    from ltxtune.training.loop import Trainer
-    from ltxtune.training.run import reset_accelerate_state
+    from ltxtune.training.assemble import assemble_trainer, reset_accelerate_state
 
     parts = build_parts(cfg)
     train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), "bench")
     reset_accelerate_state()
     accelerator = Accelerator(cpu=True)
-    torch.manual_seed(0)
-    model = parts.model.build(0, accelerator.device)
-    parts.lora.apply(model)
-    optimizer = parts.optimizer.build([p for p in model.transformer.parameters() if p.requires_grad])
-    trainer = Trainer(
-        accelerator=accelerator, model=model, strategy=parts.strategy, sampler=parts.sampler, optimizer=optimizer,
-        scheduler=parts.scheduler.build(optimizer, 10_000), dataset=train_set,
-        batches=BucketBatchSampler([train_set.shape_key(i) for i in range(len(train_set))], parts.trainer.batch_size,
-                                   seed=0),
-        validation=ValidationLoss(val_set, parts.validation, parts.trainer.batch_size, accelerator.device),
-        validate_every=0, videos=parts.validation_videos, run_dir=Path("outputs/bench"), trackers=[],
-        settings=parts.trainer, loader=parts.loader, adapter=parts.lora, metadata={},
-    )  # fmt: skip
-    stream = trainer.batch_stream()
+    trainer = assemble_trainer(
+        parts, train_set, val_set, Path("outputs/bench"), accelerator, trackers=[], metadata={}, schedule_steps=10_000
+    )
 
     def step() -> None:
-        trainer.train_step(stream)
+        trainer.train_step()
         trainer.scheduler.step()
 
     return step

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ltxtune.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ltxtune.training.loop import Trainer
 
 STATE_FILE = "state.pt"
 
@@ -77,13 +80,18 @@ def check_compatible(checkpoint: Path, saved: dict[str, Any], current: dict[str,
 
 
 class Checkpointer:
-    """Saves and restores a ``Trainer``'s state; only the main process writes shared files and prunes."""
+    """Saves a ``Trainer``'s ``state_dict`` every ``every`` steps and restores it; only the main process writes
+    shared files and prunes."""
 
-    def __init__(self, run_dir: Path, keep_last: int, compat: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, keep_last: int, compat: dict[str, Any], every: int = 0) -> None:
         self.root = run_dir / "checkpoints"
-        self.keep_last, self.compat = keep_last, compat
+        self.keep_last, self.compat, self.every = keep_last, compat, every
 
-    def save(self, trainer: Any) -> Path:
+    def due(self, step: int, max_steps: int) -> bool:
+        """Every ``every`` steps before the last (the run's end writes the final weights itself)."""
+        return bool(self.every) and step % self.every == 0 and step < max_steps
+
+    def save(self, trainer: Trainer) -> Path:
         acc = trainer.accelerator
         final = step_dir(self.root, trainer.step)
         tmp = self.root / f".tmp-{final.name}"
@@ -94,20 +102,8 @@ class Checkpointer:
         torch.save(trainer.generator.get_state(), tmp / f"rng_rank{acc.process_index}.pt")
         acc.wait_for_everyone()
         if acc.is_main_process:
-            model = acc.unwrap_model(trainer.transformer)
-            trainer.adapter.save(model, tmp / trainer.adapter.filename, trainer.weights_metadata())
-            state = {
-                "step": trainer.step,
-                "consumed": trainer.consumed,
-                "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
-                "optimizer": trainer.optimizer.state_dict(),
-                "scheduler": trainer.scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "last_metrics": dict(trainer.last),
-                "world_size": acc.num_processes,
-                "compat": self.compat,
-            }
-            torch.save(state, tmp / STATE_FILE)
+            trainer.save_weights(tmp / trainer.adapter.filename)
+            torch.save({**trainer.state_dict(), "compat": self.compat}, tmp / STATE_FILE)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             self.prune()
@@ -121,7 +117,7 @@ class Checkpointer:
         for stale in self.root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
-    def load(self, trainer: Any, checkpoint: Path) -> None:
+    def load(self, trainer: Trainer, checkpoint: Path) -> None:
         acc = trainer.accelerator
         state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
         check_compatible(checkpoint, state["compat"], self.compat)
@@ -132,19 +128,9 @@ class Checkpointer:
                 f"a run with {state['world_size']} processes (this one has "
                 f"{acc.num_processes}): the data order and the noise of each rank would change",
             )
-        model = acc.unwrap_model(trainer.transformer)
-        missing = set(state["trainable"]) - {n for n, _ in model.named_parameters()}
-        if missing:
-            raise ConfigError(
-                "checkpoint.resume", str(checkpoint), f"weights this model has (missing {sorted(missing)[:3]})"
-            )
-        with torch.no_grad():
-            params = dict(model.named_parameters())
-            for name, value in state["trainable"].items():
-                params[name].copy_(value)
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        try:
+            trainer.load_state_dict(state)
+        except KeyError as missing:
+            allowed = f"weights this model has (missing {missing})"
+            raise ConfigError("checkpoint.resume", str(checkpoint), allowed) from None
         trainer.generator.set_state(torch.load(checkpoint / f"rng_rank{acc.process_index}.pt", weights_only=True))
-        trainer.step, trainer.consumed = state["step"], state["consumed"]
-        trainer.last = dict(state["last_metrics"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,17 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from torch import Tensor
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ltxtune.data.batch import Batch, collate
-from ltxtune.data.dataset import PrecomputedDataset
-from ltxtune.data.sampler import BucketBatchSampler
+from ltxtune.data.batch import Batch
 from ltxtune.diffusion.samplers import TimestepSampler
-from ltxtune.evaluation.loss import ValidationLoss
-from ltxtune.evaluation.videos import ValidationVideos
+from ltxtune.evaluation.validator import Validator
 from ltxtune.model.adapters import Adapter
 from ltxtune.model.base import LoadedModel
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 from ltxtune.training.checkpoint import Checkpointer
-from ltxtune.training.settings import LoaderSettings, TrainerSettings
+from ltxtune.training.settings import TrainerSettings
+from ltxtune.training.stream import BatchStream
 from ltxtune.training.tracking import Tracker
 
 SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -87,41 +83,65 @@ class Trainer:
         *,
         accelerator: Accelerator,
         model: LoadedModel,
+        adapter: Adapter,
         strategy: TrainingStrategy,
         sampler: TimestepSampler,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
-        dataset: PrecomputedDataset,
-        batches: BucketBatchSampler,
-        validation: ValidationLoss,
-        validate_every: int,
-        videos: ValidationVideos,
-        run_dir: Path,
+        stream: BatchStream,
+        validator: Validator,
+        checkpointer: Checkpointer | None,
         trackers: list[Tracker],
         settings: TrainerSettings,
-        loader: LoaderSettings,
-        adapter: Adapter,
         metadata: dict[str, Any],
-        checkpointer: Checkpointer | None = None,
-        checkpoint_every: int = 0,
     ) -> None:
-        self.accelerator, self.model, self.strategy, self.sampler = accelerator, model, strategy, sampler
-        self.optimizer, self.scheduler, self.settings, self.loader = optimizer, scheduler, settings, loader
-        self.dataset, self.batches = dataset, batches
-        self.validation, self.validate_every, self.trackers = validation, validate_every, trackers
-        self.videos, self.run_dir = videos, run_dir
-        self.adapter, self.metadata = adapter, metadata
-        self.checkpointer, self.checkpoint_every = checkpointer, checkpoint_every
+        self.accelerator, self.model, self.adapter, self.strategy = accelerator, model, adapter, strategy
+        self.sampler, self.scheduler, self.settings, self.metadata = sampler, scheduler, settings, metadata
+        self.stream, self.validator, self.checkpointer, self.trackers = stream, validator, checkpointer, trackers
         self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
         self.transformer = accelerator.prepare(model.transformer)
         self.optimizer = accelerator.prepare(optimizer)
         self.trainable = [p for p in self.transformer.parameters() if p.requires_grad]
         self.step = 0
-        self.consumed = 0  # micro-batches this rank has taken: the data position a checkpoint saves
         self.last: dict[str, float] = {}
         self.stop_requested = False  # set by the SIGTERM handler; honoured at the next step boundary
         self.interrupted = False
         self.bar: tqdm | None = None
+
+    # -- what a checkpoint keeps -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything shared by the ranks that resuming needs: weights, optimizer, schedule, step, data position."""
+        model = self.accelerator.unwrap_model(self.transformer)
+        return {
+            "step": self.step,
+            **self.stream.state_dict(),
+            "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "last_metrics": dict(self.last),
+            "world_size": self.accelerator.num_processes,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()``'s output; raises ``KeyError`` naming weights this model lacks."""
+        params = dict(self.accelerator.unwrap_model(self.transformer).named_parameters())
+        if missing := sorted(set(state["trainable"]) - set(params)):
+            raise KeyError(missing[:3])
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.stream.load_state_dict(state)
+        self.step, self.last = state["step"], dict(state["last_metrics"])
+
+    def save_weights(self, path: Path) -> Path:
+        """The inference file (LoRA or full checkpoint) of the current weights, as a finished run writes it."""
+        model = self.accelerator.unwrap_model(self.transformer)
+        return self.adapter.save(model, path, self.weights_metadata())
 
     def show(self, doing: str) -> None:
         """Say what the trainer does between steps (validation, a checkpoint): it can take seconds."""
@@ -151,7 +171,7 @@ class Trainer:
     def validation_loss(self) -> float:
         self.transformer.eval()
         try:
-            return self.validation(lambda b, s, g: self.losses(b, s, g)[:2])
+            return self.validator.loss(lambda b, s, g: self.losses(b, s, g)[:2])
         finally:
             self.transformer.train()
 
@@ -159,14 +179,15 @@ class Trainer:
         """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes)."""
         self.show(f"step {self.step}: validation loss")
         self.log({"val/loss": self.validation_loss()})
-        if self.videos.enabled:
+        videos = self.validator.videos
+        if videos.enabled:
             self.show(f"step {self.step}: validation clips")
-        paths = self.videos(
+        paths = videos(
             self.accelerator.unwrap_model(self.transformer),
-            self.validation.batches,
+            self.validator.loss.batches,
             self.strategy,
             self.step,
-            self.run_dir,
+            self.validator.run_dir,
             encode_text=self.model.encode_text,
             write=self.accelerator.is_main_process,
         )
@@ -176,32 +197,11 @@ class Trainer:
 
     # -- one optimizer step --------------------------------------------------------------------------
 
-    def batch_stream(self) -> Iterator[Batch]:
-        """Batches from the current data position on; worker processes read ahead when configured."""
-        indices = self.batches.iterate(self.consumed)
-        if self.loader.num_workers == 0:
-            return (collate([self.dataset[i] for i in chunk]) for chunk in indices)
-        return iter(
-            DataLoader(
-                self.dataset,
-                batch_sampler=indices,
-                collate_fn=collate,
-                num_workers=self.loader.num_workers,
-                pin_memory=self.loader.pin_memory,
-                prefetch_factor=self.loader.prefetch_factor,
-                persistent_workers=False,
-            )
-        )
-
-    def next_batch(self, stream: Iterator[Batch]) -> Batch:
-        self.consumed += 1  # counted when used, not when a worker read it ahead: what resume must replay
-        return next(stream).to(self.accelerator.device)
-
-    def train_step(self, stream: Iterator[Batch]) -> StepStats:
+    def train_step(self) -> StepStats:
         """``grad_accum`` micro-batches, one optimizer step (accelerate decides when gradients sync)."""
         stats = StepStats()
         for _ in range(self.settings.grad_accum):
-            batch = self.next_batch(stream)
+            batch = self.stream.next()
             with self.accelerator.accumulate(self.transformer):
                 total, inputs, per_modality = self.losses(batch, self.sampler, self.generator)
                 self.accelerator.backward(total.mean())
@@ -255,7 +255,7 @@ class Trainer:
     def fit(self, max_steps: int) -> dict[str, float]:
         """Train until ``max_steps`` optimizer steps; returns the last value of every metric.
 
-        Starts from ``self.step`` (non-zero after ``Checkpointer.load``). A stop request saves a checkpoint
+        Starts from ``self.step`` (non-zero after ``load_state_dict``). A stop request saves a checkpoint
         at the step boundary and returns early with ``self.interrupted`` set.
         """
         self.bar = tqdm(
@@ -277,21 +277,20 @@ class Trainer:
         return dict(self.last)
 
     def train_steps(self, max_steps: int) -> None:
-        stream = self.batch_stream()
         while self.step < max_steps:
             if self.should_stop():
                 self.interrupted = True
                 break
             start = time.perf_counter()
-            stats = self.train_step(stream)
+            stats = self.train_step()
             self.scheduler.step()
             self.step += 1
             metrics = self.step_metrics(stats, time.perf_counter() - start)
             if self.step % self.settings.log_every == 0 or self.step == max_steps:
                 self.log(metrics)
-            if self.validate_every and self.step % self.validate_every == 0 and self.step < max_steps:
+            if self.validator.due(self.step, max_steps):
                 self.validate()
-            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < max_steps:
+            if self.checkpointer is not None and self.checkpointer.due(self.step, max_steps):
                 self.save_checkpoint()
             self.show_losses(metrics["train/loss"])
             self.bar.update(1)

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.errors import ConfigError
+
+if TYPE_CHECKING:  # the classes the config groups build; imported for the types only (they pull in torch)
+    from ltxtune.data.spec import PrecomputedData
+    from ltxtune.diffusion.samplers import TimestepSampler
+    from ltxtune.evaluation.videos import ValidationVideos
+    from ltxtune.model.adapters import Adapter
+    from ltxtune.model.base import ModelSpec
+    from ltxtune.strategies.base import TrainingStrategy
+    from ltxtune.training.optim import AdamW, Schedule
+    from ltxtune.training.settings import CheckpointSettings, LoaderSettings, TrainerSettings, ValidationSettings
+    from ltxtune.training.tracking import Tracker
 
 
 def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
@@ -62,19 +73,19 @@ def failing_node_key(cfg: DictConfig, message: str, group: str) -> str:
 class Parts:
     """The run's objects, all validated; nothing heavy (no model, no data) has been built yet."""
 
-    trainer: Any
-    checkpoint: Any
-    validation: Any
-    loader: Any
-    model: Any
-    strategy: Any
-    sampler: Any
-    lora: Any
-    data: Any
-    optimizer: Any
-    scheduler: Any
-    logger: Any
-    validation_videos: Any  # last: its decoder follows model.checkpoint, whose own error should come first
+    trainer: TrainerSettings
+    checkpoint: CheckpointSettings
+    validation: ValidationSettings
+    loader: LoaderSettings
+    model: ModelSpec
+    strategy: TrainingStrategy
+    sampler: TimestepSampler
+    lora: Adapter
+    data: PrecomputedData
+    optimizer: AdamW
+    scheduler: Schedule
+    logger: Tracker
+    validation_videos: ValidationVideos  # last: its decoder follows model.checkpoint, whose error comes first
 
 
 def build_parts(cfg: DictConfig) -> Parts:

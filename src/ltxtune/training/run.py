@@ -33,19 +33,6 @@ def check_combination(parts: Parts) -> None:
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
 
 
-def use_cpu(forced: bool) -> bool:
-    """Accelerate only sets up several CPU processes (gloo) when told it runs on the CPU."""
-    return forced or not torch.cuda.is_available()
-
-
-def reset_accelerate_state() -> None:
-    """Several jobs in one process (Hydra's basic launcher): each must start with accelerate's state fresh."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
 def write_result(run_dir: Path, result: dict[str, Any]) -> None:
     tmp = run_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2) + "\n")
@@ -157,67 +144,27 @@ def _train(
     cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, choices: dict, result: dict, resume: Path | None
 ) -> None:
     """Build the heavy parts and train; fills ``result`` as it goes so a failure still reports progress."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-
-    from ltxtune.data.sampler import BucketBatchSampler
-    from ltxtune.evaluation.loss import ValidationLoss
+    from ltxtune.training.assemble import assemble_trainer, make_accelerator
     from ltxtune.training.checkpoint import Checkpointer
-    from ltxtune.training.loop import Trainer
     from ltxtune.training.tracking import MetricsFile
 
     settings = parts.trainer
-    reset_accelerate_state()
-    accelerator = Accelerator(
-        mixed_precision=settings.mixed_precision,
-        gradient_accumulation_steps=settings.grad_accum,
-        cpu=use_cpu(settings.cpu),
-        # A video-only strategy leaves the audio stream's adapters without gradients (and vice versa).
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    torch.manual_seed(settings.seed)
-    model = parts.model.build(settings.seed, accelerator.device)
-    parts.lora.apply(model)
-    if settings.gradient_checkpointing:
-        model.transformer.set_gradient_checkpointing(True)
-    if settings.compile:  # per block: one compiled graph serves every layer, and recompiles stay local
-        for block in model.transformer.transformer_blocks:
-            block.compile()
-    trainable = [p for p in model.transformer.parameters() if p.requires_grad]
-    optimizer = parts.optimizer.build(trainable)
-    scheduler = parts.scheduler.build(optimizer, settings.max_steps)
-    batches = BucketBatchSampler(
-        [train_set.shape_key(i) for i in range(len(train_set))],
-        settings.batch_size,
-        settings.seed,
-        rank=accelerator.process_index,
-        world=accelerator.num_processes,
-    )
-    validation = ValidationLoss(val_set, parts.validation, settings.batch_size, accelerator.device)
+    accelerator = make_accelerator(settings)
     trackers = [MetricsFile(), parts.logger] if accelerator.is_main_process else []
     failed = True
-    trainer = Trainer(
-        accelerator=accelerator,
-        model=model,
-        strategy=parts.strategy,
-        sampler=parts.sampler,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        dataset=train_set,
-        batches=batches,
-        validation=validation,
-        validate_every=parts.validation.every,
-        videos=parts.validation_videos,
-        run_dir=run_dir,
+    checkpointer = Checkpointer(run_dir, parts.checkpoint.keep_last, compat_facts(cfg), parts.checkpoint.every)
+    trainer = assemble_trainer(
+        parts,
+        train_set,
+        val_set,
+        run_dir,
+        accelerator,
         trackers=trackers,
-        settings=settings,
-        loader=parts.loader,
-        adapter=parts.lora,
         metadata={"strategy": cfg.strategy._target_},
-        checkpointer=Checkpointer(run_dir, parts.checkpoint.keep_last, compat_facts(cfg)),
-        checkpoint_every=parts.checkpoint.every,
+        checkpointer=checkpointer,
     )
     if resume is not None:
-        trainer.checkpointer.load(trainer, resume)
+        checkpointer.load(trainer, resume)
     if accelerator.is_main_process:  # a fresh run in a used directory starts a fresh metrics file
         truncate_metrics(run_dir, trainer.step if resume is not None else -1)
     try:
@@ -233,9 +180,8 @@ def _train(
             result["interrupted"] = True
         else:
             if accelerator.is_main_process:
-                unwrapped = accelerator.unwrap_model(trainer.transformer)
                 print(f"saving {run_dir / parts.lora.filename}", flush=True)
-                saved = parts.lora.save(unwrapped, run_dir / parts.lora.filename, trainer.weights_metadata())
+                saved = trainer.save_weights(run_dir / parts.lora.filename)
                 result["weights"] = saved.name
             result["status"] = "completed"
         failed = trainer.interrupted

@@ -1,0 +1,98 @@
+"""From validated parts to a ready ``Trainer``: the one place a run (and the benchmark) puts the loop together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+
+from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.data.sampler import BucketBatchSampler
+from ltxtune.evaluation.loss import ValidationLoss
+from ltxtune.evaluation.validator import Validator
+from ltxtune.training.checkpoint import Checkpointer
+from ltxtune.training.loop import Trainer
+from ltxtune.training.parts import Parts
+from ltxtune.training.settings import TrainerSettings
+from ltxtune.training.stream import BatchStream
+from ltxtune.training.tracking import Tracker
+
+
+def reset_accelerate_state() -> None:
+    """Several jobs in one process (Hydra's basic launcher): each must start with accelerate's state fresh."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def use_cpu(forced: bool) -> bool:
+    """Accelerate only sets up several CPU processes (gloo) when told it runs on the CPU."""
+    return forced or not torch.cuda.is_available()
+
+
+def make_accelerator(settings: TrainerSettings) -> Accelerator:
+    reset_accelerate_state()
+    return Accelerator(
+        mixed_precision=settings.mixed_precision,
+        gradient_accumulation_steps=settings.grad_accum,
+        cpu=use_cpu(settings.cpu),
+        # A video-only strategy leaves the audio stream's adapters without gradients (and vice versa).
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def assemble_trainer(
+    parts: Parts,
+    train_set: PrecomputedDataset,
+    val_set: PrecomputedDataset,
+    run_dir: Path,
+    accelerator: Accelerator,
+    *,
+    trackers: list[Tracker],
+    metadata: dict[str, Any],
+    checkpointer: Checkpointer | None = None,
+    schedule_steps: int | None = None,
+) -> Trainer:
+    """Build the model (seeded), its adapter, the optimizer and schedule, the batch stream and the validator."""
+    settings = parts.trainer
+    torch.manual_seed(settings.seed)
+    model = parts.model.build(settings.seed, accelerator.device)
+    parts.lora.apply(model)
+    if settings.gradient_checkpointing:
+        model.transformer.set_gradient_checkpointing(True)
+    if settings.compile:  # per block: one compiled graph serves every layer, and recompiles stay local
+        for block in model.transformer.transformer_blocks:
+            block.compile()
+    optimizer = parts.optimizer.build([p for p in model.transformer.parameters() if p.requires_grad])
+    scheduler = parts.scheduler.build(optimizer, schedule_steps or settings.max_steps)
+    batches = BucketBatchSampler(
+        [train_set.shape_key(i) for i in range(len(train_set))],
+        settings.batch_size,
+        settings.seed,
+        rank=accelerator.process_index,
+        world=accelerator.num_processes,
+    )
+    validator = Validator(
+        loss=ValidationLoss(val_set, parts.validation, settings.batch_size, accelerator.device),
+        videos=parts.validation_videos,
+        every=parts.validation.every,
+        run_dir=run_dir,
+    )
+    return Trainer(
+        accelerator=accelerator,
+        model=model,
+        adapter=parts.lora,
+        strategy=parts.strategy,
+        sampler=parts.sampler,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        stream=BatchStream(train_set, batches, parts.loader, accelerator.device),
+        validator=validator,
+        checkpointer=checkpointer,
+        trackers=trackers,
+        settings=settings,
+        metadata=metadata,
+    )
