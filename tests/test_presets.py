@@ -53,7 +53,9 @@ PRESETS: dict[str, tuple[str | None, str | None, dict]] = {
     "v2a": (FROZEN, GEN, {}),
     "inpaint_video": (GEN, None, {"strategy.video.conditions.0.mask_dir": "video_masks"}),
     "outpaint_video": (
-        GEN, None, {"strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.SpatialCrop"}
+        GEN,
+        None,
+        {"strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.SpatialCrop"},
     ),
     "t2a": (None, GEN, {"strategy.video": None}),
     "extend_audio": (None, GEN, {"strategy.audio.conditions.0._target_": "ltxtune.strategies.conditions.Prefix"}),

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from ltxtune.data.batch import collate
 from ltxtune.diffusion.samplers import UniformSampler
+from ltxtune.model.adapters import trainable_parameters
 from ltxtune.training.parts import build_parts
 
 _BYTES = {"float32": 4, "bfloat16": 2}
@@ -68,7 +69,7 @@ def estimate(cfg: DictConfig) -> Estimate:
         transformer = LTXModelConfigurator.from_config(config)
     parts.lora.apply(LoadedModel(transformer=transformer, config=config))
     total = sum(p.numel() for p in transformer.parameters())
-    trainable = sum(p.numel() for p in transformer.parameters() if p.requires_grad)
+    trainable = sum(p.numel() for p in trainable_parameters(transformer))
 
     t = config["transformer"]
     video_width = t.get("num_attention_heads", 32) * t.get("attention_head_dim", 128)

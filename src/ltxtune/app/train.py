@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from ltxtune.ranks import is_main_rank, world_size
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger("ltxtune")
@@ -41,7 +42,7 @@ def run_job(cfg: DictConfig) -> float:
             log.error("job failed: %s", exc)
             return math.inf
         sys.exit(f"error: {exc}")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_rank():
         if outcome.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
             remove_unused(run_dir, log_file=f"{hc.job.name}.log")
         print_summary(outcome.run_dir)
@@ -57,13 +58,14 @@ def remove_unused(run_dir: Path, log_file: str) -> None:
 
 
 def print_summary(run_dir: Path) -> None:
-    import json
+    from ltxtune.training.result import RunResult
 
-    result = json.loads((run_dir / "result.json").read_text())
+    result = RunResult.read(run_dir) or RunResult(error="result.json is missing or unreadable")
+    train_loss, val_loss = (math.nan if v is None else v for v in (result.train_loss, result.val_loss))
     lines = [
         f"run directory: {run_dir}",
-        f"  status {result['status']}, {result['steps']} steps in {result['wall_s']:.1f} s,"
-        f" train/loss {result.get('train/loss', math.nan):.4f}, val/loss {result.get('val/loss', math.nan):.4f}",
+        f"  status {result.status}, {result.steps} steps in {result.wall_s or 0:.1f} s,"
+        f" train/loss {train_loss:.4f}, val/loss {val_loss:.4f}",
     ]
     for name, what in (
         ("lora.safetensors", "the trained LoRA (ltx-core / ComfyUI layout)"),
@@ -85,7 +87,7 @@ def shared_run_dir(local: Path) -> Path:
     The ranks agree through the process group (it works across nodes), and the other ranks' empty Hydra
     directories are removed so that a run leaves exactly one directory.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if world_size() == 1:
         return local
     import shutil
 
@@ -112,6 +114,6 @@ def main(cfg: DictConfig) -> float:
         if (done := completed_objective(run_dir, cfg)) is not None:
             log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
             return done
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_rank():
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return run_job(cfg)

@@ -8,6 +8,14 @@ from collections.abc import Iterator, Sequence
 import torch
 
 
+def group_by_shape(shape_keys: Sequence[object]) -> list[list[int]]:
+    """Indices grouped by equal shape key, groups in order of first appearance: only equal shapes collate."""
+    buckets: dict[object, list[int]] = defaultdict(list)
+    for index, key in enumerate(shape_keys):
+        buckets[key].append(index)
+    return list(buckets.values())
+
+
 class BucketBatchSampler:
     """Yields lists of dataset indices forever: epoch after epoch, each batch from one shape bucket.
 
@@ -17,10 +25,7 @@ class BucketBatchSampler:
     """
 
     def __init__(self, shape_keys: Sequence[object], batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        buckets: dict[object, list[int]] = defaultdict(list)
-        for index, key in enumerate(shape_keys):
-            buckets[key].append(index)
-        self.buckets = list(buckets.values())
+        self.buckets = group_by_shape(shape_keys)
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:

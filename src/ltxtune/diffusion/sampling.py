@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.samplers import ConstantSampler
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.strategies.base import MODALITIES, ModelInputs, TrainingStrategy
 
 # Stored text features -> the context the transformer attends to (``LoadedModel.encode_text``).
 TextEncoder = Callable[[dict[str, Tensor]], dict[str, Tensor]]
@@ -62,7 +62,15 @@ def take(batch: Batch, index: int) -> Batch:
 
 def condition_tokens(inputs: ModelInputs) -> int:
     """How many tokens are given as conditions (timestep 0) across both modalities."""
-    return sum(int((m.timesteps == 0).sum()) for m in (inputs.video, inputs.audio) if m is not None)
+    return sum(int(stream.condition_tokens()) for stream in inputs.streams())
+
+
+def encode_conditions(batch: Batch, encode_text: TextEncoder) -> Batch:
+    """``batch`` with its stored text features (``"conditions"``) turned into the model's context; a batch
+    without text (a custom strategy's) is returned as it is."""
+    if "conditions" not in batch:
+        return batch
+    return replace(batch, sources={**batch.sources, "conditions": encode_text(batch["conditions"])})
 
 
 def _draw(strategy: TrainingStrategy, batch: Batch, seed: int, k: int) -> ModelInputs:
@@ -96,14 +104,13 @@ def start_inputs(strategy: TrainingStrategy, batch: Batch, seed: int, draw: int 
 def negative_context(inputs: ModelInputs, negative: Mapping[str, Tensor]) -> ModelInputs:
     """``inputs`` with each stream's text context replaced by the (encoded) negative prompt's."""
     changed = {}
-    for name in ("video", "audio"):
-        modality = getattr(inputs, name)
-        if modality is not None:
-            b = modality.context.shape[0]
-            context = negative[_CONTEXT_KEYS[name]].to(modality.context).expand(b, -1, -1)
-            mask = negative["prompt_attention_mask"].to(modality.context.device).long().expand(b, -1)
-            changed[name] = replace(modality, context=context, context_mask=mask)
-    return replace(inputs, **changed)
+    for stream in inputs.streams():
+        modality = stream.modality
+        b = modality.context.shape[0]
+        context = negative[_CONTEXT_KEYS[stream.name]].to(modality.context).expand(b, -1, -1)
+        mask = negative["prompt_attention_mask"].to(modality.context.device).long().expand(b, -1)
+        changed[stream.name] = replace(modality, context=context, context_mask=mask)
+    return inputs.with_modalities(changed)
 
 
 def empty_prompt(conditions: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -122,32 +129,31 @@ def _at_sigma(modality: Modality, latent: Tensor, free: Tensor, sigma: Tensor) -
     )
 
 
-def _cat(a: Modality | None, b: Modality | None) -> Modality | None:
-    """Two modalities as one batch ``[2B, ...]``; ``None`` stays ``None``."""
-    if a is None:
-        return None
+def _cat(a: Modality, b: Modality) -> Modality:
+    """Two modalities as one batch ``[2B, ...]``."""
     names = [f.name for f in fields(a) if isinstance(getattr(a, f.name), Tensor)]
     return replace(a, **{k: torch.cat([getattr(a, k), getattr(b, k)]) for k in names})
 
 
 def _cond_and_uncond(model: nn.Module, cond: ModelInputs, uncond: ModelInputs) -> tuple[dict, dict]:
     """Both predictions of a guided step, in one forward of twice the batch when the text lengths match."""
-    pairs = [(c, u) for c, u in ((cond.video, uncond.video), (cond.audio, uncond.audio)) if c is not None]
-    if any(c.context.shape != u.context.shape for c, u in pairs):
+    pairs = {c.name: (c.modality, uncond.stream(c.name).modality) for c in cond.streams()}
+    if any(c.context.shape != u.context.shape for c, u in pairs.values()):
         return _denoise(model, cond), _denoise(model, uncond)
-    both = _denoise(model, replace(cond, video=_cat(cond.video, uncond.video), audio=_cat(cond.audio, uncond.audio)))
+    both = _denoise(model, cond.with_modalities({name: _cat(c, u) for name, (c, u) in pairs.items()}))
     halves = {n: d.chunk(2) for n, d in both.items()}
     return {n: h[0] for n, h in halves.items()}, {n: h[1] for n, h in halves.items()}
 
 
 def _denoise(model: nn.Module, inputs: ModelInputs) -> dict[str, Tensor]:
     """The model's clean estimates ``x0 = x - t * v`` per token, for both modalities (ltx-core's ``X0Model``)."""
-    video_v, audio_v = model(video=inputs.video, audio=inputs.audio, perturbations=None)
+    predicted = model(video=inputs.video, audio=inputs.audio, perturbations=None)
+    velocities = dict(zip(MODALITIES, predicted, strict=True))
     out = {}
-    for name, velocity in (("video", video_v), ("audio", audio_v)):
-        modality = getattr(inputs, name)
-        if modality is not None and velocity is not None:
-            out[name] = to_denoised(modality.latent, velocity, modality.timesteps.unsqueeze(-1))
+    for stream in inputs.streams():
+        if (velocity := velocities[stream.name]) is not None:
+            m = stream.modality
+            out[stream.name] = to_denoised(m.latent, velocity, m.timesteps.unsqueeze(-1))
     return out
 
 
@@ -173,19 +179,18 @@ def sample(
     guider = CFGGuider(guidance_scale)
     if guider.enabled() and negative is None:
         raise ValueError("classifier-free guidance (guidance_scale != 1) needs the negative prompt's features")
-    targets = {"video": inputs.video_targets, "audio": inputs.audio_targets}
-    generated = [n for n in ("video", "audio") if getattr(inputs, n) is not None and targets[n] is not None]
+    generated = {s.name: s.modality for s in inputs.generated()}
     if not generated:
         raise ValueError("the inputs generate nothing: every modality is a frozen condition")
-    latents = {n: getattr(inputs, n).latent.float() for n in generated}
-    free = {n: getattr(inputs, n).timesteps != 0 for n in generated}
+    latents = {n: m.latent.float() for n, m in generated.items()}
+    free = {n: m.timesteps != 0 for n, m in generated.items()}
     # One schedule for all generated streams: they share one sigma, as in training.
-    first = latents[generated[0]]
+    first = next(iter(latents.values()))
     sigmas = sigma_schedule(num_steps, schedule_tokens or first.shape[1]).to(first.device)
     stepper = EulerDiffusionStep()
     for i in range(num_steps):
-        current = replace(
-            inputs, **{n: _at_sigma(getattr(inputs, n), latents[n], free[n], sigmas[i]) for n in generated}
+        current = inputs.with_modalities(
+            {n: _at_sigma(m, latents[n], free[n], sigmas[i]) for n, m in generated.items()}
         )
         if guider.enabled():
             denoised, uncond = _cond_and_uncond(model, current, negative_context(current, negative))
@@ -196,7 +201,5 @@ def sample(
             stepped = stepper.step(latents[n], denoised[n].float(), sigmas, i)
             # Given tokens get zero velocity already (their timestep is 0); keep them bit-exact regardless.
             latents[n] = torch.where(free[n].unsqueeze(-1), stepped, latents[n])
-    return Sampled(
-        video=latents.get("video", inputs.video.latent if inputs.video is not None else None),
-        audio=latents.get("audio", inputs.audio.latent if inputs.audio is not None else None),
-    )
+    given = {s.name: s.modality.latent for s in inputs.streams()}
+    return Sampled(**{n: latents.get(n, given.get(n)) for n in MODALITIES})

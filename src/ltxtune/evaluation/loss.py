@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ltxtune.data.batch import Batch, collate
 from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.data.sampler import group_by_shape
 from ltxtune.diffusion.samplers import ConstantSampler
 from ltxtune.strategies.base import ModelInputs
 from ltxtune.training.settings import ValidationSettings
@@ -27,10 +28,8 @@ class ValidationLoss:
         self, dataset: PrecomputedDataset, settings: ValidationSettings, batch_size: int, device: torch.device
     ) -> None:
         self.settings, self.device = settings, device
-        by_shape: dict[tuple, list[int]] = {}
-        for i in range(len(dataset)):
-            by_shape.setdefault(dataset.shape_key(i), []).append(i)
-        indices = [group[i : i + batch_size] for group in by_shape.values() for i in range(0, len(group), batch_size)]
+        groups = group_by_shape([dataset.shape_key(i) for i in range(len(dataset))])
+        indices = [group[i : i + batch_size] for group in groups for i in range(0, len(group), batch_size)]
         # Held-out sets are small: load them once and keep them on the device.
         self.batches = [collate([dataset[i] for i in chunk]).to(device) for chunk in indices]
 

@@ -9,7 +9,7 @@ seeds and starting noise are used at every step, so the clips show what training
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,19 @@ from torch import Tensor, nn
 from ltxtune.data.batch import Batch
 from ltxtune.data.dataset import load_sample_file
 from ltxtune.diffusion.positions import DEFAULT_FPS
-from ltxtune.diffusion.sampling import TextEncoder, empty_prompt, representative_draw, sample, start_inputs, take
+from ltxtune.diffusion.sampling import (
+    TextEncoder,
+    empty_prompt,
+    encode_conditions,
+    representative_draw,
+    sample,
+    start_inputs,
+    take,
+)
 from ltxtune.errors import ConfigError, check_choice, check_range
 from ltxtune.evaluation.media import decode_frames, write_mp4
 from ltxtune.model.vae import video_decoder
-from ltxtune.strategies.base import TrainingStrategy
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -116,17 +124,16 @@ class ValidationVideos:
             for i, one in enumerate(prompts):
                 negative, scale = None, 1.0  # no text, no guidance
                 if "conditions" in one:
-                    raw = dict(one["conditions"])
                     scale = self.guidance_scale
-                    negative = self.negative(raw, encode_text) if scale != 1.0 else None
-                    one = replace(one, sources={**one.sources, "conditions": encode_text(raw)})
+                    negative = self.negative(dict(one["conditions"]), encode_text) if scale != 1.0 else None
+                    one = encode_conditions(one, encode_text)
                 key = (one.names[0], self.seed + i)
                 if key not in self._draws:  # the search prepares the inputs many times: once per run is enough
                     self._draws[key] = representative_draw(strategy, one, self.seed + i)
                 inputs = start_inputs(strategy, one, self.seed + i, self._draws[key])
                 if inputs.video is None:
                     continue  # an audio-only mode: no picture to show
-                grid = target_grid(one, inputs.video.latent.shape[1])
+                grid = video_grid(inputs, one)
                 # The schedule's shift follows the generated clip (references excluded); v2a: the audio's length.
                 tokens = grid.tokens if inputs.video_targets is not None else None
                 out = sample(transformer, inputs, self.num_steps, scale, negative, tokens)
@@ -161,6 +168,14 @@ class TargetGrid:
         """The clip's last ``F*H*W`` tokens of ``sequence [1, T, 128]`` -> latents ``[1, 128, F, H, W]``."""
         shape = VideoLatentShape(1, sequence.shape[-1], self.frames, self.height, self.width)
         return VideoLatentPatchifier(patch_size=1).unpatchify(sequence[:, -self.tokens :], output_shape=shape)
+
+
+def video_grid(inputs: ModelInputs, batch: Batch) -> TargetGrid:
+    """The generated clip's grid as the strategy gave it (``ModelInputs.video_grid``), else guessed from the batch."""
+    grid = inputs.video_grid
+    if grid is None:  # a custom strategy that does not say
+        return target_grid(batch, inputs.video.latent.shape[1])
+    return TargetGrid(grid.frames, grid.height, grid.width, float(grid.fps[0]))
 
 
 def target_grid(batch: Batch, seq_len: int) -> TargetGrid:

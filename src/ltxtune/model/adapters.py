@@ -21,6 +21,11 @@ LORA_PREFIX = "diffusion_model."
 DEFAULT_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 
 
+def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """What the optimizer steps and the gradient clipping measures: the parameters the adapter left trainable."""
+    return [p for p in module.parameters() if p.requires_grad]
+
+
 class Adapter(ABC):
     """Decides which parameters train (``apply``) and writes them in the format inference loads (``save``)."""
 

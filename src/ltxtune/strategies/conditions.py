@@ -20,13 +20,14 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
+from ltx_core.model.transformer.modality import Modality
 from torch import Tensor
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion import flow, positions
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
-from ltxtune.strategies.base import check_probability
+from ltxtune.strategies.base import ModalityInputs, check_probability
 
 Tokens = VideoTokens | AudioTokens
 
@@ -61,6 +62,13 @@ class Stream:
         offset = self.x0.shape[1] - target_mask.shape[1]
         mask = torch.cat([target_mask.new_zeros(target_mask.shape[0], offset), target_mask], dim=1)
         return replace(self, noised=flow.condition_tokens(self.noised, self.x0, mask))
+
+    def inputs(self, name: str, modality: Modality, generated: bool = True) -> ModalityInputs:
+        """The stream as the model gets it: ``modality`` (built from ``noised`` and ``positions``), with the
+        target and loss mask when ``generated``, and the target's grid."""
+        if not generated:
+            return ModalityInputs(name, modality, grid=self.target)
+        return ModalityInputs(name, modality, self.noised.target, self.noised.loss_mask, self.target)
 
     def prepend(self, tokens: Tensor, pos: Tensor) -> Stream:
         """Put clean ``tokens [B, R, C]`` at positions ``pos [B, A, R, 2]`` before the sequence."""
@@ -101,10 +109,14 @@ class IntrinsicCondition(Condition):
     def region(self, target: Tokens, batch: Batch) -> Tensor:
         """The tokens this condition covers, ``[B, T]`` bool, before the draw; checks the data's shape."""
 
-    def apply(self, stream: Stream, batch: Batch, generator: torch.Generator | None) -> Stream:
-        region = self.region(stream.target, batch)
+    def draw(self, target: Tokens, batch: Batch, generator: torch.Generator | None) -> Tensor:
+        """``[B, T]`` True on the tokens conditioned this time: the region, for the samples drawn."""
+        region = self.region(target, batch)
         drawn = torch.rand(region.shape[0], generator=generator, device=region.device) < self.probability
-        return stream.condition(region & drawn.view(-1, 1))
+        return region & drawn.view(-1, 1)
+
+    def apply(self, stream: Stream, batch: Batch, generator: torch.Generator | None) -> Stream:
+        return stream.condition(self.draw(stream.target, batch, generator))
 
 
 def _span_mask(target: Tokens, start: int, stop: int) -> Tensor:

@@ -7,18 +7,17 @@ extension, IC-LoRA references, audio-to-video, video-to-audio, inpainting, outpa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from ltx_core.model.transformer.modality import Modality
-from torch import Tensor
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.errors import ConfigError
 from ltxtune.strategies.base import (
     AudioTokens,
+    ModalityInputs,
     ModelInputs,
     TrainingStrategy,
     VideoTokens,
@@ -26,15 +25,6 @@ from ltxtune.strategies.base import (
     video_modality,
 )
 from ltxtune.strategies.conditions import Condition, Stream
-
-
-@dataclass(frozen=True)
-class TrackInputs:
-    """One track ready for the model: its ``Modality``, and its target and loss mask when generated."""
-
-    modality: Modality
-    targets: Tensor | None
-    loss_mask: Tensor | None
 
 
 class Track:
@@ -81,7 +71,7 @@ class Track:
             sources.update(condition.get_data_sources())
         return sources
 
-    def prepare(self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None) -> TrackInputs:
+    def prepare(self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None) -> ModalityInputs:
         target = self.tokens(batch[self.batch_key])
         if not self.is_generated:
             stream = Stream.frozen(target)
@@ -94,9 +84,7 @@ class Track:
             except ConfigError as exc:
                 raise exc.within(f"{self.name}.conditions[{i}]") from None
         modality = self.modality(stream.noised, stream.positions, batch["conditions"])
-        if not self.is_generated:
-            return TrackInputs(modality, None, None)
-        return TrackInputs(modality, stream.noised.target, stream.noised.loss_mask)
+        return stream.inputs(self.name, modality, self.is_generated)
 
 
 class VideoTrack(Track):
@@ -160,12 +148,7 @@ class Flexible(TrainingStrategy):
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:
-        fields: dict[str, Any] = {"video": None, "audio": None}
-        for track in self.tracks:
-            prepared = track.prepare(batch, sampler, generator)
-            fields[track.name] = prepared.modality
-            fields[f"{track.name}_targets"], fields[f"{track.name}_loss_mask"] = prepared.targets, prepared.loss_mask
-        return ModelInputs(**fields)
+        return ModelInputs.of(*(track.prepare(batch, sampler, generator) for track in self.tracks))
 
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}

@@ -6,11 +6,12 @@ import torch
 from torch import Tensor
 
 from ltxtune.data.batch import Batch
-from ltxtune.diffusion import flow, positions
+from ltxtune.diffusion import positions
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import DataError, check_range
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy, video_modality
+from ltxtune.strategies.conditions import Stream
 
 
 class Inpainting(TrainingStrategy):
@@ -51,13 +52,9 @@ class Inpainting(TrainingStrategy):
         video = VideoTokens.from_source(batch["latents"])
         inpaint = self.inpaint_mask(batch, video)
         sigma = sampler.sample_for(video.tokens, generator)
-        noised = flow.noise_tokens(video.tokens, sigma, ~inpaint, generator)
-        return ModelInputs(
-            video=video_modality(noised, video.positions(), batch["conditions"]),
-            audio=None,
-            video_targets=noised.target,
-            video_loss_mask=noised.loss_mask,
-        )
+        stream = Stream.generated(video, sigma, generator).condition(~inpaint)  # the hole is generated
+        modality = video_modality(stream.noised, stream.positions, batch["conditions"])
+        return ModelInputs.of(stream.inputs("video", modality))
 
     def get_checkpoint_metadata(self) -> dict[str, float]:
         return {"mask_threshold": self.mask_threshold}

@@ -5,17 +5,17 @@ from __future__ import annotations
 import torch
 
 from ltxtune.data.batch import Batch
-from ltxtune.diffusion import flow, positions
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.strategies.base import (
+    AudioTokens,
     ModelInputs,
     TrainingStrategy,
     VideoTokens,
     audio_modality,
     check_probability,
-    first_frame_mask,
     video_modality,
 )
+from ltxtune.strategies.conditions import FirstFrame, Stream
 
 
 class TextToVideo(TrainingStrategy):
@@ -46,18 +46,11 @@ class TextToVideo(TrainingStrategy):
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:
         video = VideoTokens.from_source(batch["latents"])
-        x0 = video.tokens
-        b, t, _ = x0.shape
-        sigma = sampler.sample_for(x0, generator)
-        cond = first_frame_mask(b, t, video.height * video.width, self.first_frame_p, generator, x0.device)
-        noised = flow.noise_tokens(x0, sigma, cond, generator)
-        inputs = {"video": video_modality(noised, video.positions(), batch["conditions"])}
-        inputs.update(video_targets=noised.target, video_loss_mask=noised.loss_mask)
-        if self.with_audio:
-            a0 = positions.patchify_audio(batch["audio_latents"]["latents"])
-            audio_cond = torch.zeros(a0.shape[:2], dtype=torch.bool, device=a0.device)
-            noised_audio = flow.noise_tokens(a0, sigma, audio_cond, generator)
-            audio_pos = positions.audio_positions(a0.shape[1], b, a0.device)
-            inputs["audio"] = audio_modality(noised_audio, audio_pos, batch["conditions"])
-            inputs.update(audio_targets=noised_audio.target, audio_loss_mask=noised_audio.loss_mask)
-        return ModelInputs(video=inputs.pop("video"), audio=inputs.pop("audio", None), **inputs)
+        sigma = sampler.sample_for(video.tokens, generator)
+        first_frame = FirstFrame(self.first_frame_p).draw(video, batch, generator)  # drawn before the noise
+        stream = Stream.generated(video, sigma, generator).condition(first_frame)
+        streams = [stream.inputs("video", video_modality(stream.noised, stream.positions, batch["conditions"]))]
+        if self.with_audio:  # at the video's sigma, with its own noise
+            audio = Stream.generated(AudioTokens.from_source(batch["audio_latents"]), sigma, generator)
+            streams.append(audio.inputs("audio", audio_modality(audio.noised, audio.positions, batch["conditions"])))
+        return ModelInputs.of(*streams)

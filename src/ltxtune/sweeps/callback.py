@@ -12,6 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from ltxtune.ranks import is_main_rank
 from ltxtune.sweeps.jobs import SWEEP_FILE, job_sweep_dir, swept_keys
 from ltxtune.sweeps.summary import best_job, log_wandb_table, write_atomic, write_summary
 
@@ -40,7 +41,7 @@ class SweepSummary(Callback):
         _export_submitit_ranks()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if config.hydra.mode == RunMode.MULTIRUN and os.environ.get("RANK", "0") == "0":
+        if config.hydra.mode == RunMode.MULTIRUN and is_main_rank():
             write_summary(job_sweep_dir())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

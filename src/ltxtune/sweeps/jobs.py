@@ -94,18 +94,18 @@ def completed_objective(run_dir: Path, config: DictConfig) -> float | None:
     and ``checkpoint.resume`` aside), so a different command reusing the directory re-runs the job instead of
     reporting stale numbers.
     """
-    result_path, saved_path = run_dir / "result.json", run_dir / "config.yaml"
-    if not (result_path.is_file() and saved_path.is_file()):
-        return None
-    result = json.loads(result_path.read_text())
-    if result.get("status") != "completed":
+    from ltxtune.training.result import RunResult
+
+    saved_path = run_dir / "config.yaml"
+    result = RunResult.read(run_dir)
+    if result is None or not result.completed or not saved_path.is_file():
         return None
     saved = yaml.safe_load(saved_path.read_text())
     current = yaml.safe_load(OmegaConf.to_yaml(config, resolve=True))
     for key in IGNORED_FOR_RESUME:
         _drop(saved, key)
         _drop(current, key)
-    return float(result["objective"]) if saved == current else None
+    return result.objective if saved == current else None
 
 
 def _drop(tree: dict[str, Any], dotted: str) -> None:

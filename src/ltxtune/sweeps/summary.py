@@ -18,6 +18,7 @@ import yaml
 
 from ltxtune.files import exclusive_lock
 from ltxtune.sweeps.jobs import JobRecord, group_name, parse_overrides, read_swept
+from ltxtune.training.result import RunResult
 
 # ---------------------------------------------------------------------------------------------- summary
 
@@ -35,20 +36,19 @@ def _natural_key(text: str) -> list[Any]:
 def read_job(job_dir: Path, sweep_dir: Path) -> JobRecord:
     overrides = parse_overrides(yaml.safe_load((job_dir / ".hydra/overrides.yaml").read_text()) or [])
     name = job_dir.relative_to(sweep_dir).as_posix()
-    result_path = job_dir / "result.json"
-    if not result_path.is_file():
+    result = RunResult.read(job_dir)
+    if result is None:
         return JobRecord(job=name, overrides=overrides, status="incomplete", objective=math.inf)
-    result = json.loads(result_path.read_text())
     records = _read_metrics(job_dir / "metrics.jsonl")
     speeds = [r["train/samples_per_s"] for r in records if r.get("train/samples_per_s") is not None]
-    steps, wall = int(result.get("steps", 0)), result.get("wall_s")
+    steps, wall = int(result.steps), result.wall_s
     return JobRecord(
         job=name,
         overrides=overrides,
-        status=result.get("status", "failed"),
-        objective=float(result.get("objective", math.inf)),
-        val_loss=result.get("val/loss"),
-        train_loss=result.get("train/loss"),
+        status=result.status,
+        objective=float(result.objective),
+        val_loss=result.val_loss,
+        train_loss=result.train_loss,
         steps=steps,
         steps_per_s=steps / wall if wall and steps else None,
         samples_per_s=statistics.median(speeds) if speeds else None,

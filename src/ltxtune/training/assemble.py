@@ -12,6 +12,7 @@ from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import BucketBatchSampler
 from ltxtune.evaluation.loss import ValidationLoss
 from ltxtune.evaluation.validator import Validator
+from ltxtune.model.adapters import trainable_parameters
 from ltxtune.training.checkpoint import Checkpointer
 from ltxtune.training.loop import Trainer
 from ltxtune.training.parts import Parts
@@ -66,7 +67,7 @@ def assemble_trainer(
     if settings.compile:  # per block: one compiled graph serves every layer, and recompiles stay local
         for block in model.transformer.transformer_blocks:
             block.compile()
-    optimizer = parts.optimizer.build([p for p in model.transformer.parameters() if p.requires_grad])
+    optimizer = parts.optimizer.build(trainable_parameters(model.transformer))
     scheduler = parts.scheduler.build(optimizer, schedule_steps or settings.max_steps)
     batches = BucketBatchSampler(
         [train_set.shape_key(i) for i in range(len(train_set))],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.samplers import TimestepSampler
+from ltxtune.diffusion.sampling import encode_conditions
 from ltxtune.evaluation.validator import Validator
-from ltxtune.model.adapters import Adapter
+from ltxtune.model.adapters import Adapter, trainable_parameters
 from ltxtune.model.base import LoadedModel
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 from ltxtune.training.checkpoint import Checkpointer
@@ -54,17 +55,13 @@ class StepStats:
         self.loss_sum += float(total.detach().mean())
         self.micro_batches += 1
         self.samples += total.shape[0]
-        for modality in (inputs.video, inputs.audio):
-            if modality is not None:
-                self.tokens += modality.latent.shape[0] * modality.latent.shape[1]
-                self.cond_tokens += float((modality.timesteps == 0).sum())
-        sigmas = {
-            "video": inputs.video.sigma if inputs.video is not None else None,
-            "audio": inputs.audio.sigma if inputs.audio is not None else None,
-        }
+        streams = {stream.name: stream for stream in inputs.streams()}
+        for stream in streams.values():
+            self.tokens += stream.tokens
+            self.cond_tokens += float(stream.condition_tokens())
         for name, per_sample in losses.items():
             idx = torch.bucketize(
-                sigmas[name].float().clamp(0, 1),
+                streams[name].modality.sigma.float().clamp(0, 1),
                 torch.tensor(SIGMA_BUCKETS[1:-1], device=per_sample.device),
                 right=True,
             )
@@ -101,7 +98,7 @@ class Trainer:
         self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
         self.transformer = accelerator.prepare(model.transformer)
         self.optimizer = accelerator.prepare(optimizer)
-        self.trainable = [p for p in self.transformer.parameters() if p.requires_grad]
+        self.trainable = trainable_parameters(self.transformer)
         self.step = 0
         self.last: dict[str, float] = {}
         self.stop_requested = False  # set by the SIGTERM handler; honoured at the next step boundary
@@ -158,9 +155,7 @@ class Trainer:
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator
     ) -> tuple[Tensor, ModelInputs, dict[str, Tensor]]:
         """Per-sample training loss ``[B]``, the inputs, and each scored modality's per-sample loss."""
-        if "conditions" in batch:
-            encoded = self.model.encode_text(batch["conditions"])
-            batch = replace(batch, sources={**batch.sources, "conditions": encoded})
+        batch = encode_conditions(batch, self.model.encode_text)
         inputs = self.strategy.prepare_training_inputs(batch, sampler, generator)
         video_pred, audio_pred = self.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
         total = self.strategy.compute_loss(video_pred, audio_pred, inputs)

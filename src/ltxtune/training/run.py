@@ -7,8 +7,6 @@ It always writes ``result.json`` (``completed`` or ``failed``) and returns the s
 from __future__ import annotations
 
 import json
-import math
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -21,7 +19,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.errors import ConfigError
+from ltxtune.ranks import is_main_rank
 from ltxtune.training.parts import Parts, build_parts
+from ltxtune.training.result import RunResult
 
 
 def check_combination(parts: Parts) -> None:
@@ -31,27 +31,6 @@ def check_combination(parts: Parts) -> None:
         raise ConfigError("trainer.mixed_precision", "fp16", "'no' or 'bf16' without a CUDA device (fp16 needs a GPU)")
     if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
-
-
-def write_result(run_dir: Path, result: dict[str, Any]) -> None:
-    tmp = run_dir / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(run_dir / "result.json")
-
-
-def is_main_rank() -> bool:
-    """Rank 0 of a torchrun / accelerate launch (or a single process): the only one that writes run files."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def objective_of(value: float | None) -> float:
-    """The float a sweeper minimizes: never NaN (a NaN crashes an Optuna study), ``inf`` when unknown."""
-    return float(value) if value is not None and math.isfinite(value) else math.inf
-
-
-def set_objective(result: dict[str, Any]) -> None:
-    """The final ``val/loss`` of a completed run, ``inf`` otherwise."""
-    result["objective"] = objective_of(result.get("val/loss")) if result["status"] == "completed" else math.inf
 
 
 @dataclass(frozen=True)
@@ -76,7 +55,7 @@ def train_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = N
     from ltxtune.training.checkpoint import resolve_resume, run_dir_of
 
     started = time.perf_counter()
-    result: dict[str, Any] = {"status": "failed", "steps": 0}
+    result = RunResult()
     try:
         parts = build_parts(cfg)
         check_combination(parts)
@@ -92,14 +71,14 @@ def train_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = N
             print(f"{len(train_set)} training samples, {len(val_set)} held out; building the model", flush=True)
         _train(cfg, parts, train_set, val_set, run_dir, choices or {}, result, resume)
     except BaseException as exc:
-        result["error"] = f"{type(exc).__name__}: {exc}"
+        result.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        result["wall_s"] = round(time.perf_counter() - started, 3)
-        set_objective(result)
+        result.wall_s = round(time.perf_counter() - started, 3)
+        result.settle_objective()
         if run_dir.is_dir() and is_main_rank():
-            write_result(run_dir, result)
-    return JobOutcome(run_dir, result["objective"])
+            result.write(run_dir)
+    return JobOutcome(run_dir, result.objective)
 
 
 def check_data(parts: Parts, train_set: Any) -> None:
@@ -141,7 +120,14 @@ def stop_on_sigterm(trainer: Any) -> Iterator[None]:
 
 
 def _train(
-    cfg: DictConfig, parts: Parts, train_set, val_set, run_dir: Path, choices: dict, result: dict, resume: Path | None
+    cfg: DictConfig,
+    parts: Parts,
+    train_set,
+    val_set,
+    run_dir: Path,
+    choices: dict,
+    result: RunResult,
+    resume: Path | None,
 ) -> None:
     """Build the heavy parts and train; fills ``result`` as it goes so a failure still reports progress."""
     from ltxtune.training.assemble import assemble_trainer, make_accelerator
@@ -172,21 +158,23 @@ def _train(
             tracker.start(run_dir, OmegaConf.to_container(cfg, resolve=True), choices)
         with stop_on_sigterm(trainer):
             last = trainer.fit(settings.max_steps)
-        result.update(steps=trainer.step, **{k: last[k] for k in ("train/loss", "val/loss") if k in last})
-        result["processes"] = accelerator.num_processes
-        result["rank_weight_checksums"] = trainer.weight_checksums()
+        result.steps = trainer.step
+        result.train_loss, result.val_loss = last.get("train/loss"), last.get("val/loss")
+        result.processes = accelerator.num_processes
+        result.rank_weight_checksums = trainer.weight_checksums()
         if trainer.interrupted:
-            result["error"] = f"interrupted by SIGTERM at step {trainer.step}; resume with checkpoint.resume=auto"
-            result["interrupted"] = True
+            result.error = f"interrupted by SIGTERM at step {trainer.step}; resume with checkpoint.resume=auto"
+            result.interrupted = True
         else:
             if accelerator.is_main_process:
                 print(f"saving {run_dir / parts.lora.filename}", flush=True)
                 saved = trainer.save_weights(run_dir / parts.lora.filename)
-                result["weights"] = saved.name
-            result["status"] = "completed"
+                result.weights = saved.name
+            result.status = "completed"
         failed = trainer.interrupted
     finally:
-        set_objective(result)
+        result.settle_objective()
+        summary = {k: v for k, v in result.to_dict().items() if isinstance(v, int | float | str)}
         for tracker in trackers:
-            tracker.finish({k: v for k, v in result.items() if isinstance(v, int | float | str)}, failed)
+            tracker.finish(summary, failed)
         accelerator.end_training()

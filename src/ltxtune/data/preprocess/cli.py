@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,8 +10,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from ltxtune import ranks
+
 if TYPE_CHECKING:
-    from ltxtune.data.preprocess.pipeline import Encoders, Summary
+    from ltxtune.data.preprocess.pipeline import Encoders, Preprocessor, Summary
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[4] / "conf")
 
@@ -36,29 +37,29 @@ def build_encoders(cfg: DictConfig) -> Encoders:
     return Encoders(video=build("video"), audio=build("audio") if cfg.audio else None, text=build("text"))
 
 
+def build_preprocessor(cfg: DictConfig, **extra: object) -> Preprocessor:
+    """Instantiate the config's ``_target_`` from the top-level keys its constructor names (``output``,
+    ``buckets``, ...); the other keys (``input``, ``encoders``, ``demo``) belong to the command."""
+    import inspect
+
+    from hydra.utils import get_class, instantiate
+
+    params = inspect.signature(get_class(cfg._target_)).parameters
+    own = {key: cfg[key] for key in params if key in cfg and key not in extra}
+    return instantiate({"_target_": cfg._target_, **own}, **extra, _convert_="all")
+
+
 def preprocess(cfg: DictConfig) -> Summary:
     """Read the dataset file (or make the demo clips), preprocess this process's share, print a summary."""
     from ltxtune.data.preprocess.demo import make_demo
     from ltxtune.data.preprocess.manifest import Columns, read_rows
-    from ltxtune.data.preprocess.pipeline import Preprocessor
     from ltxtune.errors import ConfigError
 
     for key in [k for k in cfg.encoders if OmegaConf.is_missing(cfg.encoders, k)]:  # before any clip is read
         raise ConfigError(f"encoders.{key}", "???", "a path; required with this encoders option (see docs/data.md)")
     # `accelerate launch` / `torchrun` set these: each process takes every WORLD_SIZE-th row.
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    preprocessor = Preprocessor(
-        output=cfg.output,
-        buckets=list(cfg.buckets),
-        audio=cfg.audio,
-        image_fps=cfg.image_fps,
-        reference_downscale=cfg.reference_downscale,
-        reference_frame_stride=cfg.reference_frame_stride,
-        overwrite=cfg.overwrite,
-        strict=cfg.strict,
-        rank=rank,
-        world=world,
-    )
+    rank, world = ranks.rank(), ranks.world_size()
+    preprocessor: Preprocessor = build_preprocessor(cfg, rank=rank, world=world)
     dataset = Path(cfg.input).expanduser() if cfg.input else make_demo(Path(cfg.demo.dir), cfg.demo.num_clips)
     if not cfg.input and rank == 0:
         print(f"no input given: made {cfg.demo.num_clips} demo clips with sound, listed in {dataset}")

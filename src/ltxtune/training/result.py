@@ -1,0 +1,78 @@
+"""What a job leaves in ``result.json``: one typed record, written by the run and read by the app, the sweeps
+and the tests.
+
+The file keeps the metric names users see elsewhere (``train/loss``, ``val/loss``); unset fields are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FILENAME = "result.json"
+# Field name -> key in the file, where they differ (a metric name is not an identifier).
+_FILE_KEYS = {"train_loss": "train/loss", "val_loss": "val/loss"}
+_FIELD_NAMES = {key: name for name, key in _FILE_KEYS.items()}
+
+
+def objective_of(value: float | None) -> float:
+    """The float a sweeper minimizes: never NaN (a NaN crashes an Optuna study), ``inf`` when unknown."""
+    return float(value) if value is not None and math.isfinite(value) else math.inf
+
+
+@dataclass
+class RunResult:
+    """The outcome of one job. ``status`` is ``completed`` or ``failed``; ``objective`` is ``inf`` unless completed."""
+
+    status: str = "failed"
+    steps: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    objective: float = math.inf
+    wall_s: float | None = None
+    error: str | None = None
+    interrupted: bool | None = None
+    processes: int | None = None
+    rank_weight_checksums: list[str] | None = None
+    weights: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def settle_objective(self) -> None:
+        """The final ``val/loss`` of a completed run, ``inf`` otherwise."""
+        self.objective = objective_of(self.val_loss) if self.completed else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            _FILE_KEYS.get(f.name, f.name): value
+            for f in dataclasses.fields(self)
+            if (value := getattr(self, f.name)) is not None
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """Unknown keys (a newer version's) are ignored; missing ones take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {_FIELD_NAMES.get(key, key): value for key, value in data.items()}
+        return cls(**{name: value for name, value in values.items() if name in known})
+
+    def write(self, run_dir: Path) -> None:
+        """Atomically: a reader sees the old file or the new one, never half of one."""
+        tmp = run_dir / f"{FILENAME}.tmp"
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(run_dir / FILENAME)
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunResult | None:
+        """The result in ``run_dir``; ``None`` when the job has not finished (no file, or an unreadable one)."""
+        path = run_dir / FILENAME
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, TypeError):
+            return None
