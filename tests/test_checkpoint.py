@@ -92,7 +92,7 @@ def test_sigterm_checkpoints_at_the_step_boundary_and_exits_cleanly(reference, s
     assert proc.returncode == 0, out.decode()[-2000:]
     assert "SIGTERM: stopped at step" in out.decode()
     result = json.loads((tmp_path / "result.json").read_text())
-    assert result["interrupted"] is True and result["status"] == "failed"
+    assert result["interrupted"] is True and result["status"] == "interrupted"
     stopped = result["steps"]
     assert (tmp_path / "checkpoints" / f"step_{stopped:06d}" / "state.pt").is_file()
 
@@ -156,7 +156,7 @@ def test_init_from_lora_starts_where_the_file_left_off(synthetic_root, tmp_path)
     assert os.path.exists(tmp_path / "lora.safetensors")
 
 
-def test_a_fresh_run_in_a_used_directory_starts_a_fresh_metrics_file(synthetic_root, tmp_path) -> None:
-    for _ in range(2):
-        train(compose_cfg(data_root=synthetic_root), tmp_path)
+def test_an_overwriting_run_in_a_used_directory_starts_a_fresh_metrics_file(synthetic_root, tmp_path) -> None:
+    for overwrite in ("false", "true"):
+        train(compose_cfg(f"trainer.overwrite={overwrite}", data_root=synthetic_root), tmp_path)
     assert metric_steps(tmp_path) == [1, 2, 3, 4]

@@ -39,3 +39,7 @@ def check_range(
 def check_choice(key: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ConfigError(key, value, "must be one of " + ", ".join(repr(c) for c in choices))
+
+
+class TrainingError(RuntimeError):
+    """Training went wrong in a way the user can act on (a non-finite loss, a run directory in use)."""

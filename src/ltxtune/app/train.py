@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ltxtune.ranks import is_main_rank, world_size
 
@@ -24,29 +25,50 @@ def run_job(cfg: DictConfig) -> float:
 
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
-    from ltxtune.errors import ConfigError, DataError
     from ltxtune.training.run import train_job
 
     hc = HydraConfig.get()
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    multirun = hc.mode == RunMode.MULTIRUN
     try:
         if cfg.trainer.dry_run:
             from ltxtune.app.estimate import estimate
 
             print(estimate(cfg).report())
             return math.inf
-        outcome = train_job(cfg, run_dir, choices)
-    except (ConfigError, DataError) as exc:
-        if hc.mode == RunMode.MULTIRUN:  # one bad job must not end the sweep: it is recorded as failed
-            log.error("job failed: %s", exc)
+        outcome = train_job(cfg, run_dir, choices, rerun_incomplete=multirun)
+    except Exception as exc:
+        if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        if multirun:  # one bad job must not end the sweep: it is recorded as failed
+            log.error("job failed: %s", line)
             return math.inf
-        sys.exit(f"error: {exc}")
+        sys.exit(f"error: {line}")
+    except KeyboardInterrupt:
+        sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
     if is_main_rank():
         if outcome.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
             remove_unused(run_dir, log_file=f"{hc.job.name}.log")
         print_summary(outcome.run_dir)
     return outcome.objective
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one line a user's mistake or the system's refusal ends in; ``None`` for a bug (a traceback helps)."""
+    from omegaconf.errors import MissingMandatoryValue, ValidationError
+
+    from ltxtune.errors import ConfigError, DataError, TrainingError
+
+    if isinstance(exc, ConfigError | DataError | TrainingError):
+        return str(exc)
+    if isinstance(exc, MissingMandatoryValue):
+        return f"{exc.full_key} must be set (it has no default: add {exc.full_key}=... to the command)"
+    if isinstance(exc, ValidationError):
+        return f"{exc.full_key}: {str(exc).splitlines()[0]}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc} (check the path, its permissions and the free disk space)"
+    return None
 
 
 def remove_unused(run_dir: Path, log_file: str) -> None:
@@ -114,6 +136,4 @@ def main(cfg: DictConfig) -> float:
         if (done := completed_objective(run_dir, cfg)) is not None:
             log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
             return done
-    if is_main_rank():
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return run_job(cfg)

@@ -9,15 +9,19 @@ from typing import Any
 
 import torch
 
+from ltxtune.data.checks import SampleExpectations
 from ltxtune.errors import DataError
 
 
 def load_sample_file(path: Path) -> dict[str, Any]:
     """Load one sample file, refusing anything that is not plain tensors (``weights_only``)."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes): a write was cut short; preprocess this sample again")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise DataError(f"{path}: not a plain tensor file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        first_line = next(iter(str(exc).splitlines()), "no message")
+        raise DataError(f"{path}: not a plain tensor file ({type(exc).__name__}: {first_line})") from exc
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
     return data
@@ -42,17 +46,18 @@ def check_sources(root: Path, sources: Mapping[str, str], strategy: str) -> list
             f"data.root={str(root)!r} lacks {', '.join(m + '/' for m in missing)}, "
             f"which strategy {strategy} needs (it reads {', '.join(d + '/' for d in sources)})"
         )
-    directories = list(sources)
-    names = list_samples(root / directories[0])
-    if not names:
-        raise DataError(f"{root / directories[0]} holds no .pt sample files")
-    for other in directories[1:]:
-        absent = sorted(set(names) - set(list_samples(root / other)))
-        if absent:
+    listed = {d: set(list_samples(root / d)) for d in sources}
+    every = set().union(*listed.values())
+    if not every:
+        raise DataError(f"{root} holds no .pt sample files in {', '.join(d + '/' for d in sources)}")
+    gaps = []
+    for directory, present in listed.items():
+        if absent := sorted(every - present):
             shown = ", ".join(absent[:3]) + (", ..." if len(absent) > 3 else "")
-            raise DataError(
-                f"{len(absent)} of {len(names)} samples in {directories[0]}/ have no file in {other}/: {shown}"
-            )
+            gaps.append(f"{len(absent)} of {len(every)} samples have no file in {directory}/: {shown}")
+    if gaps:
+        raise DataError(f"under {root}, {'; '.join(gaps)} (strategy {strategy} needs each sample in every directory)")
+    names = sorted(every)
     return names
 
 
@@ -64,6 +69,7 @@ class PrecomputedDataset:
     sources: Mapping[str, str]  # directory under root -> batch key
     names: tuple[str, ...]
     cache: bool = False  # keep loaded samples in memory (small datasets: the synthetic one, a few clips)
+    expect: SampleExpectations = field(default_factory=SampleExpectations)
     _cached: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -73,7 +79,11 @@ class PrecomputedDataset:
         name = self.names[index]
         if index in self._cached:
             return name, self._cached[index]
-        sample = {key: load_sample_file(self.root / directory / name) for directory, key in self.sources.items()}
+        sample = {}
+        for directory, key in self.sources.items():
+            path = self.root / directory / name
+            sample[key] = load_sample_file(path)
+            self.expect.check(path, key, sample[key])
         if self.cache:
             self._cached[index] = sample
         return name, sample

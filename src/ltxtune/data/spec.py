@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.dataset import PrecomputedDataset, check_sources
 from ltxtune.errors import ConfigError, check_range
 
@@ -21,8 +22,12 @@ class PrecomputedData:
     def prepare(self) -> None:
         """Make the data exist (a no-op here; the synthetic option generates it)."""
 
-    def split(self, sources: Mapping[str, str], strategy: str) -> tuple[PrecomputedDataset, PrecomputedDataset]:
-        """Training and validation datasets over the samples every source directory holds."""
+    def split(
+        self, sources: Mapping[str, str], strategy: str, expect: SampleExpectations | None = None
+    ) -> tuple[PrecomputedDataset, PrecomputedDataset]:
+        """Training and validation datasets over the samples every source directory holds; each sample is
+        checked against ``expect`` as it is read."""
+        expect = expect or SampleExpectations()
         self.prepare()
         names = check_sources(self.root, sources, strategy)
         if len(names) <= self.val_samples:
@@ -31,6 +36,6 @@ class PrecomputedData:
             )
         cut = len(names) - self.val_samples
         return (
-            PrecomputedDataset(self.root, dict(sources), tuple(names[:cut]), self.cache),
-            PrecomputedDataset(self.root, dict(sources), tuple(names[cut:])),
+            PrecomputedDataset(self.root, dict(sources), tuple(names[:cut]), self.cache, expect),
+            PrecomputedDataset(self.root, dict(sources), tuple(names[cut:]), expect=expect),
         )

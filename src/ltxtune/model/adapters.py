@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ltxtune import __version__
-from ltxtune.errors import ConfigError, check_range
+from ltxtune.errors import ConfigError, TrainingError, check_range
+from ltxtune.files import canonical_safetensors_header
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel
 
 # LoRA keys in the ComfyUI / ltx-core layout: diffusion_model.<module path>.lora_{A,B}.weight
@@ -45,10 +46,15 @@ class Adapter(ABC):
     def save(self, transformer: nn.Module, path: Path, extra: dict[str, Any]) -> Path:
         """Write the inference file with ``extra`` (strategy metadata, step...) in its safetensors metadata."""
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict(transformer).items()}
+        if bad := [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]:
+            raise TrainingError(
+                f"not writing {path}: {len(bad)} of {len(tensors)} tensors hold NaN/inf ({bad[0]}, ...)"
+            )
         meta = {"ltxtune_version": __version__, **self.metadata(), **extra}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+        canonical_safetensors_header(tmp)
         tmp.replace(path)
         return path
 

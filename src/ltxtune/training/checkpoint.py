@@ -8,6 +8,8 @@ temporary name and renamed into place, so a kill at any moment leaves the previo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from ltxtune.training.loop import Trainer
 
 STATE_FILE = "state.pt"
+MANIFEST = "manifest.json"  # every file's size and sha256, written last: a checkpoint without a match is damaged
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -33,19 +36,75 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("step_*") if (p / STATE_FILE).is_file())
 
 
+def write_manifest(checkpoint: Path) -> None:
+    files = sorted(p for p in checkpoint.iterdir() if p.is_file() and p.name != MANIFEST)
+    entries = {p.name: {"size": p.stat().st_size, "sha256": sha256_of(p)} for p in files}
+    (checkpoint / MANIFEST).write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def damage(checkpoint: Path) -> str | None:
+    """What is wrong with ``checkpoint``'s files, or ``None`` when they are whole.
+
+    A checkpoint written before manifests existed is taken as it is when its state file is there.
+    """
+    manifest = checkpoint / MANIFEST
+    if not manifest.is_file():
+        return None if (checkpoint / STATE_FILE).is_file() else f"it has no {STATE_FILE}"
+    try:
+        entries = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"its {MANIFEST} is unreadable"
+    for name, expected in entries.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{name} has {path.stat().st_size} bytes, {expected['size']} were written"
+        if sha256_of(path) != expected["sha256"]:
+            return f"{name} does not match the checksum written with it"
+    return None
+
+
+def newest_whole(checkpoints: list[Path]) -> Path | None:
+    """The newest checkpoint whose files are whole; says which damaged ones it passed over."""
+    for checkpoint in reversed(checkpoints):
+        if (problem := damage(checkpoint)) is None:
+            return checkpoint
+        print(f"checkpoint {checkpoint} is damaged ({problem}): trying the one before it", flush=True)
+    return None
+
+
 def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
-    """The checkpoint directory to resume from: ``auto`` = newest in ``run_dir``, a path, or None."""
+    """The checkpoint directory to resume from: ``auto`` = the newest whole one in ``run_dir``, a path, or None.
+
+    A run directory given as the path means its newest whole checkpoint. A damaged checkpoint named
+    explicitly is refused with what is wrong.
+    """
     if resume in (None, "", "null"):
         return None
     if resume == "auto":
         found = list_checkpoints(run_dir / "checkpoints")
-        return found[-1] if found else None
+        chosen = newest_whole(found)
+        if found and chosen is None:
+            raise ConfigError(
+                "checkpoint.resume", resume, f"a run with a whole checkpoint: every one in {run_dir} is damaged"
+            )
+        return chosen
     path = Path(resume).expanduser().resolve()
     if path.is_dir() and not (path / STATE_FILE).is_file():  # a run directory: take its newest checkpoint
-        found = list_checkpoints(path / "checkpoints")
-        path = found[-1] if found else path
+        path = newest_whole(list_checkpoints(path / "checkpoints")) or path
     if not (path / STATE_FILE).is_file():
         raise ConfigError("checkpoint.resume", resume, "auto, null, or a checkpoint directory holding state.pt")
+    if (problem := damage(path)) is not None:
+        raise ConfigError("checkpoint.resume", resume, f"a whole checkpoint; this one is damaged: {problem}")
     return path
 
 
@@ -104,6 +163,7 @@ class Checkpointer:
         if acc.is_main_process:
             trainer.save_weights(tmp / trainer.adapter.filename)
             torch.save({**trainer.state_dict(), "compat": self.compat}, tmp / STATE_FILE)
+            write_manifest(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             self.prune()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.sampling import encode_conditions
+from ltxtune.errors import DataError, TrainingError
 from ltxtune.evaluation.validator import Validator
 from ltxtune.model.adapters import Adapter, trainable_parameters
 from ltxtune.model.base import LoadedModel
@@ -51,8 +53,17 @@ class StepStats:
     # modality -> [bucket loss sums..., bucket counts...]
     buckets: dict[str, Tensor] = field(default_factory=dict)
 
-    def add(self, losses: dict[str, Tensor], inputs: ModelInputs, total: Tensor) -> None:
-        self.loss_sum += float(total.detach().mean())
+    skipped: bool = False  # not finite, and skipped (trainer.nonfinite=skip): the optimizer did not step
+    nonfinite_samples: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # every sample of the step, in order
+
+    def add(self, losses: dict[str, Tensor], inputs: ModelInputs, total: Tensor, names: Sequence[str] = ()) -> None:
+        self.names += names
+        mean = float(total.detach().mean())  # the one host sync per micro-batch the loop has
+        if not math.isfinite(mean):  # only now look at each sample (a second sync, on the failing batch only)
+            bad = (~torch.isfinite(total.detach())).tolist()
+            self.nonfinite_samples += [n for n, b in zip(names, bad, strict=False) if b] or list(names)
+        self.loss_sum += mean
         self.micro_batches += 1
         self.samples += total.shape[0]
         streams = {stream.name: stream for stream in inputs.streams()}
@@ -70,6 +81,11 @@ class StepStats:
             acc[:n].index_add_(0, idx, per_sample.detach().float())
             acc[n:].index_add_(0, idx, torch.ones_like(per_sample, dtype=torch.float))
             self.buckets[name] = self.buckets.get(name, 0) + acc
+
+    @property
+    def finite(self) -> bool:
+        """Whether this rank's loss and the (global) gradient norm are finite numbers."""
+        return math.isfinite(self.loss_sum) and (self.grad_norm is None or math.isfinite(self.grad_norm))
 
 
 class Trainer:
@@ -101,8 +117,10 @@ class Trainer:
         self.trainable = trainable_parameters(self.transformer)
         self.step = 0
         self.last: dict[str, float] = {}
-        self.stop_requested = False  # set by the SIGTERM handler; honoured at the next step boundary
+        self.stop_requested = False  # set by the SIGTERM / Ctrl-C handler; honoured at the next step boundary
+        self.stopped_by = "SIGTERM"
         self.interrupted = False
+        self.skipped_steps = 0  # steps whose loss or gradient was not finite (trainer.nonfinite=skip)
         self.bar: tqdm | None = None
 
     # -- what a checkpoint keeps -----------------------------------------------------------------------
@@ -119,6 +137,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "last_metrics": dict(self.last),
             "world_size": self.accelerator.num_processes,
+            "skipped_steps": self.skipped_steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -134,6 +153,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.stream.load_state_dict(state)
         self.step, self.last = state["step"], dict(state["last_metrics"])
+        self.skipped_steps = state.get("skipped_steps", 0)
 
     def save_weights(self, path: Path) -> Path:
         """The inference file (LoRA or full checkpoint) of the current weights, as a finished run writes it."""
@@ -173,7 +193,13 @@ class Trainer:
     def validate(self) -> None:
         """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes)."""
         self.show(f"step {self.step}: validation loss")
-        self.log({"val/loss": self.validation_loss()})
+        val_loss = self.validation_loss()
+        if not math.isfinite(val_loss):
+            raise TrainingError(
+                f"step {self.step}: the validation loss is {val_loss}: the weights are no longer finite numbers"
+                " (lower optimizer.lr, or look for NaN/inf values in the held-out samples)"
+            )
+        self.log({"val/loss": val_loss})
         videos = self.validator.videos
         if videos.enabled:
             self.show(f"step {self.step}: validation clips")
@@ -198,16 +224,42 @@ class Trainer:
         for _ in range(self.settings.grad_accum):
             batch = self.stream.next()
             with self.accelerator.accumulate(self.transformer):
-                total, inputs, per_modality = self.losses(batch, self.sampler, self.generator)
+                try:
+                    total, inputs, per_modality = self.losses(batch, self.sampler, self.generator)
+                except DataError as exc:  # a later sample the checks at start did not see: name its files
+                    raise DataError(f"{exc} (batch of {self.stream.describe(batch.names)})") from None
                 self.accelerator.backward(total.mean())
-                if self.accelerator.sync_gradients and self.settings.max_grad_norm > 0:
-                    stats.grad_norm = float(
-                        self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm)
-                    )
-                self.optimizer.step()
+                stats.add(per_modality, inputs, total, batch.names)
+                if self.accelerator.sync_gradients:
+                    if self.settings.max_grad_norm > 0:
+                        stats.grad_norm = float(
+                            self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm)
+                        )
+                    stats.skipped = self.settings.nonfinite == "skip" and not self.all_finite(stats)
+                if not stats.skipped:
+                    self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            stats.add(per_modality, inputs, total)
         return stats
+
+    def all_finite(self, stats: StepStats) -> bool:
+        """The same answer on every rank: the gradient norm is global; a local loss is agreed on (skip mode only)."""
+        if stats.grad_norm is not None or self.accelerator.num_processes == 1:
+            return stats.finite
+        flag = torch.tensor([float(not stats.finite)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() == 0)
+
+    def check_finite(self, stats: StepStats, metrics: dict[str, float]) -> None:
+        """Stop the run at the first non-finite loss or gradient norm: nothing after it would be worth keeping."""
+        loss, norm = metrics["train/loss"], metrics.get("train/grad_norm")
+        if math.isfinite(loss) and (norm is None or math.isfinite(norm)):
+            return
+        what = f"the training loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm}"
+        samples = stats.nonfinite_samples or stats.names
+        raise TrainingError(
+            f"step {self.step}: {what}; the batch held {self.stream.describe(samples)}. Look for NaN/inf values in"
+            " those files, or lower optimizer.lr if the loss diverged; trainer.nonfinite=skip skips such steps"
+            " instead. No weights were written for this run after its last checkpoint."
+        )
 
     def step_metrics(self, stats: StepStats, seconds: float) -> dict[str, float]:
         """Averages over micro-batches and ranks (the loss every rank saw, not rank 0's last micro-batch)."""
@@ -268,7 +320,8 @@ class Trainer:
             self.bar = None
         if self.interrupted:
             path = self.save_checkpoint()
-            print(f"SIGTERM: stopped at step {self.step}, checkpoint saved to {path}", flush=True)
+            saved = f"checkpoint saved to {path}" if path else "no checkpoint (checkpoint.every=0 keeps none)"
+            print(f"{self.stopped_by}: stopped at step {self.step}, {saved}", flush=True)
         return dict(self.last)
 
     def train_steps(self, max_steps: int) -> None:
@@ -281,13 +334,18 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             metrics = self.step_metrics(stats, time.perf_counter() - start)
+            if stats.skipped:
+                self.skipped_steps += 1
+                metrics = {"train/lr": metrics["train/lr"], "train/skipped_steps": self.skipped_steps}
+            else:
+                self.check_finite(stats, metrics)
             if self.step % self.settings.log_every == 0 or self.step == max_steps:
                 self.log(metrics)
             if self.validator.due(self.step, max_steps):
                 self.validate()
             if self.checkpointer is not None and self.checkpointer.due(self.step, max_steps):
                 self.save_checkpoint()
-            self.show_losses(metrics["train/loss"])
+            self.show_losses(metrics.get("train/loss", math.nan))
             self.bar.update(1)
 
     def show_losses(self, train_loss: float) -> None:

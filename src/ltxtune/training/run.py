@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ltxtune.data.checks import SampleExpectations
 from ltxtune.errors import ConfigError
 from ltxtune.ranks import is_main_rank
 from ltxtune.training.parts import Parts, build_parts
 from ltxtune.training.result import RunResult
+from ltxtune.training.rundir import RunLock, claim
 
 
 def check_combination(parts: Parts) -> None:
@@ -29,6 +31,13 @@ def check_combination(parts: Parts) -> None:
     settings = parts.trainer
     if settings.mixed_precision == "fp16" and (settings.cpu or not torch.cuda.is_available()):
         raise ConfigError("trainer.mixed_precision", "fp16", "'no' or 'bf16' without a CUDA device (fp16 needs a GPU)")
+    warmup = getattr(parts.scheduler, "warmup_steps", 0)
+    if warmup >= settings.max_steps and is_main_rank():
+        print(
+            f"warning: scheduler.warmup_steps={warmup} >= trainer.max_steps={settings.max_steps}: the learning rate"
+            " never reaches optimizer.lr in this run",
+            flush=True,
+        )
     if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
 
@@ -46,38 +55,62 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None)
     return train_job(cfg, run_dir, choices).objective
 
 
-def train_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None) -> JobOutcome:
+def train_job(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, Any] | None = None, rerun_incomplete: bool = False
+) -> JobOutcome:
     """Run one job and say where it ran. Raises ``ConfigError`` on bad config.
 
     With ``checkpoint.resume`` pointing at another run's checkpoint, the job continues in that run's
-    directory (same ``metrics.jsonl``, same wandb run).
+    directory (same ``metrics.jsonl``, same wandb run). A fresh run refuses a directory holding another
+    run's results unless ``trainer.overwrite``; ``rerun_incomplete`` (a sweep job run again) lets it
+    replace an earlier attempt that did not complete. Nothing in the directory changes before that check.
     """
     from ltxtune.training.checkpoint import resolve_resume, run_dir_of
 
+    resume = resolve_resume(cfg.checkpoint.get("resume"), run_dir)
+    if resume is not None and run_dir_of(resume) != run_dir.resolve():
+        run_dir = run_dir_of(resume)
+        print(f"resuming {resume.name} in its run directory {run_dir}", flush=True)
+    main = is_main_rank()
+    if main:
+        earlier = RunResult.read(run_dir)
+        replaceable = rerun_incomplete and (earlier is None or not earlier.completed)
+        claim(run_dir, resuming=resume is not None, overwrite=bool(cfg.trainer.get("overwrite")) or replaceable)
+    with RunLock(run_dir, enabled=main):
+        if main:
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        return _job(cfg, run_dir, choices or {}, resume)
+
+
+def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path | None) -> JobOutcome:
+    """The job in its claimed directory: ``result.json`` is written whatever happens."""
     started = time.perf_counter()
     result = RunResult()
     try:
         parts = build_parts(cfg)
         check_combination(parts)
-        resume = resolve_resume(parts.checkpoint.resume, run_dir)
-        if resume is not None and run_dir_of(resume) != run_dir.resolve():
-            run_dir = run_dir_of(resume)
-            print(f"resuming {resume.name} in its run directory {run_dir}", flush=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-        train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name)
+        expect = SampleExpectations(text_width=parts.model.caption_channels)
+        train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
         check_data(parts, train_set)
         if is_main_rank():  # building the model and the first validation take seconds: say what comes
             print(f"{len(train_set)} training samples, {len(val_set)} held out; building the model", flush=True)
-        _train(cfg, parts, train_set, val_set, run_dir, choices or {}, result, resume)
+        _train(cfg, parts, train_set, val_set, run_dir, choices, result, resume)
+    except KeyboardInterrupt:
+        result.status, result.interrupted = "interrupted", True
+        result.error = "aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto"
+        raise
     except BaseException as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = result.error or f"{type(exc).__name__}: {exc}"
         raise
     finally:
         result.wall_s = round(time.perf_counter() - started, 3)
         result.settle_objective()
-        if run_dir.is_dir() and is_main_rank():
-            result.write(run_dir)
+        if is_main_rank():
+            try:
+                result.write(run_dir)
+            except OSError as exc:  # a full disk: say so, keep the error that brought us here
+                print(f"error: could not write {run_dir / 'result.json'}: {exc.strerror or exc}", flush=True)
     return JobOutcome(run_dir, result.objective)
 
 
@@ -101,22 +134,46 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop what a killed run logged after its last checkpoint, so the resumed run's lines follow on."""
     path = run_dir / "metrics.jsonl"
     if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+        lines = [ln for ln in path.read_text().splitlines() if (row := parse_line(ln)) and row["step"] <= step]
         path.write_text("".join(ln + "\n" for ln in lines))
 
 
-@contextmanager
-def stop_on_sigterm(trainer: Any) -> Iterator[None]:
-    """A cluster's SIGTERM (preemption) asks the trainer to checkpoint and stop at the next step boundary."""
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One line of ``metrics.jsonl``; ``None`` for a line a kill cut short (or any that is not a record)."""
     try:
-        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(trainer, "stop_requested", True))
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+
+
+STOP_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}
+
+
+@contextmanager
+def stop_on_signals(trainer: Any) -> Iterator[None]:
+    """SIGTERM (a cluster's preemption) and Ctrl-C ask the trainer to checkpoint and stop at the next step
+    boundary; a second Ctrl-C aborts at once (``KeyboardInterrupt``)."""
+
+    def request(signum: int, frame: Any) -> None:
+        if trainer.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.stop_requested, trainer.stopped_by = True, STOP_SIGNALS[signum]
+        if signum == signal.SIGINT:
+            print(
+                "\nCtrl-C: stopping at the end of this step and saving a checkpoint (Ctrl-C again aborts)", flush=True
+            )
+
+    try:
+        previous = {sig: signal.signal(sig, request) for sig in STOP_SIGNALS}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _train(
@@ -156,15 +213,17 @@ def _train(
     try:
         for tracker in trackers:
             tracker.start(run_dir, OmegaConf.to_container(cfg, resolve=True), choices)
-        with stop_on_sigterm(trainer):
+        with stop_on_signals(trainer):
             last = trainer.fit(settings.max_steps)
         result.steps = trainer.step
         result.train_loss, result.val_loss = last.get("train/loss"), last.get("val/loss")
         result.processes = accelerator.num_processes
         result.rank_weight_checksums = trainer.weight_checksums()
         if trainer.interrupted:
-            result.error = f"interrupted by SIGTERM at step {trainer.step}; resume with checkpoint.resume=auto"
-            result.interrupted = True
+            result.error = (
+                f"interrupted by {trainer.stopped_by} at step {trainer.step}; resume with checkpoint.resume=auto"
+            )
+            result.status, result.interrupted = "interrupted", True
         else:
             if accelerator.is_main_process:
                 print(f"saving {run_dir / parts.lora.filename}", flush=True)
@@ -173,6 +232,7 @@ def _train(
             result.status = "completed"
         failed = trainer.interrupted
     finally:
+        result.steps = trainer.step
         result.settle_objective()
         summary = {k: v for k, v in result.to_dict().items() if isinstance(v, int | float | str)}
         for tracker in trackers:

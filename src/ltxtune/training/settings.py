@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ltxtune.errors import ConfigError, check_choice, check_range
+
+# A setting's annotation -> the Python types its value may have (a YAML int is a fine float).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "str | None": (str, type(None)),
+}
+
+
+def check_types(settings: object) -> None:
+    """Refuse a value of the wrong type (``trainer.batch_size=2.5``) before it fails deep in a run."""
+    for f in dataclasses.fields(settings):
+        value, allowed = getattr(settings, f.name), _TYPES.get(str(f.type))
+        if allowed is None:
+            continue
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            names = " or ".join(
+                "null" if t is type(None) else t.__name__ for t in allowed if t is not int or str(f.type) == "int"
+            )
+            raise ConfigError(f.name, value, f"a value of type {names}")
 
 
 @dataclass(frozen=True)
@@ -21,8 +44,12 @@ class TrainerSettings:
     gradient_checkpointing: bool = False
     compile: bool = False
     dry_run: bool = False
+    nonfinite: str = "stop"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_choice("nonfinite", self.nonfinite, ("stop", "skip"))
         check_range("max_steps", self.max_steps, 1)
         check_range("batch_size", self.batch_size, 1)
         check_range("grad_accum", self.grad_accum, 1)
@@ -39,6 +66,7 @@ class CheckpointSettings:
     resume: str | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_range("every", self.every, 0)
         check_range("keep_last", self.keep_last, 1)
 
@@ -52,6 +80,7 @@ class ValidationSettings:
     seed: int = 1234
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_range("every", self.every, 0)
         if not self.sigmas:
             raise ConfigError("sigmas", list(self.sigmas), "a non-empty list of noise levels in [0, 1]")
@@ -68,5 +97,6 @@ class LoaderSettings:
     prefetch_factor: int = 2
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_range("num_workers", self.num_workers, 0)
         check_range("prefetch_factor", self.prefetch_factor, 1)

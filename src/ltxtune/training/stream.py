@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -27,6 +27,11 @@ class BatchStream:
         self.dataset, self.batches, self.loader, self.device = dataset, batches, loader, device
         self.consumed = 0
         self._batches: Iterator[Batch] | None = None
+
+    def describe(self, names: Sequence[str]) -> str:
+        """Samples by file, for a message: ``a.pt, b.pt under /data (latents/, conditions/)``."""
+        dirs = ", ".join(f"{d}/" for d in self.dataset.sources)
+        return f"{', '.join(names)} under {self.dataset.root} ({dirs})"
 
     def next(self) -> Batch:
         if self._batches is None:  # opened on first use: after a checkpoint has set the position

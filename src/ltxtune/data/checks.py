@@ -1,0 +1,85 @@
+"""What each sample file must hold, checked as it is read, so that a bad file is named with what was found
+and what was expected instead of failing deep in the model.
+
+The layout is SPEC's: latents files ``{"latents": [128, F, H, W]}`` (video) or ``[8, T, 16]`` (audio) with an
+optional grid header (``num_frames``, ``height``, ``width``; ``num_time_steps``), text features under
+``conditions/`` (``video_prompt_embeds`` / ``audio_prompt_embeds`` ``[L, D]``, ``prompt_attention_mask [L]``),
+and mask files ``{"mask": ...}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ltxtune.errors import DataError
+
+VIDEO_CHANNELS = 128
+AUDIO_CHANNELS, AUDIO_BINS = 8, 16
+TEXT_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention_mask")
+_VIDEO_HEADER = ("num_frames", "height", "width")
+
+
+@dataclass(frozen=True)
+class SampleExpectations:
+    """What the model needs of every sample: the width of its text features (``caption_channels``)."""
+
+    text_width: int | None = None
+
+    def check(self, path: Path, batch_key: str, data: dict[str, Any]) -> None:
+        """Raise ``DataError`` naming ``path`` when its contents cannot be trained on."""
+        problem = self.text_problem(data) if batch_key == "conditions" else self.other_problem(data)
+        if problem is not None:
+            raise DataError(f"{path}: {problem}")
+
+    def text_problem(self, data: dict[str, Any]) -> str | None:
+        if missing := [k for k in TEXT_KEYS if not isinstance(data.get(k), torch.Tensor)]:
+            return f"no {', '.join(missing)} tensor (found keys: {', '.join(sorted(data)) or 'none'})"
+        mask = data["prompt_attention_mask"]
+        if mask.dim() != 1:
+            return f"prompt_attention_mask has shape {tuple(mask.shape)}, expected [L] (one value per text token)"
+        for key in TEXT_KEYS[:2]:
+            embeds = data[key]
+            if not embeds.is_floating_point():
+                return f"{key} is {embeds.dtype}, expected a floating-point tensor"
+            if embeds.dim() != 2 or embeds.shape[0] != mask.shape[0]:
+                return (
+                    f"{key} has shape {tuple(embeds.shape)}, expected [{mask.shape[0]}, D] (L from the attention mask)"
+                )
+            if self.text_width is not None and embeds.shape[1] != self.text_width:
+                return (
+                    f"{key} is {embeds.shape[1]} wide, the model takes {self.text_width} "
+                    "(model.caption_channels): the features come from another text encoder"
+                )
+        return None
+
+    def other_problem(self, data: dict[str, Any]) -> str | None:
+        if "latents" not in data:
+            if isinstance(data.get("mask"), torch.Tensor):
+                return None
+            return f"no 'latents' tensor (found keys: {', '.join(sorted(data)) or 'none'})"
+        latents = data["latents"]
+        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+            found = latents.dtype if isinstance(latents, torch.Tensor) else type(latents).__name__
+            return f"latents is {found}, expected a floating-point tensor"
+        shape = tuple(latents.shape)
+        if latents.dim() == 4:
+            if shape[0] != VIDEO_CHANNELS:
+                return f"video latents have {shape[0]} channels, expected {VIDEO_CHANNELS} ([128, F, H, W])"
+            header = {k: data[k] for k in _VIDEO_HEADER if k in data}
+            stated = {k: int(v) for k, v in header.items()}
+            actual = dict(zip(_VIDEO_HEADER, shape[1:], strict=True))
+            if wrong := [k for k in stated if stated[k] != actual[k]]:
+                told = ", ".join(f"{k}={stated[k]}" for k in wrong)
+                return f"the header says {told} but the latents are {list(shape)} ([128, F, H, W])"
+            return None
+        if latents.dim() == 3:
+            if shape[0] != AUDIO_CHANNELS or shape[2] != AUDIO_BINS:
+                return f"audio latents have shape {list(shape)}, expected [{AUDIO_CHANNELS}, T, {AUDIO_BINS}]"
+            if "num_time_steps" in data and int(data["num_time_steps"]) != shape[1]:
+                return f"the header says num_time_steps={int(data['num_time_steps'])} but the latents have {shape[1]}"
+            return None
+        return f"latents have shape {list(shape)}, expected [128, F, H, W] (video) or [8, T, 16] (audio)"

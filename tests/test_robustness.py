@@ -1,0 +1,218 @@
+"""Never a silently wrong run, never a lost run: non-finite losses, bad sample files, run directories that
+belong to one run, what a kill leaves behind, Ctrl-C, and one line for every mistake a user can make."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, compose_cfg
+from ltxtune.errors import DataError, TrainingError
+from ltxtune.training.checkpoint import resolve_resume
+from ltxtune.training.parts import build_parts
+from ltxtune.training.run import train
+
+
+def cli(run_dir: Path, data_root: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "train.py", "logger=none", "trainer.batch_size=2", "validation.every=0",
+        "validation.sigmas=[0.5]", "validation_videos.enabled=false", "data.num_samples=8", "data.val_samples=2",
+        f"data.root={data_root}", f"hydra.run.dir={run_dir}", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture()
+def data_copy(synthetic_root, tmp_path) -> Path:
+    """A private copy of the synthetic dataset that a test may damage."""
+    build_parts(compose_cfg(data_root=synthetic_root)).data.prepare()  # written on first use
+    copy = tmp_path / "data"
+    shutil.copytree(synthetic_root, copy)
+    return copy
+
+
+def edit(path: Path, change) -> None:
+    data = torch.load(path, weights_only=True)
+    change(data)
+    torch.save(data, path)
+
+
+def precomputed(root: Path, *extra: str):
+    return compose_cfg("data=precomputed", f"data.root={root}", "data.val_samples=2", *extra)
+
+
+# ---------------------------------------------------------------------------------------------- non-finite
+
+
+def test_a_nan_in_one_latents_file_fails_the_run_naming_the_file_and_writes_no_lora(data_copy, tmp_path) -> None:
+    edit(data_copy / "latents" / "sample_0001.pt", lambda d: d["latents"].view(-1)[:10].fill_(float("nan")))
+    run_dir = tmp_path / "run"
+    cfg = precomputed(data_copy, "trainer.batch_size=1", "trainer.max_steps=20")
+    with pytest.raises(TrainingError, match=r"step \d+: the training loss is nan; the batch held sample_0001\.pt"):
+        train(cfg, run_dir)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "failed" and result["objective"] == float("inf") and "sample_0001.pt" in result["error"]
+    assert not (run_dir / "lora.safetensors").exists()
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(row.get("train/loss", 0) == row.get("train/loss", 0) for row in logged)  # no NaN was logged
+
+
+def test_a_diverging_learning_rate_fails_instead_of_completing(synthetic_root, tmp_path) -> None:
+    cfg = compose_cfg("optimizer.lr=1e12", "trainer.max_grad_norm=0", "trainer.max_steps=30", data_root=synthetic_root)
+    with pytest.raises(TrainingError, match=r"not finite|is nan|is inf"):
+        train(cfg, tmp_path)
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "failed"
+    assert not (tmp_path / "lora.safetensors").exists()
+
+
+def test_nonfinite_skip_skips_the_step_counts_it_and_completes(data_copy, tmp_path) -> None:
+    edit(data_copy / "latents" / "sample_0001.pt", lambda d: d["latents"].view(-1)[:10].fill_(float("inf")))
+    cfg = precomputed(data_copy, "trainer.batch_size=1", "trainer.max_steps=12", "trainer.nonfinite=skip")
+    train(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    skipped = [r for r in rows if "train/skipped_steps" in r]
+    assert skipped and "train/loss" not in skipped[0]
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "completed"
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "lora.safetensors").values())
+
+
+# ---------------------------------------------------------------------------------------------- bad samples
+
+
+@pytest.mark.parametrize(
+    ("directory", "change", "message"),
+    [
+        ("latents", lambda d: d.__setitem__("latents", d["latents"][:64]), "64 channels, expected 128"),
+        ("latents", lambda d: d.__setitem__("lat", d.pop("latents")), "no 'latents' tensor"),
+        ("latents", lambda d: d.__setitem__("num_frames", 7), "the header says num_frames=7"),
+        ("conditions", lambda d: d.__setitem__("video_prompt_embeds", torch.randn(16, 48)), "48 wide, the model"),
+        ("audio_latents", lambda d: d.__setitem__("latents", d["latents"][:4]), "expected [8, T, 16]"),
+        ("latents", None, "the file is empty"),
+    ],
+)
+def test_a_bad_sample_file_is_named_with_what_was_found_and_expected(data_copy, tmp_path, directory, change, message):
+    path = data_copy / directory / "sample_0002.pt"
+    if change is None:
+        path.write_bytes(b"")
+    else:
+        edit(path, change)
+    with pytest.raises(DataError) as caught:
+        train(precomputed(data_copy, "strategy.with_audio=true"), tmp_path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize("lacking", ["latents", "conditions"])
+def test_a_sample_missing_from_any_directory_is_reported_alike(data_copy, tmp_path, lacking) -> None:
+    (data_copy / lacking / "sample_0003.pt").unlink()
+    with pytest.raises(DataError, match=rf"1 of \d+ samples have no file in {lacking}/: sample_0003\.pt"):
+        train(precomputed(data_copy), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- the run directory
+
+
+def test_a_fresh_run_refuses_a_used_directory_and_overwrite_or_resume_is_explicit(synthetic_root, tmp_path) -> None:
+    train(compose_cfg(data_root=synthetic_root), tmp_path)
+    lora, metrics = (tmp_path / "lora.safetensors").read_bytes(), (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(TrainingError, match=r"already holds a run .*checkpoint.resume=auto.*trainer.overwrite=true"):
+        train(compose_cfg("trainer.seed=1", data_root=synthetic_root), tmp_path)
+    assert (tmp_path / "lora.safetensors").read_bytes() == lora and (tmp_path / "metrics.jsonl").read_text() == metrics
+    train(compose_cfg("trainer.seed=1", "trainer.overwrite=true", data_root=synthetic_root), tmp_path)
+    assert (tmp_path / "lora.safetensors").read_bytes() != lora
+
+
+def test_two_identical_runs_write_byte_identical_lora_files(synthetic_root, tmp_path) -> None:
+    digests = set()
+    for name in ("a", "b"):
+        train(compose_cfg(data_root=synthetic_root), tmp_path / name)
+        digests.add(hashlib.sha256((tmp_path / name / "lora.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+def test_resume_tolerates_a_torn_metrics_line_and_a_damaged_newest_checkpoint(synthetic_root, tmp_path, capsys):
+    train(compose_cfg("trainer.max_steps=6", "checkpoint.every=2", "checkpoint.keep_last=3", data_root=synthetic_root),
+          tmp_path)  # fmt: skip
+    (tmp_path / "lora.safetensors").unlink()
+    (tmp_path / "result.json").unlink()
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 5, "train/lo')  # what a kill mid-write leaves
+    state = tmp_path / "checkpoints" / "step_000004" / "state.pt"
+    state.write_bytes(state.read_bytes()[:-100])
+    assert resolve_resume("auto", tmp_path).name == "step_000002"
+    assert "step_000004 is damaged (state.pt has" in capsys.readouterr().out
+    with pytest.raises(Exception, match="damaged"):
+        resolve_resume(str(tmp_path / "checkpoints" / "step_000004"), tmp_path)
+    train(compose_cfg("trainer.max_steps=6", "checkpoint.every=2", "checkpoint.resume=auto", data_root=synthetic_root),
+          tmp_path)  # fmt: skip
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(5) == 1
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_second_process_in_a_live_run_directory_is_kept_out(synthetic_root, tmp_path) -> None:
+    first = subprocess.Popen(cli(tmp_path, synthetic_root, "trainer.max_steps=400", "checkpoint.every=50"), cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "metrics.jsonl").read_text().splitlines() if (tmp_path / "metrics.jsonl").is_file()
+                       else []):  # fmt: skip
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = subprocess.run(cli(tmp_path, synthetic_root, "checkpoint.resume=auto"), cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"another process (pid {first.pid}) is training in {tmp_path}" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    # The killed run's lock is gone with it: a resume starts at once.
+    done = subprocess.run(cli(tmp_path, synthetic_root, "trainer.max_steps=60", "checkpoint.resume=auto"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_says_interrupted_and_a_second_aborts(synthetic_root, tmp_path) -> None:
+    proc = subprocess.Popen(cli(tmp_path, synthetic_root, "trainer.max_steps=2000", "checkpoint.every=0"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ((tmp_path / "metrics.jsonl").is_file() and len((tmp_path / "metrics.jsonl").read_text()) > 2000):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    text = out.decode()
+    assert proc.returncode == 0 and "Traceback" not in text, text[-2000:]
+    assert "Ctrl-C: stopped at step" in text
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["objective"] == float("inf")
+    assert (tmp_path / "checkpoints" / f"step_{result['steps']:06d}" / "state.pt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------- one line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["trainer.batch_size=2.5"], "error: trainer.batch_size=2.5 is not allowed: a value of type int"),
+        (["data=precomputed"], "error: data.root must be set"),
+        (["data=precomputed", "data.root=/nonexistent/data"], "error: data.root='/nonexistent/data' does not exist"),
+    ],
+)
+def test_a_user_mistake_ends_in_one_line(tmp_path, overrides, line) -> None:
+    args = [sys.executable, "train.py", "logger=none", f"hydra.run.dir={tmp_path}", *overrides]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(line), done.stderr[-500:]
