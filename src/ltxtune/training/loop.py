@@ -35,6 +35,11 @@ SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _BUCKET_PREFIX = {"video": "train/loss_sigma_", "audio": "train/audio_loss_sigma_"}
 
 
+def finite(loss: float, grad_norm: float | None) -> bool:
+    """A loss, and the gradient norm when it was measured, that are finite numbers."""
+    return math.isfinite(loss) and (grad_norm is None or math.isfinite(grad_norm))
+
+
 def rank_generator(seed: int, rank: int, device: torch.device) -> torch.Generator:
     """Each rank draws its own sigmas and noise, all derived from the run's one seed."""
     return torch.Generator(device).manual_seed(seed * 65_537 + rank)
@@ -85,7 +90,7 @@ class StepStats:
     @property
     def finite(self) -> bool:
         """Whether this rank's loss and the (global) gradient norm are finite numbers."""
-        return math.isfinite(self.loss_sum) and (self.grad_norm is None or math.isfinite(self.grad_norm))
+        return finite(self.loss_sum, self.grad_norm)
 
 
 class Trainer:
@@ -251,7 +256,7 @@ class Trainer:
     def check_finite(self, stats: StepStats, metrics: dict[str, float]) -> None:
         """Stop the run at the first non-finite loss or gradient norm: nothing after it would be worth keeping."""
         loss, norm = metrics["train/loss"], metrics.get("train/grad_norm")
-        if math.isfinite(loss) and (norm is None or math.isfinite(norm)):
+        if finite(loss, norm):
             return
         what = f"the training loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm}"
         samples = stats.nonfinite_samples or stats.names

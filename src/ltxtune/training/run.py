@@ -215,7 +215,6 @@ def _train(
             tracker.start(run_dir, OmegaConf.to_container(cfg, resolve=True), choices)
         with stop_on_signals(trainer):
             last = trainer.fit(settings.max_steps)
-        result.steps = trainer.step
         result.train_loss, result.val_loss = last.get("train/loss"), last.get("val/loss")
         result.processes = accelerator.num_processes
         result.rank_weight_checksums = trainer.weight_checksums()
