@@ -183,8 +183,8 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
     assert not (out / "skipped.jsonl").exists()  # a report only when something was skipped
 
     # Three shapes (two resolutions and the image), batch size 2: each batch holds one shape; training runs on it.
-    train_set, _ = PrecomputedData(str(out), val_samples=2).split(
-        {"latents": "latents", "conditions": "conditions"}, "t"
+    train_set = (
+        PrecomputedData(str(out), val_samples=2).split({"latents": "latents", "conditions": "conditions"}, "t").train
     )
     sampler = BucketBatchSampler([train_set.shape_key(i) for i in range(len(train_set))], batch_size=2, seed=0)
     batches = [batch for _, batch in zip(range(6), sampler, strict=False)]

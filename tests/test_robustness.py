@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,8 @@ import pytest
 import torch
 
 from conftest import ROOT, compose_cfg
-from ltxtune.errors import DataError, TrainingError
+from ltxtune.data.spec import PrecomputedData
+from ltxtune.errors import ConfigError, DataError, TrainingError
 from ltxtune.training.checkpoint import resolve_resume
 from ltxtune.training.parts import build_parts
 from ltxtune.training.run import train
@@ -118,6 +120,34 @@ def test_a_sample_missing_from_any_directory_is_reported_alike(data_copy, tmp_pa
         train(precomputed(data_copy), tmp_path)
 
 
+def test_strict_false_leaves_out_unreadable_samples_and_reports_them(data_copy, tmp_path) -> None:
+    edit(data_copy / "latents" / "sample_0002.pt", lambda d: d.__setitem__("latents", d["latents"][:64]))
+    (data_copy / "conditions" / "sample_0005.pt").write_bytes(b"")
+    train(precomputed(data_copy, "data.strict=false"), tmp_path)
+    report = json.loads((tmp_path / "left_out_samples.json").read_text())
+    assert sorted(report) == ["sample_0002.pt", "sample_0005.pt"]
+    assert "64 channels, expected 128" in report["sample_0002.pt"] and "empty" in report["sample_0005.pt"]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "completed" and result["left_out_samples"] == 2
+
+
+def test_val_samples_zero_trains_and_measures_the_objective_on_fixed_training_samples(synthetic_root, tmp_path):
+    objectives = []
+    for name in ("a", "b"):
+        objectives.append(train(compose_cfg("data.val_samples=0", data_root=synthetic_root), tmp_path / name))
+    result = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert result["status"] == "completed" and result["validation"] == "training_subset"
+    assert objectives[0] == objectives[1] and objectives[0] < float("inf")
+
+
+def test_a_precomputed_dataset_holds_out_a_fraction_by_default() -> None:
+    data = PrecomputedData("/data")  # conf/data/precomputed.yaml's defaults: val_samples null, val_fraction 0.1
+    assert [data.held_out(n) for n in (1, 2, 12, 64, 1000)] == [0, 1, 1, 6, 100]
+    assert PrecomputedData("/data", val_samples=0).held_out(12) == 0
+    with pytest.raises(ConfigError, match=r"val_samples=2\.5"):
+        PrecomputedData("/data", val_samples=2.5)
+
+
 # ---------------------------------------------------------------------------------------------- the run directory
 
 
@@ -198,6 +228,46 @@ def test_ctrl_c_saves_a_checkpoint_says_interrupted_and_a_second_aborts(syntheti
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "interrupted" and result["objective"] == float("inf")
     assert (tmp_path / "checkpoints" / f"step_{result['steps']:06d}" / "state.pt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------- the system
+
+
+def full_disk(limit: int):
+    """For a child process: files may not grow past ``limit`` bytes (writes then fail as on a full disk)."""
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_file_size
+
+
+def test_a_full_disk_during_a_checkpoint_fails_in_one_line_and_leaves_a_readable_result(synthetic_root, tmp_path):
+    build_parts(compose_cfg(data_root=synthetic_root)).data.prepare()  # the data is written before the limit
+    # 400 KiB: the tiny LoRA file (~290 KiB) fits, the checkpoint's optimizer state (~600 KiB) does not.
+    args = cli(tmp_path, synthetic_root, "trainer.max_steps=4", "checkpoint.every=2")
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=full_disk(400 << 10))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "state.pt: writing failed" in line and "free on its disk" in line, line
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "failed" and "state.pt" in result["error"] and result["steps"] == 2
+    assert not list((tmp_path / "checkpoints").iterdir()) and not (tmp_path / "lora.safetensors").exists()
+
+
+@pytest.mark.parametrize("where", ["run directory under a file", "config.yaml is a directory"])
+def test_an_unusable_run_directory_ends_in_one_line(tmp_path, where) -> None:
+    if where == "run directory under a file":
+        (tmp_path / "file").write_text("")
+        run_dir, expected = tmp_path / "file" / "run", f"{tmp_path / 'file'} is a file, not a directory"
+    else:
+        run_dir, expected = tmp_path / "run", f"{tmp_path / 'run' / 'config.yaml'}: Is a directory"
+        (run_dir / "config.yaml").mkdir(parents=True)
+    args = [sys.executable, "train.py", "logger=none", f"hydra.run.dir={run_dir}"]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert expected in done.stderr.strip().splitlines()[-1], done.stderr[-500:]
 
 
 # ---------------------------------------------------------------------------------------------- one line

@@ -1,11 +1,17 @@
-"""File-system helpers shared by the data, the run directory and the sweeps: locks between processes."""
+"""File-system helpers shared by the data, the run directory and the sweeps: locks between processes, writes
+that fail with the file named."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ltxtune.errors import ConfigError, TrainingError
 
 
 @contextmanager
@@ -39,3 +45,40 @@ def canonical_safetensors_header(path: Path) -> None:
             raise ValueError(f"{path}: the sorted safetensors header is longer than the written one")
         handle.seek(8)
         handle.write(text + b" " * (size - len(text)))  # the format pads headers with spaces
+
+
+@contextmanager
+def writing(path: Path, cleanup: Path | None = None) -> Iterator[None]:
+    """Name ``path`` and its disk's free space when writing it fails; remove ``cleanup`` (a half-written file or
+    directory) then.
+
+    torch's and safetensors' writers report a full disk as ``RuntimeError`` / ``SafetensorError`` without the
+    file: the body's failure becomes one ``OSError`` whose filename is ``path``.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True) if cleanup.is_dir() else cleanup.unlink(missing_ok=True)
+        if (isinstance(exc, OSError) and exc.filename is not None) or isinstance(exc, ConfigError | TrainingError):
+            raise
+        reason = next(iter(str(exc).splitlines()), type(exc).__name__)
+        raise OSError(errno.EIO, f"writing failed ({reason}); {free_space(path)} free on its disk", str(path)) from exc
+
+
+def free_space(path: Path) -> str:
+    """The free space of the file system holding ``path`` (or its nearest existing parent), e.g. ``1.2 GiB``."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(existing).free
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if free < 1024 or unit == "GiB":
+            return f"{free:.1f} {unit}" if unit != "B" else f"{free} B"
+        free /= 1024
+    return f"{free:.1f} TiB"
+
+
+def readable_by_all(path: Path) -> None:
+    """The permissions a new file gets from the umask (safetensors writes ``0600``: others could not load it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)

@@ -52,11 +52,18 @@ def ltxtune_step(cfg) -> Callable[[], None]:
     from ltxtune.training.assemble import assemble_trainer, reset_accelerate_state
 
     parts = build_parts(cfg)
-    train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), "bench")
+    split = parts.data.split(parts.strategy.get_data_sources(), "bench")
     reset_accelerate_state()
     accelerator = Accelerator(cpu=True)
     trainer = assemble_trainer(
-        parts, train_set, val_set, Path("outputs/bench"), accelerator, trackers=[], metadata={}, schedule_steps=10_000
+        parts,
+        split.train,
+        split.val,
+        Path("outputs/bench"),
+        accelerator,
+        trackers=[],
+        metadata={},
+        schedule_steps=10_000,
     )
 
     def step() -> None:
@@ -69,7 +76,7 @@ def ltxtune_step(cfg) -> Callable[[], None]:
 def bare_step(cfg) -> Callable[[], None]:
     """The same model, LoRA, batch size and math in a plain loop over batches held in memory."""
     parts = build_parts(cfg)
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "bench")
+    train_set = parts.data.split(parts.strategy.get_data_sources(), "bench").train
     torch.manual_seed(0)
     model = parts.model.build(0, torch.device("cpu"))
     parts.lora.apply(model)
@@ -112,7 +119,7 @@ def loader_samples_per_s(cfg, seconds: float = 3.0) -> float:
     """Samples per second read and collated from disk (no in-memory cache), in the training process."""
     parts = build_parts(cfg)
     parts.data.cache = False
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "bench")
+    train_set = parts.data.split(parts.strategy.get_data_sources(), "bench").train
     b = parts.trainer.batch_size
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:

@@ -56,7 +56,7 @@ def estimate(cfg: DictConfig) -> Estimate:
 
     parts = build_parts(cfg)
     strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), strategy_name)
+    train_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name).train
     inputs = parts.strategy.prepare_training_inputs(
         collate([train_set[0]]), UniformSampler(), torch.Generator().manual_seed(0)
     )

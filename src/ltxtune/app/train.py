@@ -126,8 +126,31 @@ def shared_run_dir(local: Path) -> Path:
     return shared
 
 
+def unusable_output_dir(argv: list[str]) -> str | None:
+    """Why the run or sweep directory named on the command line cannot be made (Hydra makes it before the
+    job starts, and would end in a traceback), or ``None``."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
+            continue
+        path = Path(value).expanduser().absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            return f"{key}={value}: {existing} is a file, not a directory (choose another {key})"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{key}={value}: {existing} is not writable (choose another {key} or fix its permissions)"
+    return None
+
+
+def main() -> None:
+    """``python train.py ...``: the command line checks Hydra cannot report in one line, then Hydra."""
+    if (problem := unusable_output_dir(sys.argv[1:])) is not None:
+        sys.exit(f"error: {problem}")
+    hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
+def hydra_main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.MULTIRUN:  # a resumed sweep (same command, same sweep dir) skips the finished jobs

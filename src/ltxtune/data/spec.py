@@ -2,40 +2,123 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.dataset import PrecomputedDataset, check_sources
-from ltxtune.errors import ConfigError, check_range
+from ltxtune.errors import ConfigError, DataError, check_range
+
+# With data.val_samples=0 the objective is measured on this many training samples, spread over the set.
+VAL_FROM_TRAINING = 8
+
+
+@dataclass(frozen=True)
+class Split:
+    """The training set, the set ``val/loss`` is measured on, and what the split left out.
+
+    ``val_from_training``: nothing is held out (``data.val_samples=0``); ``val`` is a fixed subset of
+    ``train``. ``left_out``: sample -> why it was unreadable (``data.strict=false``).
+    """
+
+    train: PrecomputedDataset
+    val: PrecomputedDataset
+    val_from_training: bool = False
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[PrecomputedDataset]:
+        """``train_set, val_set = data.split(...)`` (what split returned before it said more)."""
+        return iter((self.train, self.val))
+
+    def describe(self) -> str:
+        val = (
+            f"val/loss on {len(self.val)} of them (nothing held out)"
+            if self.val_from_training
+            else (f"{len(self.val)} held out")
+        )
+        skipped = f", {len(self.left_out)} unreadable left out" if self.left_out else ""
+        return f"{len(self.train)} training samples, {val}{skipped}"
 
 
 class PrecomputedData:
-    """A dataset already on disk in the SPEC layout; the last ``val_samples`` (sorted) are held out."""
+    """A dataset already on disk in the SPEC layout; the last samples (sorted by name) are held out.
 
-    def __init__(self, root: str, val_samples: int = 4, cache: bool = False) -> None:
+    Args:
+        root: the dataset directory.
+        val_samples: how many to hold out; ``null`` = ``val_fraction`` of them; ``0`` = none (``val/loss`` is
+            then measured on a fixed subset of the training samples, at the same fixed sigmas and noise).
+        val_fraction: the share held out when ``val_samples`` is null (at least one, never every sample).
+        cache: keep loaded samples in memory.
+        strict: ``false`` reads every sample once before training and leaves out the unreadable ones (counted,
+            reported) instead of refusing the dataset.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        val_samples: int | None = None,
+        cache: bool = False,
+        strict: bool = True,
+        val_fraction: float = 0.1,
+    ) -> None:
         if not root:
             raise ConfigError("root", root, "the path of a precomputed dataset (data.root=/path/to/data)")
-        check_range("val_samples", val_samples, 1)
-        self.root, self.val_samples, self.cache = Path(root).expanduser(), val_samples, cache
+        if val_samples is not None:
+            if isinstance(val_samples, bool) or not isinstance(val_samples, int):
+                raise ConfigError("val_samples", val_samples, "a whole number of samples (0 = hold none out), or null")
+            check_range("val_samples", val_samples, 0)
+        check_range("val_fraction", val_fraction, 0.0, 1.0)
+        self.root, self.val_samples, self.val_fraction = Path(root).expanduser(), val_samples, val_fraction
+        self.cache, self.strict = cache, bool(strict)
 
     def prepare(self) -> None:
         """Make the data exist (a no-op here; the synthetic option generates it)."""
 
-    def split(
-        self, sources: Mapping[str, str], strategy: str, expect: SampleExpectations | None = None
-    ) -> tuple[PrecomputedDataset, PrecomputedDataset]:
+    def held_out(self, total: int) -> int:
+        """How many of ``total`` samples to hold out."""
+        if self.val_samples is not None:
+            if self.val_samples >= total:
+                raise ConfigError(
+                    "data.val_samples", self.val_samples, f"fewer than the {total} samples under {self.root}"
+                )
+            return self.val_samples
+        if self.val_fraction == 0 or total < 2:
+            return 0
+        return min(total - 1, max(1, round(total * self.val_fraction)))
+
+    def split(self, sources: Mapping[str, str], strategy: str, expect: SampleExpectations | None = None) -> Split:
         """Training and validation datasets over the samples every source directory holds; each sample is
         checked against ``expect`` as it is read."""
         expect = expect or SampleExpectations()
         self.prepare()
         names = check_sources(self.root, sources, strategy)
-        if len(names) <= self.val_samples:
-            raise ConfigError(
-                "data.val_samples", self.val_samples, f"fewer than the {len(names)} samples under {self.root}"
+        dataset = PrecomputedDataset(self.root, dict(sources), tuple(names), self.cache, expect)
+        left_out = {} if self.strict else unreadable(dataset)
+        if len(left_out) == len(names):
+            raise DataError(
+                f"no sample under {self.root} is readable (data.strict=false); the first: "
+                + next(iter(left_out.values()))
             )
-        cut = len(names) - self.val_samples
-        return (
-            PrecomputedDataset(self.root, dict(sources), tuple(names[:cut]), self.cache, expect),
-            PrecomputedDataset(self.root, dict(sources), tuple(names[cut:]), expect=expect),
-        )
+        names = [n for n in names if n not in left_out]
+        cut = len(names) - self.held_out(len(names))
+        train = PrecomputedDataset(self.root, dict(sources), tuple(names[:cut]), self.cache, expect)
+        if cut == len(names):
+            every = max(1, len(names) // VAL_FROM_TRAINING)
+            subset = tuple(names[::every][:VAL_FROM_TRAINING])
+            val = PrecomputedDataset(self.root, dict(sources), subset, expect=expect)
+            return Split(train, val, val_from_training=True, left_out=left_out)
+        val = PrecomputedDataset(self.root, dict(sources), tuple(names[cut:]), expect=expect)
+        return Split(train, val, left_out=left_out)
+
+
+def unreadable(dataset: PrecomputedDataset) -> dict[str, str]:
+    """Sample -> the problem of every sample of ``dataset`` that cannot be read or trained on."""
+    print(f"data.strict=false: reading all {len(dataset)} samples under {dataset.root} once", flush=True)
+    problems = {}
+    for index, name in enumerate(dataset.names):
+        try:
+            dataset[index]
+        except DataError as exc:
+            problems[name] = str(exc)
+    return problems

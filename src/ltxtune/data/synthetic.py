@@ -39,7 +39,7 @@ class SyntheticData(PrecomputedData):
         self,
         root: str = ".ltxtune/synthetic",
         num_samples: int = 64,
-        val_samples: int = 8,
+        val_samples: int | None = 8,
         frames: int = 3,
         height: int = 4,
         width: int = 6,
@@ -49,12 +49,14 @@ class SyntheticData(PrecomputedData):
         fps: float = 24.0,
         seed: int = 0,
         cache: bool = True,
+        strict: bool = True,
+        val_fraction: float = 0.1,
     ) -> None:
-        super().__init__(root, val_samples, cache)
+        super().__init__(root, val_samples, cache, strict, val_fraction)
         for key in ("num_samples", "frames", "height", "width", "text_tokens", "caption_dim", "reference_downscale"):
             check_range(key, locals()[key], 1)
         check_range("fps", fps, 0.0, lo_open=True)
-        if val_samples >= num_samples:
+        if val_samples is not None and val_samples >= num_samples:
             raise ConfigError("val_samples", val_samples, f"< num_samples ({num_samples})")
         if height % reference_downscale or width % reference_downscale:
             raise ConfigError(

@@ -14,7 +14,7 @@ from torch import nn
 
 from ltxtune import __version__
 from ltxtune.errors import ConfigError, TrainingError, check_range
-from ltxtune.files import canonical_safetensors_header
+from ltxtune.files import canonical_safetensors_header, readable_by_all, writing
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel
 
 # LoRA keys in the ComfyUI / ltx-core layout: diffusion_model.<module path>.lora_{A,B}.weight
@@ -53,8 +53,12 @@ class Adapter(ABC):
         meta = {"ltxtune_version": __version__, **self.metadata(), **extra}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
-        canonical_safetensors_header(tmp)
+        with writing(path, cleanup=tmp):
+            save_file(
+                tensors, str(tmp), metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+            )
+            canonical_safetensors_header(tmp)
+        readable_by_all(tmp)
         tmp.replace(path)
         return path
 

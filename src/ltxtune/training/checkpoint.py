@@ -8,6 +8,7 @@ temporary name and renamed into place, so a kill at any moment leaves the previo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import shutil
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ltxtune.errors import ConfigError
+from ltxtune.files import writing
 
 if TYPE_CHECKING:
     from ltxtune.training.loop import Trainer
@@ -50,10 +52,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def damage(checkpoint: Path) -> str | None:
+def damage(checkpoint: Path, checksums: bool = True) -> str | None:
     """What is wrong with ``checkpoint``'s files, or ``None`` when they are whole.
 
-    A checkpoint written before manifests existed is taken as it is when its state file is there.
+    Every size is checked before any checksum, so a file a kill cut short is found without reading the
+    others (a full fine-tune's state is tens of GB); ``checksums=False`` checks the sizes only. A checkpoint
+    written before manifests existed is taken as it is when its state file is there.
     """
     manifest = checkpoint / MANIFEST
     if not manifest.is_file():
@@ -68,31 +72,34 @@ def damage(checkpoint: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != expected["size"]:
             return f"{name} has {path.stat().st_size} bytes, {expected['size']} were written"
-        if sha256_of(path) != expected["sha256"]:
+    for name, expected in entries.items():
+        if checksums and sha256_of(checkpoint / name) != expected["sha256"]:
             return f"{name} does not match the checksum written with it"
     return None
 
 
-def newest_whole(checkpoints: list[Path]) -> Path | None:
+def newest_whole(checkpoints: list[Path], checksums: bool = True) -> Path | None:
     """The newest checkpoint whose files are whole; says which damaged ones it passed over."""
     for checkpoint in reversed(checkpoints):
-        if (problem := damage(checkpoint)) is None:
+        if (problem := damage(checkpoint, checksums)) is None:
             return checkpoint
-        print(f"checkpoint {checkpoint} is damaged ({problem}): trying the one before it", flush=True)
+        if checksums:
+            print(f"checkpoint {checkpoint} is damaged ({problem}): trying the one before it", flush=True)
     return None
 
 
-def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
+def resolve_resume(resume: str | None, run_dir: Path, checksums: bool = True) -> Path | None:
     """The checkpoint directory to resume from: ``auto`` = the newest whole one in ``run_dir``, a path, or None.
 
     A run directory given as the path means its newest whole checkpoint. A damaged checkpoint named
-    explicitly is refused with what is wrong.
+    explicitly is refused with what is wrong. The main process reads the checksums; the others, which would
+    only read the same files again, check the sizes (``Checkpointer.load`` makes sure all chose the same).
     """
     if resume in (None, "", "null"):
         return None
     if resume == "auto":
         found = list_checkpoints(run_dir / "checkpoints")
-        chosen = newest_whole(found)
+        chosen = newest_whole(found, checksums)
         if found and chosen is None:
             raise ConfigError(
                 "checkpoint.resume", resume, f"a run with a whole checkpoint: every one in {run_dir} is damaged"
@@ -100,10 +107,10 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
         return chosen
     path = Path(resume).expanduser().resolve()
     if path.is_dir() and not (path / STATE_FILE).is_file():  # a run directory: take its newest checkpoint
-        path = newest_whole(list_checkpoints(path / "checkpoints")) or path
+        path = newest_whole(list_checkpoints(path / "checkpoints"), checksums) or path
     if not (path / STATE_FILE).is_file():
         raise ConfigError("checkpoint.resume", resume, "auto, null, or a checkpoint directory holding state.pt")
-    if (problem := damage(path)) is not None:
+    if (problem := damage(path, checksums)) is not None:
         raise ConfigError("checkpoint.resume", resume, f"a whole checkpoint; this one is damaged: {problem}")
     return path
 
@@ -151,6 +158,8 @@ class Checkpointer:
         return bool(self.every) and step % self.every == 0 and step < max_steps
 
     def save(self, trainer: Trainer) -> Path:
+        """Write the checkpoint of ``trainer.step``. A failed write (a full disk) removes the half-written
+        directory, keeps the earlier checkpoints, and raises on every rank (``OSError`` naming the file)."""
         acc = trainer.accelerator
         final = step_dir(self.root, trainer.step)
         tmp = self.root / f".tmp-{final.name}"
@@ -158,16 +167,31 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        torch.save(trainer.generator.get_state(), tmp / f"rng_rank{acc.process_index}.pt")
+        failure = None
+        try:
+            rng_file = tmp / f"rng_rank{acc.process_index}.pt"
+            with writing(rng_file):
+                torch.save(trainer.generator.get_state(), rng_file)
+        except Exception as exc:
+            failure = exc
         acc.wait_for_everyone()
-        if acc.is_main_process:
-            trainer.save_weights(tmp / trainer.adapter.filename)
-            torch.save({**trainer.state_dict(), "compat": self.compat}, tmp / STATE_FILE)
-            write_manifest(tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            self.prune()
-        acc.wait_for_everyone()
+        if acc.is_main_process and failure is None:
+            try:
+                with writing(tmp / STATE_FILE, cleanup=tmp):
+                    trainer.save_weights(tmp / trainer.adapter.filename)
+                    torch.save({**trainer.state_dict(), "compat": self.compat}, tmp / STATE_FILE)
+                    write_manifest(tmp)
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+                self.prune()
+            except Exception as exc:  # raised below, after every rank knows (no rank left waiting)
+                failure = exc
+        failed_anywhere = acc.gather(torch.tensor([failure is not None], device=acc.device)).any()
+        if failure is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise failure
+        if failed_anywhere:  # the rank that failed says why; the others stop with it instead of waiting
+            raise OSError(errno.EIO, "another process could not write its part of the checkpoint", str(tmp))
         return final
 
     def prune(self) -> None:
@@ -187,6 +211,14 @@ class Checkpointer:
                 str(checkpoint),
                 f"a run with {state['world_size']} processes (this one has "
                 f"{acc.num_processes}): the data order and the noise of each rank would change",
+            )
+        steps = acc.gather(torch.tensor([int(state["step"])], device=acc.device))
+        if len(set(steps.tolist())) > 1:
+            raise ConfigError(
+                "checkpoint.resume",
+                str(checkpoint),
+                f"one checkpoint for every process; they found steps {sorted(set(steps.tolist()))} "
+                "(a checkpoint whose files differ in content but not in size): name one by its path",
             )
         try:
             trainer.load_state_dict(state)

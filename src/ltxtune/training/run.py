@@ -67,7 +67,7 @@ def train_job(
     """
     from ltxtune.training.checkpoint import resolve_resume, run_dir_of
 
-    resume = resolve_resume(cfg.checkpoint.get("resume"), run_dir)
+    resume = resolve_resume(cfg.checkpoint.get("resume"), run_dir, checksums=is_main_rank())
     if resume is not None and run_dir_of(resume) != run_dir.resolve():
         run_dir = run_dir_of(resume)
         print(f"resuming {resume.name} in its run directory {run_dir}", flush=True)
@@ -91,11 +91,16 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
         check_combination(parts)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
         expect = SampleExpectations(text_width=parts.model.caption_channels)
-        train_set, val_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
-        check_data(parts, train_set)
+        split = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
+        result.validation = "training_subset" if split.val_from_training else "held_out"
+        if split.left_out:
+            result.left_out_samples = len(split.left_out)
+            if is_main_rank():
+                report_left_out(split.left_out, run_dir)
+        check_data(parts, split.train)
         if is_main_rank():  # building the model and the first validation take seconds: say what comes
-            print(f"{len(train_set)} training samples, {len(val_set)} held out; building the model", flush=True)
-        _train(cfg, parts, train_set, val_set, run_dir, choices, result, resume)
+            print(f"{split.describe()}; building the model", flush=True)
+        _train(cfg, parts, split.train, split.val, run_dir, choices, result, resume)
     except KeyboardInterrupt:
         result.status, result.interrupted = "interrupted", True
         result.error = "aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto"
@@ -112,6 +117,20 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
             except OSError as exc:  # a full disk: say so, keep the error that brought us here
                 print(f"error: could not write {run_dir / 'result.json'}: {exc.strerror or exc}", flush=True)
     return JobOutcome(run_dir, result.objective)
+
+
+LEFT_OUT_REPORT = "left_out_samples.json"
+
+
+def report_left_out(left_out: dict[str, str], run_dir: Path) -> None:
+    """Say which unreadable samples ``data.strict=false`` left out, in one line and a file with every reason."""
+    (run_dir / LEFT_OUT_REPORT).write_text(json.dumps(left_out, indent=1) + "\n")
+    first, why = next(iter(left_out.items()))
+    print(
+        f"warning: left out {len(left_out)} unreadable samples (data.strict=false), e.g. {first}: {why}; "
+        f"every one with its reason in {run_dir / LEFT_OUT_REPORT}",
+        flush=True,
+    )
 
 
 def check_data(parts: Parts, train_set: Any) -> None:
