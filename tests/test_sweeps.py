@@ -356,6 +356,8 @@ def test_optuna_search_survives_failed_trials_and_continues_its_sqlite_study(syn
     best = next(r for r in rows if r["best"] == "yes")
     assert float(best["objective"]) == pytest.approx(study.best_value)
     assert float(best["optimizer.lr"]) == pytest.approx(study.best_params["optimizer.lr"])
+    assert_png(sweep_dir / "optuna_history.png")  # the study read back from the sweep's own sqlite file
+    assert "[`optuna_history.png`](optuna_history.png)" in (sweep_dir / "summary.md").read_text()
 
 
 @pytest.mark.slow

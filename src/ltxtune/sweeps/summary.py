@@ -1,4 +1,6 @@
-"""``summary.csv``, ``summary.md`` and the plots of a sweep directory, rebuilt from its job directories."""
+"""``summary.csv``, ``summary.md`` and the plots of a sweep directory, rebuilt from its job directories.
+
+The plots themselves are drawn in ``plots.py`` (and ``study.py`` for an Optuna search)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import yaml
 
 from ltxtune.files import exclusive_lock
 from ltxtune.sweeps.jobs import JobRecord, group_name, parse_overrides, read_swept
+from ltxtune.sweeps.plots import Plots, plot_sweep
 from ltxtune.training.result import RunResult
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -98,8 +101,8 @@ def write_summary(sweep_dir: Path) -> list[JobRecord]:
         rows = [_row(j, keys, j is best) for j in jobs]
         csv_rows = [[_csv_cell(v) for v in row] + [_all_overrides(j)] for row, j in zip(rows, jobs, strict=True)]
         write_atomic(sweep_dir / "summary.csv", _csv_text([*header, "overrides"], csv_rows))
-        write_atomic(sweep_dir / "summary.md", _markdown(sweep_dir, header, rows, best, keys))
-        plot_summary(sweep_dir, jobs, keys)
+        plots = plot_sweep(sweep_dir, jobs, keys, best)
+        write_atomic(sweep_dir / "summary.md", _markdown(sweep_dir, header, rows, best, keys) + _plot_list(plots))
     return jobs
 
 
@@ -149,70 +152,12 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-def plot_summary(sweep_dir: Path, jobs: list[JobRecord], keys: list[str]) -> None:
-    """``objective_vs_<key>.png`` per swept key and ``val_loss.png``; failed jobs are counted, not drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [j for j in jobs if math.isfinite(j.objective)]
-    best = best_job(jobs)
-    for key in keys:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        points = [(j.overrides[key], j.objective) for j in done if key in j.overrides]
-        numeric = _as_numbers([x for x, _ in points])
-        if numeric is not None:
-            xs = numeric
-            if xs and min(xs) > 0 and max(xs) / min(xs) >= 100:
-                ax.set_xscale("log")  # learning rates and the like span decades
-        else:
-            labels = list(dict.fromkeys(x for x, _ in points))
-            xs = [labels.index(x) for x, _ in points]
-            ax.set_xticks(range(len(labels)), labels, rotation=20)
-        ax.scatter(xs, [y for _, y in points])
-        if best is not None and key in best.overrides and points:
-            best_x = xs[[x for x, _ in points].index(best.overrides[key])]
-            ax.scatter([best_x], [best.objective], marker="*", s=200, color="tab:red", label=f"best ({best.job})")
-            ax.legend(fontsize="small")
-        ax.set_xlabel(key)
-        ax.set_ylabel("objective (val/loss)")
-        ax.set_title(f"{len(points)} of {len(jobs)} jobs with a finite objective")
-        ax.grid(alpha=0.3)
-        _save(fig, sweep_dir / f"objective_vs_{_file_safe(key)}.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for job in jobs:
-        if job.val_curve:
-            steps, losses = zip(*job.val_curve, strict=True)
-            label = ",".join(f"{k}={job.overrides.get(k, '')}" for k in keys) or job.job
-            ax.plot(steps, losses, marker="o", label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("val/loss")
-    ax.set_title("validation loss")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
-    _save(fig, sweep_dir / "val_loss.png")
-
-
-def _file_safe(key: str) -> str:
-    return re.sub(r"[^-\w.]", "_", key)
-
-
-def _as_numbers(values: list[str]) -> list[float] | None:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
-
-
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+def _plot_list(plots: Plots) -> str:
+    """The pictures beside ``summary.md``, each linked with what it shows, and why any were skipped."""
+    lines = ["", "## Plots", ""]
+    lines += [f"- [`{p.file}`]({p.file}): {p.shows}." for p in plots.written]
+    lines += [f"- {note}" for note in plots.notes]
+    return "\n".join(lines) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
