@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from ltxtune.data.batch import collate
-from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.model.adapters import trainable_parameters
+from ltxtune.training.announce import sample_tokens
 from ltxtune.training.parts import build_parts
 
 _BYTES = {"float32": 4, "bfloat16": 2}
@@ -57,12 +56,8 @@ def estimate(cfg: DictConfig) -> Estimate:
     parts = build_parts(cfg)
     strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
     train_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name).train
-    inputs = parts.strategy.prepare_training_inputs(
-        collate([train_set[0]]), UniformSampler(), torch.Generator().manual_seed(0)
-    )
-    video_tokens = inputs.video.latent.shape[1] if inputs.video is not None else 0
-    audio_tokens = inputs.audio.latent.shape[1] if inputs.audio is not None else 0
-    context = inputs.video.context if inputs.video is not None else inputs.audio.context
+    tokens = sample_tokens(parts.strategy, train_set)
+    video_tokens, audio_tokens = tokens.video, tokens.audio
 
     config = parts.model.config()
     with torch.device("meta"):
@@ -91,7 +86,7 @@ def estimate(cfg: DictConfig) -> Estimate:
         trainable_params=trainable,
         video_tokens=video_tokens,
         audio_tokens=audio_tokens,
-        text_tokens=int(context.shape[1]),
+        text_tokens=tokens.text,
         weights_gb=(total - trainable) * weight_bytes / gb,
         optimizer_gb=trainable * 16 / gb,  # float32 weight, gradient and two AdamW moments
         activations_gb=activations / gb,

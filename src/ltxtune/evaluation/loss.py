@@ -15,10 +15,11 @@ from ltxtune.strategies.base import ModelInputs
 from ltxtune.training.settings import ValidationSettings
 
 LossFn = Callable[[Batch, ConstantSampler, torch.Generator], tuple[Tensor, ModelInputs]]
+Progress = Callable[[int, int], None]
 
 
 class ValidationLoss:
-    """Mean per-sample loss over every held-out sample at every sigma in ``settings.sigmas``.
+    """Mean per-sample loss over every held-out sample at every sigma in ``settings.sigmas``, and at each sigma.
 
     The noise and the strategy's condition draws come from generators seeded by ``settings.seed``, the
     sigma and the batch index, so every evaluation (and every run with the same data) sees the same draws.
@@ -34,13 +35,20 @@ class ValidationLoss:
         self.batches = [collate([dataset[i] for i in chunk]).to(device) for chunk in indices]
 
     @torch.no_grad()
-    def __call__(self, loss_fn: LossFn) -> float:
-        total, count = 0.0, 0
+    def __call__(self, loss_fn: LossFn, progress: Progress = lambda done, total: None) -> dict[str, float]:
+        """``{"val/loss": mean, "val/loss_sigma_<s>": mean at s, ...}`` (every sigma weighs the same);
+        ``progress(done, total)`` after each of the ``len(sigmas) * len(batches)`` forwards."""
+        metrics, total, count = {}, 0.0, 0
+        forwards = len(self.settings.sigmas) * len(self.batches)
         for j, sigma in enumerate(self.settings.sigmas):
             sampler = ConstantSampler(float(sigma))
+            at_sigma, n = 0.0, 0
             for k, batch in enumerate(self.batches):
                 g = torch.Generator(self.device).manual_seed(self.settings.seed * 1_000_003 + j * 1009 + k)
                 losses, _ = loss_fn(batch, sampler, g)
-                total += float(losses.float().sum())
-                count += losses.numel()
-        return total / count
+                at_sigma += float(losses.float().sum())
+                n += losses.numel()
+                progress(j * len(self.batches) + k + 1, forwards)
+            metrics[f"val/loss_sigma_{float(sigma):g}"] = at_sigma / n
+            total, count = total + at_sigma, count + n
+        return {"val/loss": total / count, **metrics}

@@ -7,16 +7,19 @@ from pathlib import Path
 
 from ltxtune.evaluation.loss import ValidationLoss
 from ltxtune.evaluation.videos import ValidationVideos
+from ltxtune.strategies.base import TrainingStrategy
 
 
 @dataclass(frozen=True)
 class Validator:
-    """``val/loss`` and the validation clips, before the first step, every ``every`` steps and at the end."""
+    """``val/loss`` and the validation clips, before the first step, every ``every`` steps and at the end,
+    measured with ``strategy``: the training strategy with its training-only knobs fixed."""
 
     loss: ValidationLoss
     videos: ValidationVideos
     every: int
     run_dir: Path
+    strategy: TrainingStrategy
 
     def due(self, step: int, max_steps: int) -> bool:
         """Between the first and the last step (those two always validate)."""

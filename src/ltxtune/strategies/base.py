@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from ltx_core.model.transformer.modality import Modality
@@ -150,8 +150,12 @@ class TrainingStrategy(ABC):
     """A training mode. Subclasses declare their data, build model inputs, and may change the loss.
 
     Randomness (sigma, noise, condition draws) comes only from the ``generator`` passed in, so a run is
-    reproducible and each rank draws its own values.
+    reproducible and each rank draws its own values. ``TRAINING_KNOBS`` names the constructor arguments that
+    only shape how training draws its examples: validation holds them at their defaults
+    (``ltxtune.strategies.evaluation``), so that they do not move the objective a sweep compares.
     """
+
+    TRAINING_KNOBS: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def get_data_sources(self) -> dict[str, str]:

@@ -85,6 +85,8 @@ class Condition(ABC):
 
     # True when the condition needs video frames (a first frame, a pixel box): audio tracks refuse it.
     video_only: ClassVar[bool] = False
+    # Validation applies every condition (probability 1): see ltxtune.strategies.evaluation.
+    TRAINING_KNOBS: ClassVar[tuple[str, ...]] = ("probability",)
 
     def __init__(self, probability: float = 1.0) -> None:
         check_probability("probability", probability)
@@ -216,6 +218,8 @@ class Mask(IntrinsicCondition):
 
     Values above ``threshold`` are conditioning (inference thresholds its masks the same way).
     """
+
+    TRAINING_KNOBS = ("probability", "threshold")
 
     def __init__(self, mask_dir: str, probability: float = 1.0, threshold: float = 0.5) -> None:
         super().__init__(probability)

@@ -21,6 +21,8 @@ class Inpainting(TrainingStrategy):
     token is in the hole when its mask latent, averaged over channels, is above ``mask_threshold``.
     """
 
+    TRAINING_KNOBS = ("mask_threshold",)
+
     def __init__(
         self,
         mask_threshold: float = 0.5,

@@ -24,6 +24,8 @@ class TextToVideo(TrainingStrategy):
     With ``with_audio`` the audio track is generated too, at the video's sigma with its own noise.
     """
 
+    TRAINING_KNOBS = ("first_frame_p",)
+
     def __init__(
         self,
         first_frame_p: float = 0.1,

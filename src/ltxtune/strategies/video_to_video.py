@@ -15,6 +15,8 @@ class VideoToVideo(Flexible):
     target's first frame, so the LoRA serves image+reference prompts too.
     """
 
+    TRAINING_KNOBS = ("first_frame_p",)
+
     def __init__(
         self,
         first_frame_p: float = 0.1,

@@ -81,6 +81,7 @@ def assemble_trainer(
         videos=parts.validation_videos,
         every=parts.validation.every,
         run_dir=run_dir,
+        strategy=parts.evaluation,
     )
     return Trainer(
         accelerator=accelerator,

@@ -177,41 +177,50 @@ class Trainer:
     # -- one forward ---------------------------------------------------------------------------------
 
     def losses(
-        self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator
+        self,
+        batch: Batch,
+        sampler: TimestepSampler,
+        generator: torch.Generator,
+        strategy: TrainingStrategy | None = None,
     ) -> tuple[Tensor, ModelInputs, dict[str, Tensor]]:
-        """Per-sample training loss ``[B]``, the inputs, and each scored modality's per-sample loss."""
+        """Per-sample loss ``[B]`` (of the training strategy unless another is given), the inputs, and each scored
+        modality's per-sample loss."""
+        strategy = strategy or self.strategy
         batch = encode_conditions(batch, self.model.encode_text)
-        inputs = self.strategy.prepare_training_inputs(batch, sampler, generator)
+        inputs = strategy.prepare_training_inputs(batch, sampler, generator)
         video_pred, audio_pred = self.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
-        total = self.strategy.compute_loss(video_pred, audio_pred, inputs)
+        total = strategy.compute_loss(video_pred, audio_pred, inputs)
         with torch.no_grad():
-            per_modality = self.strategy.modality_losses(video_pred, audio_pred, inputs)
+            per_modality = strategy.modality_losses(video_pred, audio_pred, inputs)
         return total, inputs, per_modality
 
-    def validation_loss(self) -> float:
+    def validation_loss(self) -> dict[str, float]:
+        """``val/loss`` and ``val/loss_sigma_<s>``, measured with the validator's strategy."""
         self.transformer.eval()
         try:
-            return self.validator.loss(lambda b, s, g: self.losses(b, s, g)[:2])
+            return self.validator.loss(
+                lambda b, s, g: self.losses(b, s, g, self.validator.strategy)[:2],
+                progress=lambda done, total: self.show(f"step {self.step}: validation loss {done}/{total}"),
+            )
         finally:
             self.transformer.train()
 
     def validate(self) -> None:
         """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes)."""
-        self.show(f"step {self.step}: validation loss")
-        val_loss = self.validation_loss()
-        if not math.isfinite(val_loss):
+        metrics = self.validation_loss()
+        if not math.isfinite(metrics["val/loss"]):
             raise TrainingError(
-                f"step {self.step}: the validation loss is {val_loss}: the weights are no longer finite numbers"
-                " (lower optimizer.lr, or look for NaN/inf values in the held-out samples)"
+                f"step {self.step}: the validation loss is {metrics['val/loss']}: the weights are no longer finite"
+                " numbers (lower optimizer.lr, or look for NaN/inf values in the held-out samples)"
             )
-        self.log({"val/loss": val_loss})
+        self.log(metrics)
         videos = self.validator.videos
         if videos.enabled:
             self.show(f"step {self.step}: validation clips")
         paths = videos(
             self.accelerator.unwrap_model(self.transformer),
             self.validator.loss.batches,
-            self.strategy,
+            self.validator.strategy,
             self.step,
             self.validator.run_dir,
             encode_text=self.model.encode_text,
@@ -290,10 +299,13 @@ class Trainer:
         n = len(SIGMA_BUCKETS) - 1
         for name, acc_buckets in sorted(stats.buckets.items()):
             acc_buckets = acc.reduce(acc_buckets, reduction="sum") if acc.num_processes > 1 else acc_buckets
+            sums = acc_buckets.tolist()  # one host read for every bucket
             for i in range(n):
-                if acc_buckets[n + i] > 0:
+                if sums[n + i] > 0:
                     key = f"{_BUCKET_PREFIX[name]}{SIGMA_BUCKETS[i]:.2f}-{SIGMA_BUCKETS[i + 1]:.2f}"
-                    metrics[key] = float(acc_buckets[i] / acc_buckets[n + i])
+                    metrics[key] = sums[i] / sums[n + i]
+        if acc.device.type == "cuda":  # the allocator's own counter: no synchronisation
+            metrics["train/peak_memory_gb"] = torch.cuda.max_memory_allocated(acc.device) / 2**30
         return metrics
 
     # -- the run -------------------------------------------------------------------------------------

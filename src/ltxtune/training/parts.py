@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the classes the config groups build; imported for the types
 
 def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate(cfg[key])`` with constructor errors re-raised as ``ConfigError(key.arg)``."""
-    node = cfg[key]
+    node = OmegaConf.select(cfg, key)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
@@ -86,7 +86,17 @@ class Parts:
     scheduler: Schedule
     logger: Tracker
     validation_videos: ValidationVideos  # last: its decoder follows model.checkpoint, whose error comes first
+    evaluation: TrainingStrategy  # what validation measures: the strategy with its training-only knobs fixed
 
 
 def build_parts(cfg: DictConfig) -> Parts:
-    return Parts(**{name: instantiate_node(cfg, name) for name in Parts.__dataclass_fields__})
+    groups = [name for name in Parts.__dataclass_fields__ if name != "evaluation"]
+    return Parts(**{name: instantiate_node(cfg, name) for name in groups}, evaluation=evaluation_strategy(cfg))
+
+
+def evaluation_strategy(cfg: DictConfig) -> TrainingStrategy:
+    """The strategy at its evaluation values (``ltxtune.strategies.evaluation``), ``validation.strategy`` applied."""
+    from ltxtune.strategies.evaluation import evaluation_config
+
+    node = evaluation_config(cfg.strategy, cfg.validation.get("strategy"))
+    return instantiate_node(OmegaConf.create({"validation": {"strategy": node}}), "validation.strategy")

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.data.checks import SampleExpectations
+from ltxtune.data.spec import Split
 from ltxtune.errors import ConfigError
 from ltxtune.ranks import is_main_rank
 from ltxtune.training.parts import Parts, build_parts
@@ -99,8 +100,8 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
                 report_left_out(split.left_out, run_dir)
         check_data(parts, split.train)
         if is_main_rank():  # building the model and the first validation take seconds: say what comes
-            print(f"{split.describe()}; building the model", flush=True)
-        _train(cfg, parts, split.train, split.val, run_dir, choices, result, resume)
+            print(f"data: {split.describe()} ({parts.data.root}); building the model", flush=True)
+        _train(cfg, parts, split, run_dir, choices, result, resume)
     except KeyboardInterrupt:
         result.status, result.interrupted = "interrupted", True
         result.error = "aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto"
@@ -198,14 +199,14 @@ def stop_on_signals(trainer: Any) -> Iterator[None]:
 def _train(
     cfg: DictConfig,
     parts: Parts,
-    train_set,
-    val_set,
+    split: Split,
     run_dir: Path,
     choices: dict,
     result: RunResult,
     resume: Path | None,
 ) -> None:
     """Build the heavy parts and train; fills ``result`` as it goes so a failure still reports progress."""
+    from ltxtune.training.announce import sample_tokens, start_lines
     from ltxtune.training.assemble import assemble_trainer, make_accelerator
     from ltxtune.training.checkpoint import Checkpointer
     from ltxtune.training.tracking import MetricsFile
@@ -217,8 +218,8 @@ def _train(
     checkpointer = Checkpointer(run_dir, parts.checkpoint.keep_last, compat_facts(cfg), parts.checkpoint.every)
     trainer = assemble_trainer(
         parts,
-        train_set,
-        val_set,
+        split.train,
+        split.val,
         run_dir,
         accelerator,
         trackers=trackers,
@@ -227,6 +228,10 @@ def _train(
     )
     if resume is not None:
         checkpointer.load(trainer, resume)
+    if accelerator.is_main_process:
+        tokens = sample_tokens(parts.strategy, split.train)
+        model, strategy = choices.get("model", "?"), choices.get("strategy") or cfg.strategy._target_
+        print("\n".join(start_lines(trainer, model, strategy, tokens, run_dir, resume)), flush=True)
     if accelerator.is_main_process:  # a fresh run in a used directory starts a fresh metrics file
         truncate_metrics(run_dir, trainer.step if resume is not None else -1)
     try:

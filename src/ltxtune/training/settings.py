@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ltxtune.errors import ConfigError, check_choice, check_range
 
@@ -78,6 +79,7 @@ class ValidationSettings:
     every: int = 20
     sigmas: Sequence[float] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9))
     seed: int = 1234
+    strategy: Mapping[str, Any] = field(default_factory=dict)  # read by parts.evaluation_strategy
 
     def __post_init__(self) -> None:
         check_types(self)
