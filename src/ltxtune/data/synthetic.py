@@ -21,7 +21,7 @@ from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, check_range
 from ltxtune.files import exclusive_lock
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CAPTIONS = (
     "a red ball bouncing on a wooden floor",
     "waves rolling onto a sandy beach at dusk",
@@ -30,6 +30,7 @@ CAPTIONS = (
 )
 _PATTERN_RANK = 4  # latent channels vary along this many fixed directions, as real VAE latents are low-rank
 _AUDIO_STEPS_PER_SECOND = 25
+_BLOB_RADIUS = 0.2  # in frame heights and widths
 
 
 class SyntheticData(PrecomputedData):
@@ -104,14 +105,19 @@ class SyntheticData(PrecomputedData):
             tmp.rename(self.root)
 
 
-def _smooth_field(freqs: torch.Tensor, phase: torch.Tensor, f: int, h: int, w: int, scale: int = 1) -> torch.Tensor:
-    """``[R, F, H, W]`` sinusoids over the (frame, row, column) grid; ``scale`` samples a coarser grid."""
-    tt = torch.arange(f).view(1, f, 1, 1) / max(f, 1)
-    yy = (torch.arange(h).view(1, 1, h, 1) * scale + (scale - 1) / 2) / (h * scale)
-    xx = (torch.arange(w).view(1, 1, 1, w) * scale + (scale - 1) / 2) / (w * scale)
-    fr = freqs.view(-1, 3, 1, 1, 1)
-    angle = 2 * math.pi * (fr[:, 0] * tt + fr[:, 1] * yy + fr[:, 2] * xx) + phase.view(-1, 1, 1, 1)
-    return torch.sin(angle)
+def _moving_blob(
+    motion: torch.Tensor, tint: torch.Tensor, offset: torch.Tensor, f: int, h: int, w: int, scale: int = 1
+) -> torch.Tensor:
+    """``[R, F, H, W]``: a round blob crossing the frame on the class's path, in the class's tint, over the
+    class's background. ``motion`` = (y0, x0, dy, dx) in frame units, ``tint`` = ``[2, R]`` (blob, background),
+    ``offset`` = the sample's own shift of the path; ``scale`` samples a coarser grid of the same picture."""
+    tt = (torch.arange(f).view(f, 1, 1) / max(f - 1, 1)).float()
+    yy = (torch.arange(h).view(1, h, 1) * scale + (scale - 1) / 2 + 0.5) / (h * scale)
+    xx = (torch.arange(w).view(1, 1, w) * scale + (scale - 1) / 2 + 0.5) / (w * scale)
+    cy = motion[0] + motion[2] * tt + offset[0]
+    cx = motion[1] + motion[3] * tt + offset[1]
+    blob = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * _BLOB_RADIUS**2))  # [F, H, W]
+    return tint[0].view(-1, 1, 1, 1) * blob + tint[1].view(-1, 1, 1, 1)
 
 
 def write_dataset(
@@ -129,9 +135,13 @@ def write_dataset(
     g = torch.Generator().manual_seed(seed)
     classes = len(CAPTIONS)
     basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
-    freqs = torch.randint(0, 3, (classes, _PATTERN_RANK, 3), generator=g).float() + torch.rand(
-        classes, _PATTERN_RANK, 3, generator=g
-    )
+    # Each class's blob starts somewhere in the middle of the frame and crosses a third of it, its own way.
+    angle = 2 * math.pi * torch.rand(classes, generator=g)
+    start = 0.35 + 0.3 * torch.rand(classes, 2, generator=g)
+    motion = torch.cat([start - 0.17 * torch.stack([angle.sin(), angle.cos()], 1),
+                        0.34 * torch.stack([angle.sin(), angle.cos()], 1)], dim=1)  # fmt: skip
+    tint = torch.stack([2.0 * torch.randn(classes, _PATTERN_RANK, generator=g),
+                        0.7 * torch.randn(classes, _PATTERN_RANK, generator=g)], dim=1)  # fmt: skip
     audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
     audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
     text = torch.randn(classes, text_tokens, caption_dim, generator=g)
@@ -156,9 +166,10 @@ def write_dataset(
         k = i % classes
         name = f"sample_{i:04d}.pt"
         phase = 0.3 * torch.randn(_PATTERN_RANK, generator=g)
-        field = _smooth_field(freqs[k], phase, frames, height, width)
+        offset = 0.04 * torch.randn(2, generator=g)
+        field = _moving_blob(motion[k], tint[k], offset, frames, height, width)
         video = torch.einsum("cr,rfhw->cfhw", basis, field)
-        ref_field = _smooth_field(freqs[k], phase, frames, rh, rw, scale=reference_downscale)
+        ref_field = _moving_blob(motion[k], tint[k], offset, frames, rh, rw, scale=reference_downscale)
         reference = torch.einsum("cr,rfhw->cfhw", basis, ref_field)
         t = torch.arange(audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
         wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]

@@ -32,6 +32,7 @@ from ltxtune.diffusion.sampling import (
 )
 from ltxtune.errors import ConfigError, check_choice, check_range
 from ltxtune.evaluation.media import decode_frames, write_mp4
+from ltxtune.evaluation.previews import PreviewGrid, PreviewMap
 from ltxtune.model.vae import video_decoder
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 
@@ -52,6 +53,8 @@ class ValidationVideos:
             decoder with seeded random weights (a file without a VAE falls back to it, with a warning).
         decoder_dtype: the real decoder's weights (``bfloat16`` on a GPU halves its memory).
         decoder_seed: the tiny decoder's weights.
+        previews: also write ``preview.png``, the latent preview of every clip beside its sample's own latents
+            (``ltxtune.evaluation.previews``), and log ``val/preview_distance`` between the two.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ValidationVideos:
         decoder_checkpoint: str | None = None,
         decoder_dtype: str = "float32",
         decoder_seed: int = 0,
+        previews: bool = True,
     ) -> None:
         check_range("num_prompts", num_prompts, 1)
         check_range("num_steps", num_steps, 1)
@@ -79,6 +83,8 @@ class ValidationVideos:
         self.negative_conditions, self.decoder_checkpoint = negative_conditions, decoder_checkpoint
         self.decoder_dtype = getattr(torch, decoder_dtype)
         self._decoder: nn.Module | None = None
+        self.previews, self._preview_map = bool(previews), None
+        self.preview_distance: float | None = None  # of the last call, when it could be measured
         self._draws: dict[tuple[str, int], int] = {}  # (sample, seed) -> its representative condition draw
 
     def decoder(self, device: torch.device) -> nn.Module:
@@ -119,6 +125,7 @@ class ValidationVideos:
         was_training = transformer.training
         transformer.eval()
         paths = []
+        previews = PreviewGrid(self.preview_map(batches)) if self.previews else None
         try:
             prompts = [take(batch, j) for batch in batches for j in range(len(batch))][: self.num_prompts]
             for i, one in enumerate(prompts):
@@ -137,12 +144,26 @@ class ValidationVideos:
                 # The schedule's shift follows the generated clip (references excluded); v2a: the audio's length.
                 tokens = grid.tokens if inputs.video_targets is not None else None
                 out = sample(transformer, inputs, self.num_steps, scale, negative, tokens)
+                if previews is not None:
+                    own = clean_latents(one)
+                    previews.add(grid.latents(out.video)[0], None if own is None else own[0])
                 if write:
                     path = run_dir / "samples" / f"step_{step:06d}" / f"prompt{i}.mp4"
                     paths.append(self.render(grid.latents(out.video), grid.fps, path))
+            if previews is not None and previews.rows:
+                self.preview_distance = previews.distance()
+                if write:
+                    paths.append(previews.write(run_dir / "samples" / f"step_{step:06d}" / "preview.png"))
         finally:
             transformer.train(was_training)
         return paths
+
+    def preview_map(self, batches: Sequence[Batch]) -> PreviewMap:
+        """Fitted on the first call to the validation samples' latents, then the same for the whole run."""
+        if self._preview_map is None:
+            latents = [clip for batch in batches if (x := clean_latents(batch)) is not None for clip in x]
+            self._preview_map = PreviewMap.fit(latents or [torch.zeros(128, 1, 1, 1)])
+        return self._preview_map
 
     def render(self, latents: Tensor, fps: float, path: Path) -> Path:
         """Decode ``latents [1, 128, F, H, W]`` and write them to ``path``."""
@@ -168,6 +189,12 @@ class TargetGrid:
         """The clip's last ``F*H*W`` tokens of ``sequence [1, T, 128]`` -> latents ``[1, 128, F, H, W]``."""
         shape = VideoLatentShape(1, sequence.shape[-1], self.frames, self.height, self.width)
         return VideoLatentPatchifier(patch_size=1).unpatchify(sequence[:, -self.tokens :], output_shape=shape)
+
+
+def clean_latents(batch: Batch) -> Tensor | None:
+    """The batch's own video latents ``[B, 128, F, H, W]`` (the clip a caption describes), if it has them."""
+    latents = batch.sources.get("latents", {}).get("latents")
+    return latents if isinstance(latents, Tensor) and latents.dim() == 5 else None
 
 
 def video_grid(inputs: ModelInputs, batch: Batch) -> TargetGrid:
@@ -199,7 +226,10 @@ def target_grid(batch: Batch, seq_len: int) -> TargetGrid:
 
 
 def wandb_videos(paths: Sequence[Path]) -> dict[str, Any]:
-    """``{"val/video/prompt<i>": wandb.Video}`` for ``paths`` (from a file: no moviepy needed)."""
+    """``{"val/video/prompt<i>": wandb.Video, "val/preview": wandb.Image}`` for ``paths`` (from files: no
+    moviepy needed)."""
     import wandb
 
-    return {f"val/video/{p.stem}": wandb.Video(str(p), format="mp4") for p in paths}
+    media = {f"val/video/{p.stem}": wandb.Video(str(p), format="mp4") for p in paths if p.suffix == ".mp4"}
+    media |= {f"val/{p.stem}": wandb.Image(str(p)) for p in paths if p.suffix == ".png"}
+    return media

@@ -226,6 +226,8 @@ class Trainer:
             encode_text=self.model.encode_text,
             write=self.accelerator.is_main_process,
         )
+        if videos.preview_distance is not None:
+            self.log({"val/preview_distance": videos.preview_distance})
         for tracker in self.trackers:
             tracker.log_videos(paths, self.step)
         self.show("train")
