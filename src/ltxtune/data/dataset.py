@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ltxtune.data import legacy
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.errors import DataError
 
@@ -46,7 +47,7 @@ def check_sources(root: Path, sources: Mapping[str, str], strategy: str) -> list
             f"data.root={str(root)!r} lacks {', '.join(m + '/' for m in missing)}, "
             f"which strategy {strategy} needs (it reads {', '.join(d + '/' for d in sources)})"
         )
-    listed = {d: set(list_samples(root / d)) for d in sources}
+    listed = legacy.pair_legacy_conditions({d: set(list_samples(root / d)) for d in sources})
     every = set().union(*listed.values())
     if not every:
         raise DataError(f"{root} holds no .pt sample files in {', '.join(d + '/' for d in sources)}")
@@ -81,8 +82,8 @@ class PrecomputedDataset:
             return name, self._cached[index]
         sample = {}
         for directory, key in self.sources.items():
-            path = self.root / directory / name
-            sample[key] = load_sample_file(path)
+            path = legacy.sample_path(self.root, directory, name)
+            sample[key] = legacy.normalise(path, load_sample_file(path))
             self.expect.check(path, key, sample[key])
         if self.cache:
             self._cached[index] = sample

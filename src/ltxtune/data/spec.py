@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ltxtune.data import legacy
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.dataset import PrecomputedDataset, check_sources
 from ltxtune.errors import ConfigError, DataError, check_range
@@ -42,7 +43,8 @@ class Split:
 
 
 class PrecomputedData:
-    """A dataset already on disk in the SPEC layout; the last samples (sorted by name) are held out.
+    """A dataset already on disk in the SPEC layout (or ltx-trainer's, see ``legacy``); the last samples (sorted
+    by name) are held out.
 
     Args:
         root: the dataset directory.
@@ -69,7 +71,9 @@ class PrecomputedData:
                 raise ConfigError("val_samples", val_samples, "a whole number of samples (0 = hold none out), or null")
             check_range("val_samples", val_samples, 0)
         check_range("val_fraction", val_fraction, 0.0, 1.0)
-        self.root, self.val_samples, self.val_fraction = Path(root).expanduser(), val_samples, val_fraction
+        # ltx-trainer's preprocessing writes under <root>/.precomputed/: its users pass the root they know
+        self.root = legacy.data_root(Path(root).expanduser())
+        self.val_samples, self.val_fraction = val_samples, val_fraction
         self.cache, self.strict = cache, bool(strict)
 
     def prepare(self) -> None:

@@ -18,6 +18,7 @@ from ltx_core.components.patchifiers import VideoLatentPatchifier
 from ltx_core.types import VideoLatentShape
 from torch import Tensor, nn
 
+from ltxtune.data import legacy
 from ltxtune.data.batch import Batch
 from ltxtune.data.dataset import load_sample_file
 from ltxtune.diffusion.positions import DEFAULT_FPS
@@ -98,7 +99,8 @@ class ValidationVideos:
         if self.negative_conditions is None:
             raw = empty_prompt(conditions)
         else:
-            stored = load_sample_file(Path(self.negative_conditions).expanduser())
+            path = Path(self.negative_conditions).expanduser()
+            stored = legacy.normalise(path, load_sample_file(path))
             device = conditions["prompt_attention_mask"].device
             raw = {k: stored[k].unsqueeze(0).to(device) for k in conditions}
         return encode_text(raw)

@@ -1,0 +1,390 @@
+"""ltx-trainer's config sections -> ltxtune's config keys, one small function per section.
+
+Each function reads its section through a ``Section``, which records every key it was asked for; the keys
+nobody asked for, and the ones a function declines (``Section.drop``), end up in ``Experiment.dropped`` with
+the reason, so nothing is lost without a word. A key left at a value that changes nothing (null, false, an
+empty list, or what ltxtune does anyway) needs no carrying over and is not listed.
+Absent keys take ltx-trainer's own defaults, so the experiment trains what the reference would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_FLEX = "ltxtune.strategies.flexible"
+_COND = "ltxtune.strategies.conditions"
+_NO_EFFECT = (None, False, [], {})
+_NO_TEXT_ENCODER = "training reads the precomputed text features; the text encoder runs in preprocess.py"
+_NO_PROMPTS = (
+    "ltxtune renders held-out samples with their own captions and conditions (validation_videos.num_prompts), "
+    "not free prompts or media files"
+)
+_NOT_IN_VALIDATION = "ltxtune's validation videos have no such setting"
+
+
+class ConversionError(ValueError):
+    """The file is not an ltx-trainer config ltxtune can express (one line for the user)."""
+
+
+@dataclass
+class Experiment:
+    """What a conversion produces: group choices, values (nested, as in the YAML) and what was left out."""
+
+    groups: dict[str, str] = field(default_factory=dict)  # config group -> option ("strategy" -> "flexible")
+    values: dict[str, Any] = field(default_factory=dict)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # ("key=value", why it is not carried over)
+
+    def set(self, dotted: str, value: Any) -> None:
+        node = self.values
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+
+    def drop(self, key: str, value: Any, reason: str) -> None:
+        shown = repr(value) if not isinstance(value, str) else value
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        self.dropped.append((f"{key}={shown}", reason))
+
+
+class Section:
+    """One mapping of the reference config, read key by key; ``close`` lists the keys left unread."""
+
+    def __init__(self, prefix: str, data: Any, out: Experiment) -> None:
+        if data is not None and not isinstance(data, Mapping):
+            raise ConversionError(f"{prefix or 'the file'} is {type(data).__name__}, expected a mapping of keys")
+        self.prefix, self.data, self.out = prefix, dict(data or {}), out
+        self.read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def take(self, name: str, default: Any = None) -> Any:
+        self.read.add(name)
+        return self.data.get(name, default)
+
+    def number(self, name: str, default: float) -> float:
+        """A float key; YAML reads ``2e-4`` (no dot) as a string, which ltx-trainer's pydantic accepted."""
+        value = self.take(name, default)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConversionError(f"{self.key(name)}={value!r}: expected a number") from None
+
+    def drop(self, name: str, reason: str, no_effect: tuple = _NO_EFFECT) -> None:
+        """List ``name`` as not carried over, unless it is absent or at a value that changes nothing."""
+        self.read.add(name)
+        if name in self.data and self.data[name] not in no_effect:
+            self.out.drop(self.key(name), self.data[name], reason)
+
+    def sub(self, name: str) -> Section:
+        return Section(self.key(name), self.take(name), self.out)
+
+    def close(self) -> None:
+        for name in self.data:
+            if name not in self.read:
+                self.out.drop(self.key(name), self.data[name], "not an ltx-trainer key this converter knows")
+
+
+# --- model, lora ----------------------------------------------------------------------------------------------
+
+
+def model(s: Section, out: Experiment) -> None:
+    out.groups["model"] = "ltx2"
+    out.set("model.checkpoint", str(s.take("model_path")))
+    s.drop("text_encoder_path", _NO_TEXT_ENCODER)
+    mode = s.take("training_mode", "lora")
+    if mode not in ("lora", "full"):
+        raise ConversionError(f"model.training_mode={mode!r}: expected lora or full")
+    if mode == "full":
+        out.groups["lora"] = "none"
+    start = s.take("load_checkpoint")
+    if start is not None and mode == "lora" and str(start).endswith(".safetensors"):
+        out.set("lora.init_from", str(start))
+    elif start is not None:
+        out.drop(
+            s.key("load_checkpoint"),
+            start,
+            "ltxtune starts from a LoRA file (lora.init_from=<file>.safetensors) or resumes its own run "
+            "(checkpoint.resume=auto|<path>); a directory or a full checkpoint has no equivalent",
+        )
+
+
+def lora(s: Section, out: Experiment) -> None:
+    if out.groups.get("lora") == "none":
+        for name in list(s.data):
+            s.drop(name, "model.training_mode is full: every weight trains, there is no LoRA")
+        return
+    out.groups["lora"] = "default"
+    out.set("lora.rank", s.take("rank", 64))
+    out.set("lora.alpha", s.take("alpha", 64))
+    out.set("lora.dropout", s.number("dropout", 0.0))
+    out.set("lora.target_modules", list(s.take("target_modules", ["to_k", "to_q", "to_v", "to_out.0"])))
+
+
+# --- training_strategy ----------------------------------------------------------------------------------------
+
+
+def training_strategy(s: Section, out: Experiment) -> None:
+    name = s.take("name", "text_to_video")
+    if name == "flexible":
+        flexible(s, out)
+    elif name == "text_to_video":
+        out.groups["strategy"] = "text_to_video"
+        out.set("strategy.first_frame_p", s.number("first_frame_conditioning_p", 0.1))
+        out.set("strategy.with_audio", bool(s.take("with_audio", False)))
+        out.set("strategy.audio_latents_dir", s.take("audio_latents_dir", "audio_latents"))
+    elif name == "video_to_video":
+        out.groups["strategy"] = "video_to_video"
+        out.set("strategy.first_frame_p", s.number("first_frame_conditioning_p", 0.1))
+        out.set("strategy.reference_latents_dir", s.take("reference_latents_dir", "reference_latents"))
+    else:
+        raise ConversionError(
+            f"training_strategy.name={name!r} has no ltxtune strategy (flexible, text_to_video and "
+            "video_to_video convert)"
+        )
+
+
+def flexible(s: Section, out: Experiment) -> None:
+    out.groups["strategy"] = "flexible"
+    for modality, target in (("video", "VideoTrack"), ("audio", "AudioTrack")):
+        out.set(f"strategy.{modality}", track(s.sub(modality), f"{_FLEX}.{target}", out))
+    s.drop("reference_slot_embedding", "ltxtune has no learned reference slot embedding")
+
+
+def track(s: Section, target: str, out: Experiment) -> dict[str, Any] | None:
+    if not s.data:
+        return None
+    conditions = []
+    for i, raw in enumerate(s.take("conditions") or []):
+        c = Section(f"{s.prefix}.conditions[{i}]", raw, out)
+        kind = c.take("type")
+        if kind not in CONDITIONS:
+            out.drop(c.prefix, kind, f"no ltxtune condition (ltxtune has {', '.join(CONDITIONS)})")
+            continue
+        conditions.append({"_target_": f"{_COND}.{CONDITIONS[kind][0]}", **CONDITIONS[kind][1](c)})
+        c.close()
+    node = {
+        "_target_": target,
+        "is_generated": bool(s.take("is_generated", True)),
+        "latents_dir": s.take("latents_dir"),
+        "conditions": conditions,
+    }
+    s.close()
+    return node
+
+
+def _probability(c: Section) -> dict[str, Any]:
+    return {"probability": c.number("probability", 1.0)}
+
+
+def _span(c: Section) -> dict[str, Any]:
+    return {"temporal_boundary": c.take("temporal_boundary"), **_probability(c)}
+
+
+def _crop(c: Section) -> dict[str, Any]:
+    y1, x1, y2, x2 = c.take("spatial_region")
+    return {"y1": y1, "x1": x1, "y2": y2, "x2": x2, **_probability(c)}
+
+
+def _mask(c: Section) -> dict[str, Any]:
+    return {"mask_dir": c.take("mask_dir"), **_probability(c)}
+
+
+def _reference(c: Section) -> dict[str, Any]:
+    c.drop("layout", "ltxtune places references as 'overlap' (the target's coordinates)", no_effect=("overlap",))
+    for name in ("strata_slot", "slot_embedding", "slot_index", "source_phase"):
+        c.drop(name, "ltxtune has no reference slot tags or alternative layouts")
+    for name, default in (("strata_f_lim", 128), ("source_id", 2), ("phase_scale", 1.0)):
+        c.drop(name, "ltxtune has no reference slot tags or alternative layouts", no_effect=(default,))
+    c.drop("augment_noise", "ltxtune keeps references clean", no_effect=(0, 0.0))
+    c.drop("sidecar_margin_pixels", "ltxtune has no sidecar layout", no_effect=(0, 0.0))
+    return {"latents_dir": c.take("latents_dir"), **_probability(c)}
+
+
+# reference condition type -> (ltxtune class, its arguments from the reference keys)
+CONDITIONS: dict[str, tuple[str, Callable[[Section], dict[str, Any]]]] = {
+    "first_frame": ("FirstFrame", _probability),
+    "prefix": ("Prefix", _span),
+    "suffix": ("Suffix", _span),
+    "spatial_crop": ("SpatialCrop", _crop),
+    "mask": ("Mask", _mask),
+    "reference": ("Reference", _reference),
+}
+
+
+# --- optimization, acceleration, data -------------------------------------------------------------------------
+
+
+def optimization(s: Section, out: Experiment) -> None:
+    lr = s.number("learning_rate", 5e-4)
+    out.set("trainer.max_steps", s.take("steps", 3000))
+    out.set("trainer.batch_size", s.take("batch_size", 2))
+    out.set("trainer.grad_accum", s.take("gradient_accumulation_steps", 1))
+    out.set("trainer.max_grad_norm", s.number("max_grad_norm", 1.0))
+    out.set("trainer.gradient_checkpointing", bool(s.take("enable_gradient_checkpointing", False)))
+    optimizer = s.take("optimizer_type", "adamw")
+    if optimizer not in ("adamw", "adamw8bit"):
+        raise ConversionError(f"optimization.optimizer_type={optimizer!r}: expected adamw or adamw8bit")
+    out.groups["optimizer"] = optimizer
+    out.set("optimizer.lr", lr)
+    out.set("optimizer.weight_decay", 0.01)  # ltx-trainer builds AdamW with torch's (and bitsandbytes') default
+    scheduler(s, out, lr)
+
+
+def scheduler(s: Section, out: Experiment, lr: float) -> None:
+    kind = s.take("scheduler_type", "linear")
+    params = dict(s.take("scheduler_params") or {})
+    out.set("scheduler.warmup_steps", int(params.pop("warmup_steps", 0) or 0))
+    if kind in ("constant", "linear", "cosine"):
+        out.groups["scheduler"] = kind
+        if kind == "linear":  # LinearLR from 1.0 to end_factor over the steps
+            out.set("scheduler.min_lr_ratio", float(params.pop("end_factor", 0.1)))
+        if kind == "cosine":
+            out.set("scheduler.min_lr_ratio", float(params.pop("eta_min", 0.0)) / lr)
+    else:
+        out.groups["scheduler"] = "cosine"
+        out.drop(s.key("scheduler_type"), kind, "no ltxtune schedule of this shape: the experiment uses cosine")
+    for name, value in params.items():
+        out.drop(f"{s.key('scheduler_params')}.{name}", value, f"ltxtune's {out.groups['scheduler']} has no such key")
+
+
+def acceleration(s: Section, out: Experiment) -> None:
+    out.set("trainer.mixed_precision", s.take("mixed_precision_mode", "bf16") or "no")
+    quantization = s.take("quantization")
+    if quantization is not None and str(quantization).startswith("fp8"):
+        out.set("model.quantization", "fp8_cast")
+        out.drop(
+            s.key("quantization"),
+            quantization,
+            "carried over as model.quantization=fp8_cast (ltx-core's fp8 storage, upcast in forward), not quanto",
+        )
+    elif quantization is not None:
+        out.drop(s.key("quantization"), quantization, "ltxtune quantizes to fp8 only (model.quantization=fp8_cast)")
+    s.drop("load_text_encoder_in_8bit", _NO_TEXT_ENCODER)
+    s.drop("offload_optimizer_during_validation", "ltxtune keeps the optimizer state in place during validation")
+
+
+def data(s: Section, out: Experiment) -> None:
+    out.groups["data"] = "precomputed"
+    out.set("data.root", str(s.take("preprocessed_data_root")))
+    out.set("loader.num_workers", s.take("num_dataloader_workers", 2))
+
+
+# --- validation, checkpoints, hub -----------------------------------------------------------------------------
+
+
+def validation(s: Section, out: Experiment) -> None:
+    interval = s.take("interval", 100)
+    out.set("validation.every", interval or 0)
+    if not interval:
+        out.set("validation_videos.enabled", False)
+    prompts = s.take("samples") or s.take("prompts") or []
+    if prompts:
+        out.set("validation_videos.num_prompts", len(prompts))
+        out.drop(s.key("samples" if "samples" in s.data else "prompts"), f"{len(prompts)} prompts", _NO_PROMPTS)
+    out.set("validation_videos.num_steps", s.take("inference_steps", 50))
+    out.set("validation_videos.seed", s.take("seed", 42))
+    guidance = s.take("video_cfg_scale") if "video_cfg_scale" in s.data else s.take("guidance_scale", 4.0)
+    out.set("validation_videos.guidance_scale", guidance)
+    s.drop(
+        "negative_prompt",
+        "validation_videos.negative_conditions takes the negative prompt's precomputed features (a conditions/ .pt)",
+    )
+    for name in ("images", "reference_videos", "keyframe_images", "keyframe_frame_indices"):
+        s.drop(name, _NO_PROMPTS)
+    s.drop("video_dims", "validation videos have the size and length of the held-out samples")
+    s.drop("frame_rate", "validation videos play at the held-out samples' own fps")
+    s.drop("skip_initial_validation", "ltxtune always measures validation before the first step")
+    for name in (
+        "audio_cfg_scale", "video_stg_scale", "audio_stg_scale", "stg_scale", "stg_blocks", "stg_mode",
+        "guidance_rescale", "video_modality_guidance_scale", "audio_modality_guidance_scale",
+        "include_reference_in_output", "reference_downscale_factor", "generate_audio", "generate_video",
+    ):  # fmt: skip
+        s.drop(name, _NOT_IN_VALIDATION)
+
+
+def checkpoints(s: Section, out: Experiment) -> None:
+    interval = s.take("interval") or 0
+    out.set("checkpoint.every", interval)
+    keep = s.take("keep_last_n", 1)
+    if keep == -1:  # keep all: as many as the run makes
+        steps = out.values.get("trainer", {}).get("max_steps", 3000)
+        keep = max(1, -(-steps // interval)) if interval else 1
+    out.set("checkpoint.keep_last", keep)
+    s.drop("precision", "ltxtune writes LoRA weights in float32 (alpha/rank baked in)", no_effect=("float32",))
+    s.drop("no_resume", "ltxtune starts fresh unless checkpoint.resume is set")
+    s.drop(
+        "save_training_state",
+        "ltxtune always saves the full training state beside each checkpoint",
+        no_effect=("minimal", "full"),
+    )
+
+
+def hub(s: Section, out: Experiment) -> None:
+    s.drop("push_to_hub", "ltxtune does not upload; push lora.safetensors and README.md from the run directory")
+    s.drop("hub_model_id", "ltxtune does not upload to the Hugging Face Hub")
+
+
+def flow_matching(s: Section, out: Experiment) -> None:
+    mode = s.take("timestep_sampling_mode", "shifted_logit_normal")
+    if mode not in ("uniform", "shifted_logit_normal"):
+        raise ConversionError(
+            f"flow_matching.timestep_sampling_mode={mode!r}: expected uniform or shifted_logit_normal"
+        )
+    out.groups["sampler"] = mode
+    known = ("min_value", "max_value") if mode == "uniform" else ("std", "eps", "uniform_prob")
+    for name, value in (s.take("timestep_sampling_params") or {}).items():
+        if name in known:
+            out.set(f"sampler.{name}", value)
+        else:
+            out.drop(f"{s.key('timestep_sampling_params')}.{name}", value, f"ltxtune's {mode} sampler takes {known}")
+
+
+def wandb(s: Section, out: Experiment) -> None:
+    if not s.take("enabled", False):
+        out.groups["logger"] = "none"
+        for name in ("project", "entity", "tags", "log_validation_videos"):
+            s.take(name)  # only meaningful with wandb on
+        return
+    out.groups["logger"] = "wandb"
+    out.set("logger.mode", "online")
+    out.set("logger.project", s.take("project", "ltxv-trainer"))
+    out.set("logger.entity", s.take("entity"))
+    out.set("logger.tags", list(s.take("tags") or []))
+    s.drop("log_validation_videos", "ltxtune logs its validation videos whenever they are rendered", no_effect=(True,))
+
+
+SECTIONS: dict[str, Callable[[Section, Experiment], None]] = {
+    "model": model,
+    "lora": lora,
+    "training_strategy": training_strategy,
+    "optimization": optimization,
+    "acceleration": acceleration,
+    "data": data,
+    "validation": validation,
+    "checkpoints": checkpoints,
+    "hub": hub,
+    "flow_matching": flow_matching,
+    "wandb": wandb,
+}
+
+
+def convert(config: Any) -> Experiment:
+    """An ltx-trainer config (the parsed YAML) as an ltxtune experiment; raises ``ConversionError``."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("model"), Mapping):
+        raise ConversionError("not an ltx-trainer config (no 'model:' section)")
+    if "model_path" not in config["model"]:
+        raise ConversionError("not an ltx-trainer config (no model.model_path)")
+    out = Experiment()
+    top = Section("", config, out)
+    for name, read in SECTIONS.items():
+        section = top.sub(name)
+        read(section, out)
+        section.close()
+    out.set("trainer.seed", top.take("seed", 42))
+    top.drop("output_dir", "ltxtune writes each run to its own directory (choose one with hydra.run.dir=...)")
+    top.close()
+    return out

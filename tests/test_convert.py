@@ -1,0 +1,178 @@
+"""ltx-trainer's shipped configs convert to ltxtune experiments that compose, dry-run and train as they say."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from conftest import CONF, ROOT, SMALL
+from ltxtune.app.estimate import estimate
+from ltxtune.convert.__main__ import main
+
+# ltx-trainer's 16 shipped configs are not part of this repository (they are Lightricks' files): point
+# LTX_TRAINER_CONFIGS at a copy (packages/ltx-trainer/configs of Lightricks/LTX-2) to run the tests that read them.
+REFERENCE = Path(os.environ.get("LTX_TRAINER_CONFIGS", "/work/shared/reference/ltx-trainer-configs"))
+CONFIGS = sorted(REFERENCE.glob("*.yaml"))
+needs_reference = pytest.mark.skipif(not CONFIGS, reason=f"no ltx-trainer configs in {REFERENCE} (LTX_TRAINER_CONFIGS)")
+CLASS = {
+    "first_frame": "FirstFrame",
+    "prefix": "Prefix",
+    "suffix": "Suffix",
+    "spatial_crop": "SpatialCrop",
+    "mask": "Mask",
+    "reference": "Reference",
+}
+# Synthetic data big enough for the reference's own values: prefix/suffix of 8 latent frames, a 288 x 576 px box.
+DATA = ["data.frames=9", "data.height=10", "data.width=18", "data.num_samples=3", "data.val_samples=1"]
+
+
+@pytest.fixture(scope="module")
+def conf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    conf = tmp_path_factory.mktemp("conf") / "conf"
+    shutil.copytree(CONF, conf)
+    return conf
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("convert-data") / "synthetic"
+
+
+def converted(source: Path, conf_dir: Path) -> Path:
+    output = conf_dir / "experiment" / f"ref_{source.stem}.yaml"
+    if not output.exists():
+        assert main([str(source), "-o", str(output)]) == 0
+    return output
+
+
+def compose_tiny(conf_dir: Path, name: str, data_root: Path, *overrides: str) -> DictConfig:
+    """The converted experiment with the reference's model and data swapped for the tiny model and synthetic data."""
+    model = yaml.safe_load((conf_dir / "experiment" / f"{name}.yaml").read_text()).get("model", {})
+    drop = [f"~model.{key}" for key in model]  # keys of model=ltx2 that the tiny model does not take
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose(
+            "train",
+            [f"experiment={name}", "model=tiny", *drop, "data=synthetic", f"data.root={data_root}", *DATA, *overrides],
+        )
+
+
+@needs_reference
+@pytest.mark.parametrize("source", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_converts_composes_and_dry_runs(source: Path, conf_dir: Path, data_root: Path) -> None:
+    assert len(CONFIGS) == 16
+    reference = yaml.safe_load(source.read_text())
+    output = converted(source, conf_dir)
+    assert output.read_text().startswith("# @package _global_\n")
+    cfg = compose_tiny(conf_dir, output.stem, data_root, "trainer.dry_run=true")
+
+    opt, strategy = reference["optimization"], reference["training_strategy"]
+    assert cfg.optimizer.lr == float(opt["learning_rate"]) and cfg.trainer.max_steps == opt["steps"]
+    assert (cfg.trainer.batch_size, cfg.trainer.grad_accum) == (opt["batch_size"], opt["gradient_accumulation_steps"])
+    assert cfg.trainer.gradient_checkpointing == opt["enable_gradient_checkpointing"]
+    assert cfg.trainer.mixed_precision == reference["acceleration"]["mixed_precision_mode"]
+    assert cfg.trainer.seed == reference["seed"] and cfg.checkpoint.every == reference["checkpoints"]["interval"]
+    assert OmegaConf.to_container(cfg.lora.target_modules) == reference["lora"]["target_modules"]
+    assert (cfg.lora.rank, cfg.lora.alpha) == (reference["lora"]["rank"], reference["lora"]["alpha"])
+    assert cfg.optimizer._target_.endswith({"adamw": "AdamW", "adamw8bit": "AdamW8bit"}[opt["optimizer_type"]])
+    assert cfg.validation.every == reference["validation"]["interval"]
+    for modality in ("video", "audio"):
+        theirs, ours = strategy.get(modality), cfg.strategy[modality]
+        if theirs is None:
+            assert ours is None
+            continue
+        assert (ours.is_generated, ours.latents_dir) == (theirs["is_generated"], theirs["latents_dir"])
+        kinds = [c._target_.rsplit(".", 1)[-1] for c in ours.conditions]
+        assert kinds == [CLASS[c["type"]] for c in theirs.get("conditions", [])]
+
+    report = estimate(cfg)
+    assert (report.video_tokens > 0) == (strategy.get("video") is not None)
+    assert (report.audio_tokens > 0) == (strategy.get("audio") is not None)
+    assert 0 < report.trainable_params < report.total_params
+
+
+@needs_reference
+def test_what_is_not_carried_over_is_printed_and_heads_the_file(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "experiment" / "low_vram.yaml"
+    assert main([str(REFERENCE / "t2v_lora_low_vram.yaml"), "-o", str(output)]) == 0
+    printed = capsys.readouterr().out
+    header = [line for line in output.read_text().splitlines() if line.startswith("#")]
+    for key in ("acceleration.quantization=int8-quanto", "validation.video_dims=[576, 576, 49]", "output_dir="):
+        assert key in printed and any(key in line for line in header), key
+    assert f"python train.py --config-dir {tmp_path.resolve()} experiment=low_vram" in printed
+    body = yaml.safe_load(output.read_text())
+    assert {"override /optimizer": "adamw8bit"} in body["defaults"]
+
+
+def test_fp8_quantization_full_fine_tune_and_defaults_carry_over(tmp_path: Path) -> None:
+    source = tmp_path / "full.yaml"
+    source.write_text(
+        "model: {model_path: /models/ltx-2.safetensors, training_mode: full}\n"
+        "lora: {rank: 8}\n"
+        "training_strategy: {name: text_to_video, with_audio: true}\n"
+        "acceleration: {quantization: fp8-quanto}\n"
+        "data: {preprocessed_data_root: /data/x}\n"
+        "wandb: {enabled: true, project: mine, tags: [a]}\n"
+    )
+    output = tmp_path / "experiment" / "full.yaml"
+    assert main([str(source), "-o", str(output)]) == 0
+    body = yaml.safe_load(output.read_text())
+    assert {"override /lora": "none"} in body["defaults"] and {"override /logger": "wandb"} in body["defaults"]
+    assert body["model"] == {"checkpoint": "/models/ltx-2.safetensors", "quantization": "fp8_cast"}
+    assert body["logger"]["mode"] == "online" and body["logger"]["project"] == "mine"
+    assert body["strategy"]["with_audio"] is True and body["trainer"]["max_steps"] == 3000  # ltx-trainer's default
+    assert body["optimizer"]["lr"] == 5e-4 and body["trainer"]["mixed_precision"] == "bf16"
+    assert "lora.rank=8: model.training_mode is full" in output.read_text()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ltxtune.convert", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_yaml", "not_ltx_trainer", "ltxtune_preset"])
+def test_bad_input_ends_in_one_error_line_and_exit_code_2(kind: str, tmp_path: Path) -> None:
+    source = {
+        "missing": tmp_path / "nope.yaml",
+        "not_yaml": tmp_path / "bad.yaml",
+        "not_ltx_trainer": tmp_path / "other.yaml",
+        "ltxtune_preset": CONF / "experiment" / "i2v.yaml",
+    }[kind]
+    if kind == "not_yaml":
+        source.write_text("model: [unclosed\n  : : :\n")
+    if kind == "not_ltx_trainer":
+        source.write_text("learning_rate: 0.1\nepochs: 3\n")
+    result = run_cli(str(source), "-o", str(tmp_path / "experiment" / "x.yaml"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    assert not (tmp_path / "experiment" / "x.yaml").exists()
+
+
+@needs_reference
+@pytest.mark.slow
+def test_converted_i2v_trains_two_steps(conf_dir: Path, data_root: Path, tmp_path: Path) -> None:
+    from ltxtune.training.run import train
+
+    output = converted(REFERENCE / "i2v_lora.yaml", conf_dir)
+    cfg = compose_tiny(
+        conf_dir,
+        output.stem,
+        data_root,
+        *SMALL,
+        "trainer.max_steps=2",
+        "trainer.mixed_precision=no",
+        "loader.num_workers=0",
+    )
+    train(cfg, tmp_path)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "completed" and result["steps"] == 2
