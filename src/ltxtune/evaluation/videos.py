@@ -193,10 +193,17 @@ class TargetGrid:
         return VideoLatentPatchifier(patch_size=1).unpatchify(sequence[:, -self.tokens :], output_shape=shape)
 
 
+# Where the built-in strategies put the generated clip's clean latents (flexible's video track: video_latents).
+CLIP_KEYS = ("latents", "video_latents")
+
+
 def clean_latents(batch: Batch) -> Tensor | None:
     """The batch's own video latents ``[B, 128, F, H, W]`` (the clip a caption describes), if it has them."""
-    latents = batch.sources.get("latents", {}).get("latents")
-    return latents if isinstance(latents, Tensor) and latents.dim() == 5 else None
+    for key in CLIP_KEYS:
+        latents = batch.sources.get(key, {}).get("latents")
+        if isinstance(latents, Tensor) and latents.dim() == 5:
+            return latents
+    return None
 
 
 def video_grid(inputs: ModelInputs, batch: Batch) -> TargetGrid:
