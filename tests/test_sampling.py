@@ -124,7 +124,8 @@ def test_frozen_modality_conditions_the_generated_one_unchanged(
     assert torch.equal(getattr(out, frozen), getattr(inputs, frozen).latent)  # the clean data, as given
     assert not torch.allclose(getattr(out, generated), getattr(inputs, generated).latent)
     # v2a renders its (frozen) video: the clip the audio was generated for.
-    assert len(ValidationVideos(num_prompts=1, num_steps=2)(model, batches, strategy, 0, tmp_path)) == 1
+    written = ValidationVideos(num_prompts=1, num_steps=2)(model, batches, strategy, 0, tmp_path)
+    assert [p.name for p in written] == ["prompt0.mp4", "preview.png"]
 
 
 def test_guidance_runs_cond_and_uncond_in_one_call_and_changes_the_result(synthetic_root) -> None:
@@ -192,7 +193,7 @@ def test_negative_prompt_file_and_bad_values_are_checked(synthetic_root, tmp_pat
     assert torch.equal(
         videos.negative(dict(conditions), lambda c: c)["video_prompt_embeds"], conditions["video_prompt_embeds"]
     )
-    assert len(videos(model, batches, strategy, 0, tmp_path)) == 1
+    assert [p.suffix for p in videos(model, batches, strategy, 0, tmp_path)] == [".mp4", ".png"]
     with pytest.raises(ConfigError, match="negative_conditions"):
         ValidationVideos(negative_conditions=str(tmp_path / "missing.pt"))
     with pytest.raises(ConfigError, match="num_steps"):
