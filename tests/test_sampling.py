@@ -16,7 +16,7 @@ from ltxtune.diffusion.positions import patchify_video
 from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
 from ltxtune.errors import ConfigError
 from ltxtune.evaluation.loss import ValidationLoss
-from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_videos
+from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_media
 from ltxtune.model.vae import build_tiny_decoder, video_decoder, write_tiny_vae_checkpoint
 from ltxtune.training.parts import build_parts
 
@@ -170,7 +170,7 @@ def test_default_videos_are_17_frames_of_192x128_and_wandb_logs_them_offline(syn
     assert [decoded(p) for p in paths] == [(17, 192, 128)] * 2
     run = wandb.init(mode="offline", dir=str(tmp_path), project="ltxtune-test", reinit="finish_previous")
     try:
-        run.log(wandb_videos(paths), step=0)
+        run.log(wandb_media(paths), step=0)
     finally:
         run.finish()
     logged = list((tmp_path / "wandb").glob("offline-run-*/files/media/videos/val/video/*.mp4"))
