@@ -16,7 +16,7 @@ from ltxtune.diffusion.positions import patchify_video
 from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
 from ltxtune.errors import ConfigError
 from ltxtune.evaluation.loss import ValidationLoss
-from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_videos
+from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_media
 from ltxtune.model.vae import build_tiny_decoder, video_decoder, write_tiny_vae_checkpoint
 from ltxtune.training.parts import build_parts
 
@@ -154,12 +154,12 @@ def test_videos_decode_to_the_configured_frames_and_size(tmp_path) -> None:
     videos = instantiate(cfg.validation_videos)
     model.train()
     state = torch.get_rng_state()
-    paths = videos(model, batches, strategy, 50, tmp_path / "run")
+    *paths, preview = videos(model, batches, strategy, 50, tmp_path / "run")
     assert paths == [tmp_path / "run" / "samples" / "step_000050" / f"prompt{i}.mp4" for i in range(2)]
-    assert all(decoded(p) == (9, 128, 64) for p in paths)
+    assert preview.name == "preview.png" and all(decoded(p) == (9, 128, 64) for p in paths)
     assert model.training  # the trainer's mode is given back
     assert torch.equal(torch.get_rng_state(), state)  # training's random stream is untouched
-    again = videos(model, batches, strategy, 100, tmp_path / "run")
+    *again, _ = videos(model, batches, strategy, 100, tmp_path / "run")
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]  # same seeds, same model
 
 
@@ -168,14 +168,15 @@ def test_default_videos_are_17_frames_of_192x128_and_wandb_logs_them_offline(syn
 
     cfg, strategy, model, batches = setup(synthetic_root)
     paths = instantiate(cfg.validation_videos)(model, batches, strategy, 0, tmp_path)
-    assert [decoded(p) for p in paths] == [(17, 192, 128)] * 2
+    assert [decoded(p) for p in paths if p.suffix == ".mp4"] == [(17, 192, 128)] * 2
     run = wandb.init(mode="offline", dir=str(tmp_path), project="ltxtune-test", reinit="finish_previous")
     try:
-        run.log(wandb_videos(paths), step=0)
+        run.log(wandb_media(paths), step=0)
     finally:
         run.finish()
     logged = list((tmp_path / "wandb").glob("offline-run-*/files/media/videos/val/video/*.mp4"))
     assert len(logged) == 2
+    assert list((tmp_path / "wandb").glob("offline-run-*/files/media/images/val/preview*.png"))
 
 
 def test_disabled_videos_write_nothing(synthetic_root, tmp_path) -> None:

@@ -25,6 +25,13 @@ def patchify_audio(latents: Tensor) -> Tensor:
     return _audio_patchifier.patchify(latents)
 
 
+def unpatchify_audio(tokens: Tensor) -> Tensor:
+    """``[B, T, 128]`` -> ``[B, 8, T, 16]`` (the inverse of ``patchify_audio``)."""
+    b, t, _ = tokens.shape
+    shape = AudioLatentShape(batch=b, channels=AUDIO_CHANNELS, frames=t, mel_bins=AUDIO_MEL_BINS)
+    return _audio_patchifier.unpatchify(tokens, output_shape=shape)
+
+
 def video_positions(frames: int, height: int, width: int, fps: Tensor, device: torch.device) -> Tensor:
     """Pixel-space RoPE bounds ``[B, 3, F*H*W, 2]`` with time in seconds (``fps`` is ``[B]``)."""
     shape = VideoLatentShape(batch=fps.shape[0], channels=VIDEO_CHANNELS, frames=frames, height=height, width=width)

@@ -1,14 +1,19 @@
-"""Latents to pictures: video latents -> ltx-core's VAE decoder -> uint8 frames -> an ``.mp4`` (PyAV)."""
+"""Latents to media: video latents -> ltx-core's VAE decoder -> uint8 frames, audio latents -> ltx-core's audio
+VAE decoder and vocoder -> a waveform; both written with PyAV (an ``.mp4`` with sound, or a ``.wav``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from ltx_core.model.audio_vae import decode_audio
 from ltx_core.model.video_vae import TilingConfig, decode_video
 from torch import Tensor, nn
 
-from ltxtune.data.preprocess.media import write_clip
+from ltxtune.data.preprocess.media import write_audio, write_clip
+from ltxtune.model.audio_vae import WaveformDecoder
 
 
 @torch.no_grad()
@@ -23,7 +28,35 @@ def decode_frames(decoder: nn.Module, latents: Tensor, generator: torch.Generato
     return torch.cat([chunk.cpu() for chunk in chunks])
 
 
-def write_mp4(path: Path, frames: Tensor, fps: float) -> Path:
-    """Write uint8 frames ``[F, H, W, 3]`` as an H.264 ``.mp4`` (H and W even, as yuv420p needs)."""
-    write_clip(path, frames, max(1, round(fps)))
+@torch.no_grad()
+def decode_waveform(decoder: WaveformDecoder, latents: Tensor) -> Tensor:
+    """Audio latents ``[1, 8, T, 16]`` -> stereo waveform ``[2, S]`` float32 on the CPU, at ``decoder.sample_rate``.
+
+    ltx-core's ``decode_audio``: the causal decoder gives ``4T - 3`` mel frames (10 ms each for LTX-2), so
+    S falls 3 mel frames short of T latent steps' 40 ms each.
+    """
+    dtype = next(decoder.decoder.parameters()).dtype
+    return decode_audio(latents.to(dtype), decoder.decoder, decoder.vocoder).waveform.float().cpu()
+
+
+def fit_length(audio: Tensor, samples: int) -> Tensor:
+    """``audio [C, S]`` cut to ``samples``, or padded with silence at the end up to it."""
+    return F.pad(audio[:, :samples], (0, max(0, samples - audio.shape[1])))
+
+
+def write_mp4(path: Path, frames: Tensor, fps: float, audio: Tensor | None = None, sample_rate: int = 0) -> Path:
+    """Write uint8 frames ``[F, H, W, 3]`` as an H.264 ``.mp4`` (H and W even, as yuv420p needs).
+
+    ``audio [2, S]`` at ``sample_rate`` becomes an AAC stream, cut or padded to the clip's ``F / fps`` seconds.
+    """
+    rate = max(1, round(fps))  # the stream's frame rate is a whole number of frames per second
+    if audio is not None:
+        audio = fit_length(audio, round(len(frames) / rate * sample_rate))
+    write_clip(path, frames, rate, audio, sample_rate)
+    return path
+
+
+def write_wav(path: Path, audio: Tensor, sample_rate: int) -> Path:
+    """Write ``audio [2, S]`` as a 16-bit ``.wav`` (an audio-only clip: every sample, none added)."""
+    write_audio(path, audio, sample_rate)
     return path

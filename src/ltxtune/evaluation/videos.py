@@ -2,8 +2,10 @@
 
 The trainer calls a ``ValidationVideos`` at each validation; each call samples the first ``num_prompts``
 held-out samples with their own conditioning (the strategy's, see ``ltxtune.diffusion.sampling``), decodes the video
-with ltx-core's VAE decoder and writes ``<run_dir>/samples/step_<step>/prompt<i>.mp4``. The same samples,
-seeds and starting noise are used at every step, so the clips show what training changed.
+with ltx-core's VAE decoder and writes ``<run_dir>/samples/step_<step>/prompt<i>.mp4``. A mode with audio decodes
+it with ltx-core's audio VAE decoder and vocoder into the clip's sound; an audio-only mode (t2a) writes
+``prompt<i>.wav``. The same samples, seeds and starting noise are used at every step, so the clips show what
+training changed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from torch import Tensor, nn
 from ltxtune.data import legacy
 from ltxtune.data.batch import Batch
 from ltxtune.data.dataset import load_sample_file
-from ltxtune.diffusion.positions import DEFAULT_FPS
+from ltxtune.diffusion.positions import DEFAULT_FPS, unpatchify_audio
 from ltxtune.diffusion.sampling import (
+    Sampled,
     TextEncoder,
     empty_prompt,
     encode_conditions,
@@ -32,10 +35,11 @@ from ltxtune.diffusion.sampling import (
     take,
 )
 from ltxtune.errors import ConfigError, check_choice, check_range
-from ltxtune.evaluation.media import decode_frames, write_mp4
+from ltxtune.evaluation.media import decode_frames, decode_waveform, write_mp4, write_wav
 from ltxtune.evaluation.previews import PreviewGrid, PreviewMap
+from ltxtune.model.audio_vae import WaveformDecoder, audio_decoder
 from ltxtune.model.vae import video_decoder
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.strategies.base import AudioTokens, ModelInputs, TrainingStrategy
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -52,10 +56,14 @@ class ValidationVideos:
             features (``preprocess.py`` writes them for a caption); ``null`` = the empty prompt.
         decoder_checkpoint: a safetensors file with LTX-2's video VAE (``vae.decoder.*``); ``null`` = a tiny
             decoder with seeded random weights (a file without a VAE falls back to it, with a warning).
-        decoder_dtype: the real decoder's weights (``bfloat16`` on a GPU halves its memory).
+        decoder_dtype: the real decoders' weights, video and audio (``bfloat16`` on a GPU halves their memory).
         decoder_seed: the tiny decoder's weights.
         previews: also write ``preview.png``, the latent preview of every clip beside its sample's own latents
             (``ltxtune.evaluation.previews``), and log ``val/preview_distance`` between the two.
+        audio_decoder_checkpoint: a safetensors file with LTX-2's audio VAE decoder and vocoder
+            (``audio_vae.decoder.*``, ``vocoder.*``); ``null`` = tiny ones with seeded random weights (a file
+            without them falls back to those, with a warning). Used by the modes that have audio.
+        audio_decoder_seed: the tiny audio decoder's and vocoder's weights.
     """
 
     def __init__(
@@ -70,22 +78,33 @@ class ValidationVideos:
         decoder_dtype: str = "float32",
         decoder_seed: int = 0,
         previews: bool = True,
+        audio_decoder_checkpoint: str | None = None,
+        audio_decoder_seed: int = 0,
     ) -> None:
         check_range("num_prompts", num_prompts, 1)
         check_range("num_steps", num_steps, 1)
         check_range("guidance_scale", guidance_scale, 0.0)
         check_range("seed", seed, 0)
         check_choice("decoder_dtype", decoder_dtype, _DTYPES)
-        for key, value in (("negative_conditions", negative_conditions), ("decoder_checkpoint", decoder_checkpoint)):
+        check_range("decoder_seed", decoder_seed, 0)
+        check_range("audio_decoder_seed", audio_decoder_seed, 0)
+        files = {
+            "negative_conditions": negative_conditions,
+            "decoder_checkpoint": decoder_checkpoint,
+            "audio_decoder_checkpoint": audio_decoder_checkpoint,
+        }
+        for key, value in files.items():
             if value is not None and not Path(value).expanduser().is_file():
                 raise ConfigError(key, value, "an existing file, or null")
         self.enabled, self.num_prompts, self.num_steps = bool(enabled), num_prompts, num_steps
         self.guidance_scale, self.seed, self.decoder_seed = float(guidance_scale), seed, decoder_seed
         self.negative_conditions, self.decoder_checkpoint = negative_conditions, decoder_checkpoint
+        self.audio_decoder_checkpoint, self.audio_decoder_seed = audio_decoder_checkpoint, audio_decoder_seed
         self.decoder_dtype = getattr(torch, decoder_dtype)
         self._decoder: nn.Module | None = None
         self.previews, self._preview_map = bool(previews), None
         self.preview_distance: float | None = None  # of the last call, when it could be measured
+        self._audio_decoder: WaveformDecoder | None = None
         self._draws: dict[tuple[str, int], int] = {}  # (sample, seed) -> its representative condition draw
 
     def decoder(self, device: torch.device) -> nn.Module:
@@ -93,6 +112,14 @@ class ValidationVideos:
         if self._decoder is None:
             self._decoder = video_decoder(self.decoder_checkpoint, self.decoder_seed, device, self.decoder_dtype)
         return self._decoder
+
+    def audio_decoder(self, device: torch.device) -> WaveformDecoder:
+        """Built on first use and kept, like the video decoder."""
+        if self._audio_decoder is None:
+            self._audio_decoder = audio_decoder(
+                self.audio_decoder_checkpoint, self.audio_decoder_seed, device, self.decoder_dtype
+            )
+        return self._audio_decoder
 
     def negative(self, conditions: dict[str, Tensor], encode_text: TextEncoder) -> dict[str, Tensor]:
         """The negative prompt's encoded text features ``[1, L, D]`` (the empty prompt's by default)."""
@@ -116,7 +143,10 @@ class ValidationVideos:
         encode_text: TextEncoder = lambda c: c,
         write: bool = True,
     ) -> list[Path]:
-        """Render the clips of ``step``; returns the ``.mp4`` paths written (none when disabled or not ``write``).
+        """Render the clips of ``step``; returns the paths written (none when disabled or not ``write``).
+
+        A clip is ``prompt<i>.mp4`` (with an audio stream when the mode has audio), or ``prompt<i>.wav``
+        for a mode without video.
 
         ``transformer`` is the unwrapped model (not DDP's wrapper); its train/eval mode is restored.
         ``encode_text`` is the model's text path (``LoadedModel.encode_text``). Under FSDP every rank must
@@ -140,18 +170,16 @@ class ValidationVideos:
                 if key not in self._draws:  # the search prepares the inputs many times: once per run is enough
                     self._draws[key] = representative_draw(strategy, one, self.seed + i)
                 inputs = start_inputs(strategy, one, self.seed + i, self._draws[key])
-                if inputs.video is None:
-                    continue  # an audio-only mode: no picture to show
-                grid = video_grid(inputs, one)
-                # The schedule's shift follows the generated clip (references excluded); v2a: the audio's length.
-                tokens = grid.tokens if inputs.video_targets is not None else None
+                grid = video_grid(inputs, one) if inputs.video is not None else None
+                # The schedule's shift follows the generated clip (references excluded); v2a, t2a: the audio's.
+                tokens = grid.tokens if grid is not None and inputs.video_targets is not None else None
                 out = sample(transformer, inputs, self.num_steps, scale, negative, tokens)
-                if previews is not None:
+                if previews is not None and grid is not None:
                     own = clean_latents(one)
                     previews.add(grid.latents(out.video)[0], None if own is None else own[0])
                 if write:
-                    path = run_dir / "samples" / f"step_{step:06d}" / f"prompt{i}.mp4"
-                    paths.append(self.render(grid.latents(out.video), grid.fps, path))
+                    stem = run_dir / "samples" / f"step_{step:06d}" / f"prompt{i}"
+                    paths.append(self.render(out, inputs, grid, stem))
             if previews is not None and previews.rows:
                 self.preview_distance = previews.distance()
                 if write:
@@ -167,11 +195,29 @@ class ValidationVideos:
             self._preview_map = PreviewMap.fit(latents or [torch.zeros(128, 1, 1, 1)])
         return self._preview_map
 
-    def render(self, latents: Tensor, fps: float, path: Path) -> Path:
-        """Decode ``latents [1, 128, F, H, W]`` and write them to ``path``."""
+    def render(self, out: Sampled, inputs: ModelInputs, grid: TargetGrid | None, stem: Path) -> Path:
+        """Decode the generated clip of ``out`` and write ``stem.mp4``, or ``stem.wav`` when it has no video."""
+        if out.audio is None:
+            return write_mp4(stem.with_suffix(".mp4"), self.frames(grid.latents(out.video)), grid.fps)
+        decoder = self.audio_decoder(out.audio.device)
+        waveform = decode_waveform(decoder, audio_latents(out.audio, inputs.audio_grid))
+        if grid is None:  # an audio-only mode (t2a)
+            return write_wav(stem.with_suffix(".wav"), waveform, decoder.sample_rate)
+        frames = self.frames(grid.latents(out.video))
+        return write_mp4(stem.with_suffix(".mp4"), frames, grid.fps, waveform, decoder.sample_rate)
+
+    def frames(self, latents: Tensor) -> Tensor:
+        """Video latents ``[1, 128, F, H, W]`` -> uint8 frames ``[8*(F-1)+1, 32*H, 32*W, 3]``."""
         generator = torch.Generator(latents.device).manual_seed(self.decoder_seed)
-        frames = decode_frames(self.decoder(latents.device), latents, generator)
-        return write_mp4(path, frames, fps)
+        return decode_frames(self.decoder(latents.device), latents, generator)
+
+
+def audio_latents(sequence: Tensor, grid: AudioTokens | None) -> Tensor:
+    """The clip's audio, the last ``grid.frames`` tokens of ``sequence [1, T, 128]`` (references come first),
+    as latents ``[1, 8, T', 16]``; the whole sequence when the strategy gave no grid.
+    """
+    frames = grid.frames if grid is not None else sequence.shape[1]
+    return unpatchify_audio(sequence[:, -frames:])
 
 
 @dataclass(frozen=True)
@@ -234,11 +280,19 @@ def target_grid(batch: Batch, seq_len: int) -> TargetGrid:
     return max(fitting, key=lambda g: g.tokens)
 
 
-def wandb_videos(paths: Sequence[Path]) -> dict[str, Any]:
-    """``{"val/video/prompt<i>": wandb.Video, "val/preview": wandb.Image}`` for ``paths`` (from files: no
-    moviepy needed)."""
+def wandb_media(paths: Sequence[Path]) -> dict[str, Any]:
+    """``{"val/video/prompt<i>": wandb.Video}`` for ``.mp4`` paths (their sound included),
+    ``{"val/audio/prompt<i>": wandb.Audio}`` for ``.wav`` ones and ``{"val/preview": wandb.Image}`` for the
+    latent preview; all from the file (no moviepy or soundfile).
+    """
     import wandb
 
-    media = {f"val/video/{p.stem}": wandb.Video(str(p), format="mp4") for p in paths if p.suffix == ".mp4"}
-    media |= {f"val/{p.stem}": wandb.Image(str(p)) for p in paths if p.suffix == ".png"}
+    media = {}
+    for p in paths:
+        if p.suffix == ".wav":
+            media[f"val/audio/{p.stem}"] = wandb.Audio(str(p))
+        elif p.suffix == ".png":
+            media[f"val/{p.stem}"] = wandb.Image(str(p))
+        else:
+            media[f"val/video/{p.stem}"] = wandb.Video(str(p), format="mp4")
     return media

@@ -71,32 +71,49 @@ def init_decoder(decoder: nn.Module, seed: int) -> None:
         buffer.copy_(torch.zeros(buffer.shape) if name.endswith("mean-of-means") else torch.ones(buffer.shape))
 
 
-def has_video_decoder(checkpoint: Path) -> bool:
-    """Whether ``checkpoint`` holds a video VAE decoder (a ``vae`` config and ``vae.decoder.*`` weights)."""
+def holds(checkpoint: Path, config_key: str, prefix: str) -> bool:
+    """Whether ``checkpoint`` has a ``config_key`` block in its config metadata and weights named ``prefix*``."""
     from safetensors import safe_open
 
     with safe_open(str(checkpoint), "pt") as f:
         meta = f.metadata() or {}
-        has_weights = any(k.startswith("vae.decoder.") for k in f.keys())  # noqa: SIM118 (safe_open is no dict)
-    return has_weights and "vae" in json.loads(meta.get("config", "{}"))
+        has_weights = any(k.startswith(prefix) for k in f.keys())  # noqa: SIM118 (safe_open is no dict)
+    return has_weights and config_key in json.loads(meta.get("config", "{}"))
+
+
+def has_video_decoder(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` holds a video VAE decoder (a ``vae`` config and ``vae.decoder.*`` weights)."""
+    return holds(checkpoint, "vae", "vae.decoder.")
+
+
+def load_frozen(
+    checkpoint: Path, what: str, configurator: type, key_filter: Any, device: torch.device, dtype: torch.dtype
+) -> nn.Module:
+    """One ltx-core model from ``checkpoint`` through ``SingleGPUModelBuilder``, in eval mode and frozen.
+
+    ``configurator`` builds it from the file's config metadata and ``key_filter`` (ltx-core's ``SDOps``) picks
+    and renames its weights. Raises ``DataError`` naming ``what`` when the file lacks some of its weights.
+    """
+    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+
+    builder = SingleGPUModelBuilder(
+        model_class_configurator=configurator, model_path=str(checkpoint), model_sd_ops=key_filter
+    )
+    model = builder.build(device=device, dtype=dtype)
+    # ltx-core leaves tensors on "meta" for keys the file lacks, and only logs it.
+    missing = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if missing:
+        raise DataError(f"{checkpoint}: no {what} weights for {len(missing)} tensors (first: {missing[0]})")
+    return model.eval().requires_grad_(False)
 
 
 def load_decoder(checkpoint: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
     """The real decoder through ltx-core's ``SingleGPUModelBuilder``; ``DataError`` when weights are missing."""
-    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
     from ltx_core.model.video_vae import VAE_DECODER_COMFY_KEYS_FILTER, VideoDecoderConfigurator
 
-    builder = SingleGPUModelBuilder(
-        model_class_configurator=VideoDecoderConfigurator,
-        model_path=str(checkpoint),
-        model_sd_ops=VAE_DECODER_COMFY_KEYS_FILTER,
+    return load_frozen(
+        checkpoint, "VAE decoder", VideoDecoderConfigurator, VAE_DECODER_COMFY_KEYS_FILTER, device, dtype
     )
-    decoder = builder.build(device=device, dtype=dtype)
-    # ltx-core leaves tensors on "meta" for keys the file lacks, and only logs it.
-    missing = [name for name, t in [*decoder.named_parameters(), *decoder.named_buffers()] if t.is_meta]
-    if missing:
-        raise DataError(f"{checkpoint}: no VAE decoder weights for {len(missing)} tensors (first: {missing[0]})")
-    return decoder.eval().requires_grad_(False)
 
 
 def video_decoder(checkpoint: str | None, seed: int, device: torch.device, dtype: torch.dtype) -> nn.Module:

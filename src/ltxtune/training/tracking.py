@@ -114,10 +114,10 @@ class WandbLogger:
         self.run.log(metrics, step=step)
 
     def log_videos(self, paths: list[Path], step: int) -> None:
-        from ltxtune.evaluation.videos import wandb_videos
+        from ltxtune.evaluation.videos import wandb_media
 
         if paths:
-            self.run.log(wandb_videos(paths), step=step)
+            self.run.log(wandb_media(paths), step=step)
 
     def finish(self, summary: dict[str, Any], failed: bool) -> None:
         if self.run is None:

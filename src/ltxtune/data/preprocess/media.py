@@ -1,4 +1,4 @@
-"""Reading and writing media files with PyAV: frames resized to a bucket, audio resampled, demo clips written.
+"""Reading and writing media files with PyAV: frames resized to a bucket, audio resampled, clips written.
 
 PyAV bundles FFmpeg in its wheel, so nothing outside ``pip install`` is needed. Every reader raises
 ``MediaError`` (with FFmpeg's own message) for a file it cannot decode, so the caller can skip that sample.
@@ -153,3 +153,15 @@ def write_clip(path: Path, video: Tensor, fps: int, audio: Tensor | None = None,
                 frame.sample_rate, frame.pts = sample_rate, start
                 container.mux(astream.encode(frame))
             container.mux(astream.encode(None))
+
+
+def write_audio(path: Path, audio: Tensor, sample_rate: int) -> None:
+    """Write ``audio`` ``[2, S]`` float in [-1, 1] as 16-bit stereo PCM: a ``.wav`` that holds exactly S samples."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = (audio.clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
+    with av.open(str(path), mode="w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=sample_rate, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="s16p", layout="stereo")
+        frame.sample_rate, frame.pts = sample_rate, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
