@@ -3,8 +3,8 @@
 Each caption class owns a latent picture (and an audio rhythm): a blob in the class's tint moving along the
 class's path over the class's background, spread over a few fixed channel directions, as real VAE latents
 are low-rank; samples of a class vary by a small shift of the path. The latent preview
-(``ltxtune.evaluation.previews``) shows it. A model that reads the caption can predict the clean latents far better than one
-that cannot, so the training loss and the validation loss fall visibly within a minute on a CPU.
+(``ltxtune.evaluation.previews``) shows it. A model that reads the caption can predict the clean latents far
+better than one that cannot, so the training loss and the validation loss fall visibly within a minute on a CPU.
 Every directory any built-in strategy reads is written, so every strategy trains on it as it is.
 """
 
