@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import compose_cfg
+from conftest import compose_cfg, run_snippet
 from ltxtune.training.card import MARKER
 from ltxtune.training.loop import Trainer
 from ltxtune.training.run import train
@@ -22,17 +21,6 @@ def lora_run(tmp_path_factory, synthetic_root) -> Path:
     cfg = compose_cfg("lora.rank=4", "lora.alpha=8", "validation_videos.num_prompts=1", data_root=synthetic_root)
     train(cfg, run_dir, {"model": "tiny", "strategy": "text_to_video", "optimizer": "adamw"})
     return run_dir
-
-
-def python_snippet(card: str) -> str:
-    return re.search(r"```python\n(.*?)```", card, re.S).group(1)
-
-
-def run_snippet(card: str, where: Path, monkeypatch) -> torch.nn.Module:
-    monkeypatch.chdir(where)
-    scope: dict = {}
-    exec(compile(python_snippet(card), str(where / "README.md"), "exec"), scope)  # the card's own code, as written
-    return scope["transformer"]
 
 
 def test_card_holds_the_run_numbers_and_file_names(lora_run) -> None:

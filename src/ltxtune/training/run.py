@@ -101,7 +101,7 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
             result.left_out_samples = len(split.left_out)
             if is_main_rank():
                 report_left_out(split.left_out, run_dir)
-        check_data(parts, split.train)
+        check_data(cfg, parts, split.train)
         if is_main_rank():  # building the model and the first validation take seconds: say what comes
             print(f"data: {split.describe()} ({parts.data.root}); building the model", flush=True)
         _train(cfg, parts, split, run_dir, choices, result, resume)
@@ -137,15 +137,19 @@ def report_left_out(left_out: dict[str, str], run_dir: Path) -> None:
     )
 
 
-def check_data(parts: Parts, train_set: Any) -> None:
-    """Shape-dependent settings (boundaries, crop boxes, reference scales) against one real sample, before
-    the model is built; also lets the strategy learn what its checkpoint metadata records."""
+def check_data(cfg: DictConfig, parts: Parts, train_set: Any) -> None:
+    """Shape-dependent settings (boundaries, crop boxes, reference scales) and what the model takes (latent
+    channels, text width and length) against one real sample, before the model is built; also lets the
+    strategy learn what its checkpoint metadata records."""
     from ltxtune.data.batch import collate
+    from ltxtune.training.preflight import check_model_inputs
 
+    batch = collate([train_set[0]])
     try:
-        parts.strategy.check_data(collate([train_set[0]]))
+        parts.strategy.check_data(batch)
     except ConfigError as exc:
         raise exc.within("strategy") from None
+    check_model_inputs(cfg, parts.model, batch)
 
 
 def write_model_card(cfg: DictConfig, run_dir: Path, trainer: Any, split: Split, choices: dict, weights: str) -> None:
