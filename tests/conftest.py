@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -47,3 +49,15 @@ def compose_cfg(*overrides: str, small: bool = True, data_root: Path | None = No
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic dataset shared by the whole session (generated on first use by the data option)."""
     return tmp_path_factory.mktemp("data") / "synthetic"
+
+
+def python_snippet(card: str) -> str:
+    return re.search(r"```python\n(.*?)```", card, re.S).group(1)
+
+
+def run_snippet(card: str, where: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run a model card's Python snippet as written, from the run directory; returns its ``transformer``."""
+    monkeypatch.chdir(where)
+    scope: dict = {}
+    exec(compile(python_snippet(card), str(where / "README.md"), "exec"), scope)  # the card's own code, as written
+    return scope["transformer"]

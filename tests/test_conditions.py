@@ -90,20 +90,55 @@ def test_spatial_crop_maps_pixels_to_latent_cells_in_every_frame() -> None:
     assert_conditioned(s, apply(SpatialCrop(32, 32, 96, 160), s), cell.flatten().repeat(2).expand(2, -1))
 
 
+def crop_cells(box, h: int = 4, w: int = 6) -> torch.Tensor:
+    """The ``[B, T]`` region SpatialCrop ``box`` covers on a ``h x w`` latent frame."""
+    return SpatialCrop(*box).region(video(h=h, w=w), NO_DATA)[0].reshape(3, h, w)[0]
+
+
+def test_spatial_crop_past_the_frame_is_clamped_and_said_once_per_frame_size(capsys) -> None:
+    """One pixel box meets frames of several sizes (buckets): it is clamped to each, as ltx-trainer does."""
+    box = (64, 32, 1000, 128)  # rows 2.. past the 128 px frame, columns 1..3
+    want = torch.zeros(4, 6, dtype=torch.bool)
+    want[2:4, 1:4] = True
+    crop = SpatialCrop(*box)
+    for _ in range(3):  # every step meets the box again: said once
+        assert torch.equal(crop.region(video(h=4, w=6), NO_DATA)[0].reshape(3, 4, 6)[0], want)
+    out = capsys.readouterr().out
+    assert out.count("warning: spatial_crop box") == 1
+    assert "(64, 32, 1000, 128) reaches past the 128 x 192 px frame: clamped to (64, 32, 128, 128)" in out
+    crop.region(video(h=8, w=6), NO_DATA)  # another bucket's frame: said for it too
+    assert "past the 256 x 192 px frame: clamped to (64, 32, 256, 128)" in capsys.readouterr().out
+    SpatialCrop(*box).region(video(h=4, w=6), NO_DATA)  # validation's copy of the same box: not again
+    assert capsys.readouterr().out == ""
+    crop_cells((32, 32, 96, 160))  # inside the frame: nothing to say
+    assert capsys.readouterr().out == ""
+
+
+def test_spatial_crop_covering_the_whole_frame_is_said(capsys) -> None:
+    assert crop_cells((0, 0, 4096, 4096), h=2, w=2).all()
+    assert "all of it: nothing left to generate" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("box", "key", "allowed"),
     [
-        ((0, 0, 160, 64), "y2", "<= 128"),  # below the 128 px frame
-        ((0, 0, 64, 224), "x2", "<= 192"),
-        ((0, 0, 20, 64), "y2", ">= 32"),  # no whole latent row
-        ((0, 40, 64, 60), "x2", ">= 64"),
-        ((0, 0, 128, 192), "y1,x1,y2,x2", "smaller than the 128 x 192 px frame"),
+        ((160, 0, 200, 64), "y1", "latent row inside the frame (the frame is 128 x 192 px)"),  # below the frame
+        ((0, 192, 64, 224), "x1", "latent column inside the frame (the frame is 128 x 192 px)"),
+        ((0, 0, 20, 64), "y2", "a whole 32 px latent row"),  # no whole latent row
+        ((0, 40, 64, 60), "x2", "a whole 32 px latent column"),
     ],
 )
-def test_spatial_crop_box_must_lie_inside_the_frame_and_cover_cells(box, key: str, allowed: str) -> None:
+def test_spatial_crop_box_empty_after_clamping_is_refused(box, key: str, allowed: str) -> None:
     with pytest.raises(ConfigError) as info:
         apply(SpatialCrop(*box), start(video(h=4, w=6)))
     assert info.value.key == key and allowed in info.value.allowed
+
+
+def test_spatial_crop_error_names_the_full_key_and_the_frame() -> None:
+    strategy = Flexible(video=VideoTrack(conditions=[SpatialCrop(200, 0, 260, 64)]))
+    batch = Batch({"video_latents": {"latents": torch.randn(1, 128, 2, 4, 6)}, "conditions": {}}, ("a",))
+    with pytest.raises(ConfigError, match=r"video.conditions\[0\].y1=200 .*128 x 192 px"):
+        strategy.check_data(batch)
 
 
 @pytest.mark.parametrize(
@@ -197,7 +232,7 @@ def test_reference_positions_are_scaled_onto_the_target_grid() -> None:
     own = VideoTokens.from_source(reference_batch(h=2, w=3)["reference_latents"]).positions()
     assert torch.equal(out.positions[:, 0, :18], own[:, 0])  # same frame count and fps: times unchanged
     assert torch.equal(out.positions[:, :, 18:], s.positions)
-    assert condition.get_checkpoint_metadata() == {"reference_downscale_factor": 2}
+    assert condition.get_checkpoint_metadata() == {"reference_spatial_scale_factor": 2, "reference_downscale_factor": 2}
 
 
 def test_reference_with_fewer_frames_is_shifted_back_in_time() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,34 @@ def test_a_run_says_what_it_does_between_steps(synthetic_root: Path, tmp_path: P
     assert "step 2: saving a checkpoint" in out
     assert f"saving {tmp_path / 'run' / 'lora.safetensors'}" in out
     assert out.index("building the model") < out.index("step 0: validation loss")
+
+
+def readme_block(after: str) -> list[str]:
+    """The commands of the first ```bash block after the line ``after`` in README.md."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index(after) :].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_real_checkpoint_section_commands_run_as_written(tmp_path: Path) -> None:
+    """Each command of the README's tiny-checkpoint block, in order, in a fresh directory (training shortened)."""
+    commands = readme_block("To try this path here")
+    assert len(commands) == 6 and all(c.startswith("python ") for c in commands)
+    shorter = ["trainer.max_steps=3", "validation.every=0", "validation_videos.enabled=false", "logger=none"]
+    for i, command in enumerate(commands):
+        args = shlex.split(command)[1:]
+        script = args[0]
+        if script == "train.py":
+            args = [str(ROOT / script), *args[1:], f"hydra.run.dir={tmp_path / f'run{i}'}"]
+            args += shorter if "trainer.dry_run=true" not in args else []
+        elif script.endswith(".py"):
+            args = [str(ROOT / script), *args[1:]]
+        proc = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        if "trainer.dry_run=true" in args:
+            assert "peak memory estimate" in proc.stdout
+        elif script == "train.py":
+            run_dir = tmp_path / f"run{i}"
+            assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
+            assert "`model=ltx2`" in (run_dir / "README.md").read_text()

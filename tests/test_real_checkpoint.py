@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, compose_cfg, run_snippet
 from ltxtune.app.estimate import estimate
 from ltxtune.errors import ConfigError, DataError
 from ltxtune.model.tiny import write_tiny_checkpoint
@@ -32,11 +32,17 @@ def ltx2_data(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ltx2data") / "synthetic"
 
 
-def test_real_layout_checkpoint_trains_a_lora(checkpoint, ltx2_data, tmp_path) -> None:
+def test_real_layout_checkpoint_trains_a_lora(checkpoint, ltx2_data, tmp_path, monkeypatch) -> None:
     cfg = compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", "model.dtype=float32", data_root=ltx2_data)
-    train(cfg, tmp_path)
+    train(cfg, tmp_path, {"model": "ltx2"})
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "completed" and (tmp_path / "lora.safetensors").is_file()
+    # The card's snippet fuses the LoRA onto this very checkpoint with ltx-core, as written.
+    card = (tmp_path / "README.md").read_text()
+    assert f"the checkpoint `{checkpoint.resolve()}`" in card
+    transformer = run_snippet(card, tmp_path, monkeypatch)
+    base = load_file(str(checkpoint))["model.diffusion_model.transformer_blocks.0.attn1.to_q.weight"]
+    assert not torch.equal(transformer.transformer_blocks[0].attn1.to_q.weight.detach(), base)
 
 
 def test_bf16_base_trains_under_bf16_autocast_and_is_refused_without(checkpoint, ltx2_data, tmp_path) -> None:
@@ -153,3 +159,61 @@ def test_fp8_cast_base_stores_block_linears_in_fp8_and_trains(checkpoint, ltx2_d
     assert result["status"] == "completed" and result["val/loss"] < float("inf")
     with pytest.raises(ConfigError, match=r"model.dtype='float32'"):
         build_parts(compose_cfg(*fp8, "model.dtype=float32"))
+
+
+# -- the dry run checks what the first step would hit ------------------------------------------------------
+
+
+def test_dry_run_refuses_text_length_the_connectors_cannot_take(checkpoint, ltx2_data) -> None:
+    """ltx-core's connectors tile 128 learnable registers over the text: 16 tokens would assert in step 1."""
+    cfg = compose_cfg("model=ltx2", f"model.checkpoint={checkpoint}", "model.caption_channels=32",
+                      "model.dtype=float32", "data.text_tokens=16", data_root=ltx2_data.parent / "t16")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^data.text_tokens=16 is not allowed: a multiple of 128: .*registers"):
+        estimate(cfg)
+    with pytest.raises(ConfigError, match=r"^data.text_tokens=16"):
+        train(cfg, ltx2_data.parent / "t16-run")  # the run refuses it before building the model, too
+
+
+def test_dry_run_refuses_a_caption_width_the_checkpoint_does_not_take(checkpoint, ltx2_data) -> None:
+    cfg = compose_cfg("model=ltx2", f"model.checkpoint={checkpoint}", "model.caption_channels=48",
+                      "model.dtype=float32", "data.text_tokens=128", data_root=ltx2_data)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^model.caption_channels=48 is not allowed: 32, the text width"):
+        estimate(cfg)
+
+
+def test_dry_run_refuses_text_features_of_another_width(checkpoint, ltx2_data, tmp_path) -> None:
+    """Precomputed features 48 wide against a model that takes 32: named before any weight is read."""
+    root = tmp_path / "wide"
+    estimate(compose_cfg("data.text_tokens=128", "model.caption_channels=48", data_root=root))  # writes the data
+    cfg = compose_cfg("model=ltx2", f"model.checkpoint={checkpoint}", "model.caption_channels=32",
+                      "model.dtype=float32", "data=precomputed", f"data.root={root}")  # fmt: skip
+    with pytest.raises(DataError, match=r"48 wide.*model.caption_channels"):
+        estimate(cfg)
+
+
+def test_dry_run_refuses_precomputed_text_of_the_wrong_length(checkpoint, tmp_path) -> None:
+    root = tmp_path / "t32"
+    estimate(compose_cfg("data.text_tokens=32", data_root=root))  # writes a dataset with 32 text tokens
+    cfg = compose_cfg("model=ltx2", f"model.checkpoint={checkpoint}", "model.caption_channels=32",
+                      "model.dtype=float32", "data=precomputed", f"data.root={root}")  # fmt: skip
+    with pytest.raises(DataError, match=r"conditions: text features have 32 tokens; allowed: a multiple of 128"
+                       r".*encoders.text.max_tokens=128"):  # fmt: skip
+        estimate(cfg)
+
+
+def test_dry_run_refuses_a_checkpoint_taking_other_latent_channels(ltx2_data, tmp_path) -> None:
+    from safetensors import safe_open
+
+    from ltxtune.model.base import CHECKPOINT_PREFIX
+
+    other = write_tiny_checkpoint(tmp_path / "other.safetensors")
+    with safe_open(str(other), "pt") as f:
+        config = json.loads(f.metadata()["config"])
+    config["transformer"]["in_channels"] = 64  # a transformer for 64-channel latents
+    tensors = load_file(str(other))
+    assert any(k.startswith(CHECKPOINT_PREFIX) for k in tensors)
+    save_file(tensors, str(other), metadata={"config": json.dumps(config)})
+    cfg = compose_cfg(*LTX2, f"model.checkpoint={other}", "model.dtype=float32", data_root=ltx2_data)
+    with pytest.raises(ConfigError, match=r"^model.checkpoint=.*video stream takes the data's 128 latent channels"
+                       r" \(it takes 64\)"):  # fmt: skip
+        estimate(cfg)

@@ -139,7 +139,7 @@ def test_video_to_video_prepends_the_clean_reference_and_scores_only_the_target(
     pred[:, :T_REF] = 1e3  # whatever is predicted on the reference does not count
     assert torch.equal(strategy.compute_loss(pred, None, inputs), before)
     assert torch.allclose(before, torch.full((2,), 0.25))
-    assert strategy.get_checkpoint_metadata() == {"reference_downscale_factor": 2}
+    assert strategy.get_checkpoint_metadata() == {"reference_spatial_scale_factor": 2, "reference_downscale_factor": 2}
 
 
 def test_video_to_video_metadata_omits_a_factor_of_one(synthetic_root) -> None:

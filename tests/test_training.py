@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -82,6 +83,22 @@ def test_run_directory_holds_metrics_result_and_lora(synthetic_root, tmp_path) -
     assert meta["lora_rank"] == "4" and float(meta["lora_alpha"]) == 8.0
     assert json.loads(meta["target_modules"]) == ["to_k", "to_q", "to_v", "to_out.0"]
     assert meta["ltxtune_version"] and "TextToVideo" in meta["strategy"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "audio_buckets"), [(("experiment=t2a",), False), (("strategy.with_audio=true",), True)]
+)
+def test_loss_by_sigma_is_logged_for_audio_only_runs_too(overrides, audio_buckets, synthetic_root, tmp_path) -> None:
+    """t2a has no video: train/loss_sigma_* is the audio's (by the audio sigma); beside video audio has its own."""
+    train(compose_cfg(*overrides, "trainer.max_steps=3", "validation_videos.enabled=false", data_root=synthetic_root),
+          tmp_path)  # fmt: skip
+    steps = [m for m in read_metrics(tmp_path) if "train/loss" in m]
+    for m in steps:
+        buckets = [v for k, v in m.items() if k.startswith("train/loss_sigma_")]
+        assert buckets and all(math.isfinite(v) for v in buckets)
+        assert any(k.startswith("train/audio_loss_sigma_") for k in m) == audio_buckets
+        if not audio_buckets:  # the audio is the whole loss: the buckets' mean, weighted by their samples, is it
+            assert min(buckets) - 1e-5 <= m["train/loss"] <= max(buckets) + 1e-5
 
 
 def test_saved_lora_b_carries_alpha_over_rank(synthetic_root, tmp_path) -> None:

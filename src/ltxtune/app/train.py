@@ -92,6 +92,7 @@ def print_summary(run_dir: Path) -> None:
     for name, what in (
         ("lora.safetensors", "the trained LoRA (ltx-core / ComfyUI layout)"),
         ("model.safetensors", "the fine-tuned transformer (ltx-core checkpoint layout)"),
+        ("README.md", "the model card: base, strategy, settings, losses, how to load the weights"),
         ("metrics.jsonl", "one line of metrics per logged step"),
         ("result.json", "status, final losses and the sweep objective"),
         ("config.yaml", "the resolved config of this run"),

@@ -29,6 +29,20 @@ class LoadedModel:
     encode_text: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = field(default=lambda c: c)
 
 
+@dataclass(frozen=True)
+class InputNeeds:
+    """What the model's first step needs of the data, read from its config without loading weights.
+
+    ``text_width``: the width of the stored text features; ``text_multiple``: their token count must be a
+    multiple of it (ltx-core's text connectors tile their learnable registers over the sequence), or ``None``.
+    """
+
+    video_channels: int
+    audio_channels: int
+    text_width: int
+    text_multiple: int | None = None
+
+
 class ModelSpec(ABC):
     """A model config option: validated on construction, built (the heavy part) by ``build``."""
 
@@ -37,6 +51,11 @@ class ModelSpec(ABC):
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """The ltx-core model config (``{"transformer": {...}}``), read without building anything."""
+
+    def input_needs(self) -> InputNeeds:
+        """The latent channels and text features the transformer takes (its context is the stored features)."""
+        t = self.config()["transformer"]
+        return InputNeeds(t.get("in_channels", 128), t.get("audio_in_channels", 128), t["caption_channels"])
 
     @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
-from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
+from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 _CONNECTOR_PREFIXES = {
@@ -98,6 +98,22 @@ class LTX2Checkpoint(ModelSpec):
 
     def config(self) -> dict[str, Any]:
         return read_checkpoint_config(self.path)
+
+    def input_needs(self) -> InputNeeds:
+        """The stored features go through the text connectors: their width and register count, read from the
+        config the way ltx-core builds the connectors (on the meta device: no weights)."""
+        from ltx_core.text_encoders.gemma.embeddings_connector import Embeddings1DConnectorConfigurator
+
+        config = self.config()
+        with torch.device("meta"):
+            connector = Embeddings1DConnectorConfigurator.from_config(config)
+        t = config["transformer"]
+        return InputNeeds(
+            t.get("in_channels", 128),
+            t.get("audio_in_channels", 128),
+            connector.inner_dim,
+            connector.num_learnable_registers or None,
+        )
 
     def build(self, seed: int, device: torch.device) -> LoadedModel:
         from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder

@@ -27,6 +27,7 @@ from ltxtune.data.batch import Batch
 from ltxtune.diffusion import flow, positions
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
+from ltxtune.ranks import is_main_rank
 from ltxtune.strategies.base import ModalityInputs, check_probability
 
 Tokens = VideoTokens | AudioTokens
@@ -174,7 +175,9 @@ class Suffix(_TemporalSpan):
 class SpatialCrop(IntrinsicCondition):
     """A pixel box ``(y1, x1, y2, x2)`` is given in every frame; the model generates around it (outpainting).
 
-    The box maps to latent cells by ``// 32`` (the VAE's spatial factor) on each edge.
+    The box maps to latent cells by ``// 32`` (the VAE's spatial factor) on each edge and is clamped to the
+    frame, as the reference trainer does: with several buckets one pixel box meets frames of several sizes.
+    A clamped box is said once per frame size; only a box with no whole latent cell left is refused.
     """
 
     video_only = True
@@ -188,22 +191,40 @@ class SpatialCrop(IntrinsicCondition):
         self.box = (int(y1), int(x1), int(y2), int(x2))
 
     def cells(self, target: Tokens) -> tuple[int, int, int, int]:
-        """The box in latent cells ``(row1, col1, row2, col2)``, checked against the frame."""
+        """The box in latent cells ``(row1, col1, row2, col2)``, clamped to the frame."""
         sy, sx = positions.VIDEO_SCALE.height, positions.VIDEO_SCALE.width
         y1, x1, y2, x2 = self.box
-        frame_h, frame_w = target.height * sy, target.width * sx
-        if y2 > frame_h:
-            raise ConfigError("y2", y2, f"<= {frame_h}: the frame is {frame_h} x {frame_w} px")
-        if x2 > frame_w:
-            raise ConfigError("x2", x2, f"<= {frame_w}: the frame is {frame_h} x {frame_w} px")
-        cells = (y1 // sy, x1 // sx, y2 // sy, x2 // sx)
+        h, w = target.height, target.width
+        cells = (min(y1 // sy, h), min(x1 // sx, w), min(y2 // sy, h), min(x2 // sx, w))
+        frame = f"the frame is {h * sy} x {w * sx} px"
         if cells[2] <= cells[0]:
-            raise ConfigError("y2", y2, f">= {(cells[0] + 1) * sy}: the box must cover a whole {sy} px latent row")
+            key, value = ("y1", y1) if cells[0] == h else ("y2", y2)
+            raise ConfigError(key, value, f"a box holding a whole {sy} px latent row inside the frame ({frame})")
         if cells[3] <= cells[1]:
-            raise ConfigError("x2", x2, f">= {(cells[1] + 1) * sx}: the box must cover a whole {sx} px latent column")
-        if cells == (0, 0, target.height, target.width):
-            raise ConfigError("y1,x1,y2,x2", self.box, f"a box smaller than the {frame_h} x {frame_w} px frame")
+            key, value = ("x1", x1) if cells[1] == w else ("x2", x2)
+            raise ConfigError(key, value, f"a box holding a whole {sx} px latent column inside the frame ({frame})")
+        self.report(cells, target)
         return cells
+
+    # (box, frame size) pairs already reported: the training and the validation strategy hold copies of one box.
+    _reported: ClassVar[set[tuple[tuple[int, ...], tuple[int, int]]]] = set()
+
+    def report(self, cells: tuple[int, int, int, int], target: Tokens) -> None:
+        """Say once per frame size that the box reaches past the frame, or covers all of it."""
+        sy, sx = positions.VIDEO_SCALE.height, positions.VIDEO_SCALE.width
+        frame = (target.height * sy, target.width * sx)
+        past = self.box[2] > frame[0] or self.box[3] > frame[1]
+        whole = cells == (0, 0, target.height, target.width)
+        if not (past or whole) or (self.box, frame) in self._reported:
+            return
+        self._reported.add((self.box, frame))
+        size = f"{frame[0]} x {frame[1]} px frame"
+        used = (cells[0] * sy, cells[1] * sx, cells[2] * sy, cells[3] * sx)
+        what = f"reaches past the {size}: clamped to {used}" if past else ""
+        if whole:
+            what = (what + ", all of it" if past else f"covers the whole {size}") + ": nothing left to generate"
+        if is_main_rank():
+            print(f"warning: spatial_crop box (y1, x1, y2, x2) {self.box} {what}", flush=True)
 
     def region(self, target: Tokens, batch: Batch) -> Tensor:
         r1, c1, r2, c2 = self.cells(target)
@@ -247,7 +268,8 @@ class Reference(Condition):
 
     Video references may be smaller by an integer factor, or have fewer frames: their positions are
     placed on the target's grid (``VideoTokens.reference_positions``). Both factors come from the shapes of
-    the data itself and are written into the checkpoint metadata when they are not 1.
+    the data itself and are written into the checkpoint metadata when they are not 1
+    (``reference_spatial_scale_factor`` with ``reference_downscale_factor``, ``reference_temporal_scale_factor``).
     """
 
     def __init__(self, latents_dir: str, probability: float = 1.0) -> None:
@@ -264,6 +286,9 @@ class Reference(Condition):
         spatial, temporal = self.scale or (1, 1)
         meta: dict[str, Any] = {}
         if spatial != 1:
+            # ltx-trainer's current key and its older one, which IC-LoRA pipelines still read: both are target
+            # size / reference size, what ltx-core's ReferenceVideoConditioning takes as downscale_factor.
+            meta["reference_spatial_scale_factor"] = spatial
             meta["reference_downscale_factor"] = spatial
         if temporal != 1:
             meta["reference_temporal_scale_factor"] = temporal

@@ -10,9 +10,10 @@ from ltxtune.strategies.flexible import Flexible, VideoTrack
 class VideoToVideo(Flexible):
     """The sequence is ``[clean reference | noisy target]``; only the target is scored.
 
-    The reference may be smaller than the target by an integer factor (``reference_downscale_factor`` in
-    the checkpoint metadata when it is not 1). A fraction ``first_frame_p`` of the samples also get the
-    target's first frame, so the LoRA serves image+reference prompts too.
+    The reference may be smaller than the target by an integer factor (``reference_spatial_scale_factor``
+    and ``reference_downscale_factor`` in the checkpoint metadata when it is not 1). A fraction
+    ``first_frame_p`` of the samples also get the target's first frame, so the LoRA serves image+reference
+    prompts too.
     """
 
     TRAINING_KNOBS = ("first_frame_p",)

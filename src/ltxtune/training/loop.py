@@ -32,7 +32,15 @@ from ltxtune.training.stream import BatchStream
 from ltxtune.training.tracking import Tracker
 
 SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
-_BUCKET_PREFIX = {"video": "train/loss_sigma_", "audio": "train/audio_loss_sigma_"}
+LOSS_SIGMA_PREFIX = "train/loss_sigma_"
+
+
+def bucket_prefixes(scored: set[str]) -> dict[str, str]:
+    """Metric prefix of each scored modality's per-sigma losses: ``train/loss_sigma_`` is the video's, or the
+    audio's when no video is scored (t2a, v2a), so every run has it; beside video, audio has its own."""
+    if "video" not in scored:
+        return {"audio": LOSS_SIGMA_PREFIX}
+    return {"video": LOSS_SIGMA_PREFIX, "audio": "train/audio_loss_sigma_"}
 
 
 def finite(loss: float, grad_norm: float | None) -> bool:
@@ -299,12 +307,13 @@ class Trainer:
         if stats.grad_norm is not None:
             metrics["train/grad_norm"] = stats.grad_norm
         n = len(SIGMA_BUCKETS) - 1
+        prefixes = bucket_prefixes(set(stats.buckets))
         for name, acc_buckets in sorted(stats.buckets.items()):
             acc_buckets = acc.reduce(acc_buckets, reduction="sum") if acc.num_processes > 1 else acc_buckets
             sums = acc_buckets.tolist()  # one host read for every bucket
             for i in range(n):
                 if sums[n + i] > 0:
-                    key = f"{_BUCKET_PREFIX[name]}{SIGMA_BUCKETS[i]:.2f}-{SIGMA_BUCKETS[i + 1]:.2f}"
+                    key = f"{prefixes[name]}{SIGMA_BUCKETS[i]:.2f}-{SIGMA_BUCKETS[i + 1]:.2f}"
                     metrics[key] = sums[i] / sums[n + i]
         if acc.device.type == "cuda":  # the allocator's own counter: no synchronisation
             metrics["train/peak_memory_gb"] = torch.cuda.max_memory_allocated(acc.device) / 2**30

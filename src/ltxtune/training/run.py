@@ -22,6 +22,7 @@ from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.spec import Split
 from ltxtune.errors import ConfigError
 from ltxtune.ranks import is_main_rank
+from ltxtune.training.card import card_facts, remove_stale_card, write_card
 from ltxtune.training.parts import Parts, build_parts
 from ltxtune.training.result import RunResult
 from ltxtune.training.rundir import RunLock, claim
@@ -77,6 +78,8 @@ def train_job(
         earlier = RunResult.read(run_dir)
         replaceable = rerun_incomplete and (earlier is None or not earlier.completed)
         claim(run_dir, resuming=resume is not None, overwrite=bool(cfg.trainer.get("overwrite")) or replaceable)
+        if resume is None:
+            remove_stale_card(run_dir)
     with RunLock(run_dir, enabled=main):
         if main:
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -98,7 +101,7 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
             result.left_out_samples = len(split.left_out)
             if is_main_rank():
                 report_left_out(split.left_out, run_dir)
-        check_data(parts, split.train)
+        check_data(cfg, parts, split.train)
         if is_main_rank():  # building the model and the first validation take seconds: say what comes
             print(f"data: {split.describe()} ({parts.data.root}); building the model", flush=True)
         _train(cfg, parts, split, run_dir, choices, result, resume)
@@ -134,15 +137,36 @@ def report_left_out(left_out: dict[str, str], run_dir: Path) -> None:
     )
 
 
-def check_data(parts: Parts, train_set: Any) -> None:
-    """Shape-dependent settings (boundaries, crop boxes, reference scales) against one real sample, before
-    the model is built; also lets the strategy learn what its checkpoint metadata records."""
+def check_data(cfg: DictConfig, parts: Parts, train_set: Any) -> None:
+    """Shape-dependent settings (boundaries, crop boxes, reference scales) and what the model takes (latent
+    channels, text width and length) against one real sample, before the model is built; also lets the
+    strategy learn what its checkpoint metadata records."""
     from ltxtune.data.batch import collate
+    from ltxtune.training.preflight import check_model_inputs
 
+    batch = collate([train_set[0]])
     try:
-        parts.strategy.check_data(collate([train_set[0]]))
+        parts.strategy.check_data(batch)
     except ConfigError as exc:
         raise exc.within("strategy") from None
+    check_model_inputs(cfg, parts.model, batch)
+
+
+def write_model_card(cfg: DictConfig, run_dir: Path, trainer: Any, split: Split, choices: dict, weights: str) -> None:
+    """``README.md`` beside the weights of a completed run (main process only)."""
+    facts = card_facts(
+        cfg,
+        run_dir,
+        weights=weights,
+        steps=trainer.step,
+        choices=choices,
+        metrics=trainer.last,
+        strategy_metadata=trainer.strategy.get_checkpoint_metadata(),
+        val_names=tuple(split.val.names),
+        val_from_training=split.val_from_training,
+        processes=trainer.accelerator.num_processes,
+    )
+    write_card(run_dir, facts)
 
 
 def compat_facts(cfg: DictConfig) -> dict[str, Any]:
@@ -252,6 +276,7 @@ def _train(
                 print(f"saving {run_dir / parts.lora.filename}", flush=True)
                 saved = trainer.save_weights(run_dir / parts.lora.filename)
                 result.weights = saved.name
+                write_model_card(cfg, run_dir, trainer, split, choices, saved.name)
             result.status = "completed"
         failed = trainer.interrupted
     finally:

@@ -1,0 +1,320 @@
+"""The model card a completed run leaves beside its weights (``README.md``): what was trained, how, how well,
+and how to load it.
+
+``card_facts`` gathers the facts from the run (config, result, metrics, data); ``render`` turns them into
+markdown and is pure; ``write_card`` writes the file. Only a completed run gets a card.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ltxtune import __version__
+
+FILENAME = "README.md"
+MARKER = "<!-- ltxtune model card -->"  # a README.md without it is not ours and is never replaced
+CAPTIONS = "captions.json"  # sample file name -> caption, when the dataset has one
+_SHOWN_PROMPTS = 8
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """Everything the card says; ``render`` reads nothing else.
+
+    ``base_python`` is the Python expression for the base checkpoint's path in the loading snippet, and
+    ``setup_python`` the lines that must run before it (the tiny model has no file: they write one).
+    """
+
+    weights: str  # lora.safetensors | model.safetensors
+    is_lora: bool
+    model: str  # the model group's choice
+    base: str  # the base model in words
+    base_python: str
+    setup_python: tuple[str, ...]
+    strategy: str  # the strategy group's choice
+    strategy_lines: tuple[str, ...]  # its arguments and conditions, one per line
+    strategy_metadata: dict[str, Any]
+    prompts: tuple[tuple[str, str], ...]  # (caption, samples) of the validation samples
+    prompts_note: str  # where the prompts come from, or why there are none
+    settings: tuple[tuple[str, str], ...]
+    losses: tuple[tuple[str, float], ...]
+    preview: str | None  # relative path of the last validation's preview.png
+    steps: int
+    version: str = field(default=__version__)
+
+
+def render(facts: CardFacts) -> str:
+    """The card's markdown text."""
+    kind = "LoRA" if facts.is_lora else "full fine-tune"
+    out = [
+        MARKER,
+        f"# {kind} of LTX-2: `{facts.strategy}`",
+        "",
+        f"Trained with ltxtune {facts.version} for {facts.steps} steps. The weights are `{facts.weights}` in this"
+        " directory, in the ltx-core / ComfyUI layout"
+        + (" (`alpha / rank` already folded into `lora_B`)." if facts.is_lora else " (`model.diffusion_model.` keys)."),
+        "",
+        "## Base model",
+        "",
+        f"`model={facts.model}`: {facts.base}",
+        "",
+        "## Strategy",
+        "",
+        f"`strategy={facts.strategy}`",
+        *(f"- {line}" for line in facts.strategy_lines),
+    ]
+    if facts.strategy_metadata:
+        meta = ", ".join(f"`{k}={v}`" for k, v in sorted(facts.strategy_metadata.items()))
+        out += ["", f"Recorded in the file's metadata for inference: {meta}."]
+    out += ["", "## Prompts", "", facts.prompts_note]
+    if facts.prompts:
+        out += [""] + [f'- "{caption}" ({samples})' for caption, samples in facts.prompts]
+    out += ["", "## Training settings", "", "| setting | value |", "|---|---|"]
+    out += [f"| {key} | {value} |" for key, value in facts.settings]
+    out += ["", "## Final losses", ""]
+    if facts.losses:
+        out += ["| metric | value |", "|---|---|"] + [f"| `{key}` | {value:.4f} |" for key, value in facts.losses]
+    else:
+        out += ["No losses were recorded."]
+    if facts.preview:
+        out += ["", "## Preview", "", f"![latent preview at step {facts.steps}]({facts.preview})"]
+        out += ["", "Rows are prompts: the generated latent frames on the left, the sample's own on the right."]
+    out += ["", "## Load it", "", "With ltx-core (run from this directory):", "", "```python", loader_python(facts)]
+    out += ["```", "", *comfyui_lines(facts), ""]
+    return "\n".join(out)
+
+
+def loader_python(facts: CardFacts) -> str:
+    """A snippet that builds the transformer with the trained weights through ltx-core's own loader.
+
+    It defines ``transformer``; tests run it as it is written into the card.
+    """
+    lines = [
+        "from pathlib import Path",
+        "",
+        "import torch",
+        "from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP",
+        "from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder",
+        "from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator",
+        "",
+    ]
+    if facts.is_lora:
+        lines += [
+            *facts.setup_python,
+            f"base = {facts.base_python}",
+            f'lora = str(Path("{facts.weights}").resolve())',
+            "builder = SingleGPUModelBuilder(",
+            "    model_class_configurator=LTXModelConfigurator,",
+            "    model_path=base,",
+            "    model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,",
+            ").lora(lora, 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)  # strength 1.0: as trained",
+        ]
+    else:
+        lines += [
+            "builder = SingleGPUModelBuilder(",
+            "    model_class_configurator=LTXModelConfigurator,",
+            f'    model_path=str(Path("{facts.weights}").resolve()),',
+            "    model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,",
+            ")",
+        ]
+    lines += [
+        'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+        "transformer = builder.build(device=device, dtype=torch.bfloat16)",
+    ]
+    return "\n".join(lines)
+
+
+def comfyui_lines(facts: CardFacts) -> list[str]:
+    if facts.is_lora:
+        return [
+            f"In ComfyUI: copy `{facts.weights}` into `ComfyUI/models/loras/` and add a **LoraLoaderModelOnly** node"
+            " (Load LoRA, model only) between the LTX-2 checkpoint loader and the sampler, with `strength_model`"
+            " 1.0. The LoRA touches only the diffusion model, not the text encoder.",
+        ]
+    return [
+        f"In ComfyUI: copy `{facts.weights}` into `ComfyUI/models/diffusion_models/` and load it with a **Load"
+        " Diffusion Model** node (UNETLoader) in place of the base transformer; the VAE and text encoder come from"
+        " the base checkpoint.",
+    ]
+
+
+def write_card(run_dir: Path, facts: CardFacts) -> Path | None:
+    """Write ``README.md``; a README.md that is not an ltxtune card is left alone (said once)."""
+    path = run_dir / FILENAME
+    if path.exists() and not is_card(path):
+        print(f"warning: {path} exists and is not an ltxtune model card: the card was not written", flush=True)
+        return None
+    path.write_text(render(facts))
+    return path
+
+
+def is_card(path: Path) -> bool:
+    try:
+        return path.read_text(errors="replace").startswith(MARKER)
+    except OSError:
+        return False
+
+
+def remove_stale_card(run_dir: Path) -> None:
+    """A fresh run in a used directory drops the earlier run's card: a run that then fails leaves none."""
+    path = run_dir / FILENAME
+    if path.is_file() and is_card(path):
+        path.unlink()
+
+
+# -- the facts of a run -------------------------------------------------------------------------------
+
+
+def card_facts(
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    weights: str,
+    steps: int,
+    choices: dict[str, Any],
+    metrics: dict[str, float],
+    strategy_metadata: dict[str, Any],
+    val_names: tuple[str, ...],
+    val_from_training: bool,
+    processes: int,
+) -> CardFacts:
+    """The card's facts from the run's resolved config and what it measured."""
+    model_choice = choices.get("model") or _short(cfg.model._target_)
+    strategy_choice = choices.get("strategy") or _short(cfg.strategy._target_)
+    base, base_python, setup = describe_base(cfg, model_choice)
+    prompts, note = validation_prompts(Path(str(cfg.data.root)).resolve(), val_names, val_from_training)
+    preview = Path("samples") / f"step_{steps:06d}" / "preview.png"
+    return CardFacts(
+        weights=weights,
+        is_lora=weights == "lora.safetensors",
+        model=model_choice,
+        base=base,
+        base_python=base_python,
+        setup_python=setup,
+        strategy=strategy_choice,
+        strategy_lines=describe_strategy(cfg.strategy),
+        strategy_metadata=dict(strategy_metadata),
+        prompts=prompts,
+        prompts_note=note,
+        settings=training_settings(cfg, choices, steps, processes),
+        losses=final_losses(metrics),
+        preview=str(preview) if (run_dir / preview).is_file() else None,
+        steps=steps,
+    )
+
+
+def describe_base(cfg: DictConfig, model_choice: str) -> tuple[str, str, tuple[str, ...]]:
+    """The base model in words, its path as Python, and the lines that make that path exist (tiny model)."""
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    target = model.pop("_target_")
+    if "checkpoint" in model:
+        path = str(Path(str(model["checkpoint"])).expanduser().resolve())
+        extra = ", ".join(f"{k}={v}" for k, v in model.items() if k != "checkpoint")
+        return f"the checkpoint `{path}` ({extra}).", repr(path), ()
+    args = ", ".join(f"{k}={v!r}" for k, v in model.items())
+    seed = int(cfg.trainer.seed)
+    words = (
+        f"ltx-core's `LTXModel` at a tiny size with random weights drawn from `trainer.seed={seed}` (`{target}`,"
+        f" {args}): for trying the pipeline, not for making videos. The snippet below writes that base to a file"
+        " first."
+    )
+    setup = (
+        "from ltxtune.model.tiny import TinyLTX2, write_tiny_checkpoint",
+        "",
+        f"write_tiny_checkpoint(Path('tiny-base.safetensors'), TinyLTX2({args}), seed={seed})",
+    )
+    return words, "str(Path('tiny-base.safetensors').resolve())", setup
+
+
+def describe_strategy(node: DictConfig) -> tuple[str, ...]:
+    """One line per argument of the strategy; tracks with their conditions (flexible) one line each."""
+    lines = [f"class `{node._target_}`"]
+    for key, value in node.items():
+        if key == "_target_":
+            continue
+        if isinstance(value, DictConfig) and "_target_" in value:  # a flexible track
+            track = OmegaConf.to_container(value, resolve=True)
+            role = "generated" if track.get("is_generated", True) else "frozen (a condition)"
+            conditions = [_call(c) for c in track.get("conditions") or []]
+            lines.append(
+                f"{key}: {role}, from `{track.get('latents_dir')}/`; conditions: {', '.join(conditions) or 'none'}"
+            )
+        elif value is not None:
+            lines.append(f"{key}: `{OmegaConf.to_container(value) if isinstance(value, DictConfig) else value}`")
+        else:
+            lines.append(f"{key}: none")
+    return tuple(lines)
+
+
+def _call(node: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in node.items() if k != "_target_")
+    return f"`{_short(node['_target_'])}({args})`"
+
+
+def _short(target: str) -> str:
+    return str(target).rsplit(".", 1)[-1]
+
+
+def validation_prompts(
+    root: Path, val_names: tuple[str, ...], from_training: bool
+) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The validation samples' captions, from ``captions.json`` in the dataset root when there is one."""
+    which = "training samples validation measured (nothing was held out)" if from_training else "held-out samples"
+    path = root / CAPTIONS
+    try:
+        captions = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return (), f"None recorded: the dataset has no `{CAPTIONS}`, so the {which}' captions are not known."
+    grouped: dict[str, list[str]] = {}
+    for name in val_names:
+        if isinstance(captions, dict) and name in captions:
+            grouped.setdefault(str(captions[name]), []).append(name)
+    if not grouped:
+        return (), f"None: `{path}` holds no caption of the {which}."
+    shown = tuple((caption, ", ".join(names)) for caption, names in list(grouped.items())[:_SHOWN_PROMPTS])
+    more = f" ({len(grouped) - len(shown)} more not shown)" if len(grouped) > len(shown) else ""
+    return shown, (f"No trigger words were trained in. Validation used the captions of the {which} (`{path}`){more}:")
+
+
+def training_settings(
+    cfg: DictConfig, choices: dict[str, Any], steps: int, processes: int
+) -> tuple[tuple[str, str], ...]:
+    t, opt = cfg.trainer, cfg.optimizer
+    rows = [
+        ("steps", f"{steps} (`trainer.max_steps={t.max_steps}`)"),
+        (
+            "batch",
+            f"{t.batch_size} samples x {t.grad_accum} accumulation x {processes} process{'es' * (processes > 1)}",
+        ),
+        (
+            "learning rate",
+            f"{opt.lr} (`optimizer={choices.get('optimizer') or _short(opt._target_)}`,"
+            f" `scheduler={choices.get('scheduler') or _short(cfg.scheduler._target_)}`)",
+        ),
+        ("timestep sampler", f"`{choices.get('sampler') or _short(cfg.sampler._target_)}`"),
+    ]
+    lora = cfg.lora
+    if "rank" in lora:
+        targets = ", ".join(lora.target_modules)
+        rows += [("LoRA", f"rank {lora.rank}, alpha {lora.alpha}, dropout {lora.dropout}, targets {targets}")]
+    else:
+        rows += [("LoRA", "none: every transformer weight trained (`lora=none`)")]
+    dtype = OmegaConf.select(cfg, "model.dtype", default="float32")
+    rows += [
+        ("precision", f"`trainer.mixed_precision={t.mixed_precision}`, base weights {dtype}"),
+        ("seed", str(t.seed)),
+        ("data", f"`{Path(str(cfg.data.root)).resolve()}`"),
+    ]
+    return tuple(rows)
+
+
+def final_losses(metrics: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    """``train/loss``, ``val/loss``, then ``val/loss_sigma_<s>`` in sigma order."""
+    keys = [k for k in ("train/loss", "val/loss") if k in metrics]
+    keys += sorted((k for k in metrics if k.startswith("val/loss_sigma_")), key=lambda k: float(k.rsplit("_", 1)[1]))
+    return tuple((k, float(metrics[k])) for k in keys)

@@ -1,0 +1,72 @@
+"""What the first training step would hit, checked on one sample before any weights are loaded.
+
+The model's config says what it takes (``ModelSpec.input_needs``: latent channels, the text features' width
+and, for a real checkpoint, the multiple of its text connectors' learnable registers); one collated sample
+says what the data holds. Both a run and ``trainer.dry_run=true`` call ``check_model_inputs``, so a dry run
+that passes is a run whose first step does not fail on these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ltxtune.data.batch import Batch
+from ltxtune.errors import ConfigError, DataError
+from ltxtune.model.base import ModelSpec
+
+
+def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
+    """Raise ``ConfigError`` / ``DataError`` (one line: the key, the value, what is allowed) on a mismatch."""
+    needs = model.input_needs()
+    source = _model_source(cfg)
+    if model.caption_channels != needs.text_width:
+        raise ConfigError(
+            "model.caption_channels", model.caption_channels, f"{needs.text_width}, the text width {source} takes"
+        )
+    text = batch["conditions"]
+    length, width = text["video_prompt_embeds"].shape[1:]
+    if width != model.caption_channels:
+        raise DataError(
+            f"{_where(cfg, 'conditions')}: text features are {width} wide, but model.caption_channels="
+            f"{model.caption_channels} (allowed: text features from the text encoder {source} was trained with)"
+        )
+    if needs.text_multiple and length % needs.text_multiple:
+        multiple = needs.text_multiple
+        why = f"a multiple of {multiple}: {source}'s text connectors tile their {multiple} learnable registers over it"
+        if "text_tokens" in cfg.data:
+            raise ConfigError("data.text_tokens", length, why)
+        raise DataError(
+            f"{_where(cfg, 'conditions')}: text features have {length} tokens; allowed: {why} (preprocess with"
+            f" encoders.text.max_tokens={multiple * -(-length // multiple)}; LTX-2's Gemma features have 1024)"
+        )
+    for fields in batch.sources.values():
+        latents = fields.get("latents")
+        if latents is None or latents.dim() not in (4, 5):
+            continue
+        channels = latents.shape[1] if latents.dim() == 5 else latents.shape[1] * latents.shape[3]
+        wanted = needs.video_channels if latents.dim() == 5 else needs.audio_channels
+        kind = "video" if latents.dim() == 5 else "audio"
+        if channels != wanted:
+            raise ConfigError(
+                _model_key(cfg),
+                _model_value(cfg),
+                f"a model whose {kind} stream takes the data's {channels} latent channels (it takes {wanted})",
+            )
+
+
+def _model_source(cfg: DictConfig) -> str:
+    return f"model.checkpoint={cfg.model.checkpoint}" if "checkpoint" in cfg.model else "the model"
+
+
+def _model_key(cfg: DictConfig) -> str:
+    return "model.checkpoint" if "checkpoint" in cfg.model else "model"
+
+
+def _model_value(cfg: DictConfig) -> str:
+    return str(cfg.model.checkpoint) if "checkpoint" in cfg.model else str(cfg.model._target_)
+
+
+def _where(cfg: DictConfig, directory: str) -> str:
+    return str(Path(str(cfg.data.root)) / directory)

@@ -1,0 +1,92 @@
+"""The model card a completed run writes beside its weights: the run's own numbers, and a snippet that loads them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import compose_cfg, run_snippet
+from ltxtune.training.card import MARKER
+from ltxtune.training.loop import Trainer
+from ltxtune.training.run import train
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, synthetic_root) -> Path:
+    run_dir = tmp_path_factory.mktemp("card-run")
+    cfg = compose_cfg("lora.rank=4", "lora.alpha=8", "validation_videos.num_prompts=1", data_root=synthetic_root)
+    train(cfg, run_dir, {"model": "tiny", "strategy": "text_to_video", "optimizer": "adamw"})
+    return run_dir
+
+
+def test_card_holds_the_run_numbers_and_file_names(lora_run) -> None:
+    card = (lora_run / "README.md").read_text()
+    result = json.loads((lora_run / "result.json").read_text())
+    last_val = [m for m in map(json.loads, (lora_run / "metrics.jsonl").read_text().splitlines()) if "val/loss" in m][
+        -1
+    ]
+    assert card.startswith(MARKER) and "`lora.safetensors`" in card and "`model=tiny`" in card
+    assert f"| `train/loss` | {result['train/loss']:.4f} |" in card
+    assert f"| `val/loss` | {result['val/loss']:.4f} |" in card
+    assert f"| `val/loss_sigma_0.5` | {last_val['val/loss_sigma_0.5']:.4f} |" in card
+    assert "| steps | 4 (`trainer.max_steps=4`) |" in card and "| seed | 0 |" in card
+    assert "rank 4, alpha 8" in card and "to_k, to_q, to_v, to_out.0" in card
+    assert "| batch | 2 samples x 1 accumulation x 1 process |" in card
+    assert "`strategy=text_to_video`" in card and "first_frame_p: `0.1`" in card
+    # The held-out samples' captions (the synthetic dataset writes captions.json): 12 samples, the last 2 held out.
+    assert "sample_0010.pt" in card and "sample_0011.pt" in card and "sample_0000.pt" not in card
+    assert "![latent preview at step 4](samples/step_000004/preview.png)" in card
+    assert (lora_run / "samples" / "step_000004" / "preview.png").is_file()
+    assert "LoraLoaderModelOnly" in card
+
+
+def test_card_snippet_loads_the_lora_in_ltx_core(lora_run, monkeypatch) -> None:
+    transformer = run_snippet((lora_run / "README.md").read_text(), lora_run, monkeypatch)
+    lora = load_file(str(lora_run / "lora.safetensors"))
+    base = load_file(str(lora_run / "tiny-base.safetensors"))
+    name = "transformer_blocks.0.attn1.to_q"
+    delta = lora[f"diffusion_model.{name}.lora_B.weight"] @ lora[f"diffusion_model.{name}.lora_A.weight"]
+    assert delta.abs().max() > 1e-3, "the LoRA changed nothing: the test would prove nothing"
+    fused = dict(transformer.named_parameters())[f"{name}.weight"].float()
+    want = base[f"model.diffusion_model.{name}.weight"].float() + delta
+    torch.testing.assert_close(fused, want, atol=2e-2, rtol=1e-2)  # ltx-core fuses in bf16
+
+
+def test_full_finetune_card_loads_model_safetensors(synthetic_root, tmp_path, monkeypatch) -> None:
+    train(compose_cfg("lora=none", "trainer.max_steps=2", "validation_videos.enabled=false", data_root=synthetic_root),
+          tmp_path)  # fmt: skip
+    card = (tmp_path / "README.md").read_text()
+    assert "`model.safetensors`" in card and "lora.safetensors" not in card and "Preview" not in card
+    transformer = run_snippet(card, tmp_path, monkeypatch)
+    saved = load_file(str(tmp_path / "model.safetensors"))
+    key = "transformer_blocks.1.ff.net.2.weight"
+    loaded = dict(transformer.named_parameters())[key]
+    torch.testing.assert_close(loaded, saved[f"model.diffusion_model.{key}"].to(loaded.dtype))
+
+
+def test_failed_run_leaves_no_card_not_even_an_earlier_runs(lora_run, synthetic_root, tmp_path, monkeypatch) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "README.md").write_text((lora_run / "README.md").read_text())  # an earlier run's card
+    (run_dir / "result.json").write_text((lora_run / "result.json").read_text())
+
+    def broken(self, max_steps):
+        raise RuntimeError("the machine went away")
+
+    monkeypatch.setattr(Trainer, "fit", broken)
+    cfg = compose_cfg("trainer.overwrite=true", "validation_videos.enabled=false", data_root=synthetic_root)
+    with pytest.raises(RuntimeError):
+        train(cfg, run_dir)
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "failed"
+    assert not (run_dir / "README.md").exists()
+
+
+def test_a_readme_that_is_no_card_is_left_alone(synthetic_root, tmp_path, capsys) -> None:
+    (tmp_path / "README.md").write_text("# my notes\n")
+    train(compose_cfg("trainer.max_steps=1", "validation_videos.enabled=false", data_root=synthetic_root), tmp_path)
+    assert (tmp_path / "README.md").read_text() == "# my notes\n"
+    assert "is not an ltxtune model card" in capsys.readouterr().out
