@@ -59,16 +59,20 @@ class PreviewGrid:
 
     preview: PreviewMap
     rows: list[tuple[Tensor, Tensor | None]] = field(default_factory=list)
+    scored: list[int] = field(default_factory=list)  # the rows whose reference is the sample's own clip
 
-    def add(self, generated: Tensor, reference: Tensor | None) -> None:
-        """``generated`` and ``reference`` are ``[C, F, H, W]`` latents of one prompt (reference: same grid)."""
+    def add(self, generated: Tensor, reference: Tensor | None, scored: bool = True) -> None:
+        """``generated`` and ``reference`` are ``[C, F, H, W]`` latents of one prompt (reference: same grid);
+        ``scored=False`` shows the reference (a user prompt's given media) without counting it in ``distance``."""
         if reference is not None and reference.shape != generated.shape:
             reference = None
         self.rows.append((generated, reference))
+        if scored and reference is not None:
+            self.scored.append(len(self.rows) - 1)
 
     def distance(self) -> float | None:
-        """The mean preview distance between generated and reference latents, over the rows that have one."""
-        pairs = [(g, r) for g, r in self.rows if r is not None]
+        """The mean preview distance between generated and reference latents, over the scored rows."""
+        pairs = [self.rows[i] for i in self.scored]
         return sum(self.preview.distance(g, r) for g, r in pairs) / len(pairs) if pairs else None
 
     def image(self) -> Tensor:

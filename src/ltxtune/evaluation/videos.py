@@ -37,6 +37,7 @@ from ltxtune.diffusion.sampling import (
 from ltxtune.errors import ConfigError, check_choice, check_range
 from ltxtune.evaluation.media import decode_frames, decode_waveform, write_mp4, write_wav
 from ltxtune.evaluation.previews import PreviewGrid, PreviewMap
+from ltxtune.evaluation.prompts import encode_prompts, parse_prompts
 from ltxtune.model.audio_vae import WaveformDecoder, audio_decoder
 from ltxtune.model.vae import video_decoder
 from ltxtune.strategies.base import AudioTokens, ModelInputs, TrainingStrategy
@@ -48,7 +49,9 @@ class ValidationVideos:
     """Samples, decodes and writes the validation clips; ``enabled=false`` makes every call a no-op.
 
     Args:
-        num_prompts: held-out samples to render (the first ones, in the validation set's order).
+        num_prompts: held-out samples to render (the first ones, in the validation set's order), after ``prompts``.
+        prompts: the user's prompts (``ltxtune.evaluation.prompts``): a text, or ``{text, image|video|audio}``,
+            encoded once with ``encoders`` (the ``encoders`` group: tiny, or ltx2 for a real checkpoint).
         num_steps: Euler steps on LTX-2's sigma schedule.
         guidance_scale: classifier-free guidance scale (1 = none, and half the model calls).
         seed: the starting noise and condition draws of sample i come from ``seed + i``.
@@ -80,8 +83,12 @@ class ValidationVideos:
         previews: bool = True,
         audio_decoder_checkpoint: str | None = None,
         audio_decoder_seed: int = 0,
+        prompts: Sequence[Any] = (),
+        encoders: Any = None,
     ) -> None:
-        check_range("num_prompts", num_prompts, 1)
+        check_range("num_prompts", num_prompts, 0)
+        self.prompts, self.encoders_node = parse_prompts(prompts), encoders
+        self._prompt_batches: list[Batch] | None = None
         check_range("num_steps", num_steps, 1)
         check_range("guidance_scale", guidance_scale, 0.0)
         check_range("seed", seed, 0)
@@ -159,8 +166,9 @@ class ValidationVideos:
         paths = []
         previews = PreviewGrid(self.preview_map(batches)) if self.previews else None
         try:
-            prompts = [take(batch, j) for batch in batches for j in range(len(batch))][: self.num_prompts]
-            for i, one in enumerate(prompts):
+            held_out = [take(batch, j) for batch in batches for j in range(len(batch))][: self.num_prompts]
+            given = self.prompt_batches(batches, run_dir)
+            for i, one in enumerate([*given, *held_out]):
                 negative, scale = None, 1.0  # no text, no guidance
                 if "conditions" in one:
                     scale = self.guidance_scale
@@ -176,7 +184,7 @@ class ValidationVideos:
                 out = sample(transformer, inputs, self.num_steps, scale, negative, tokens)
                 if previews is not None and grid is not None:
                     own = clean_latents(one)
-                    previews.add(grid.latents(out.video)[0], None if own is None else own[0])
+                    previews.add(grid.latents(out.video)[0], None if own is None else own[0], scored=i >= len(given))
                 if write:
                     stem = run_dir / "samples" / f"step_{step:06d}" / f"prompt{i}"
                     paths.append(self.render(out, inputs, grid, stem))
@@ -187,6 +195,26 @@ class ValidationVideos:
         finally:
             transformer.train(was_training)
         return paths
+
+    def prompt_batches(self, batches: Sequence[Batch], run_dir: Path) -> list[Batch]:
+        """The user's prompts as samples on the held-out batches' device (encoded on the first call)."""
+        if not self.prompts:
+            return []
+        if self._prompt_batches is None:
+            self._prompt_batches = encode_prompts(self.prompts, take(batches[0], 0), self.build_encoders, run_dir)
+        device = next(v for v in batches[0].sources["conditions"].values() if isinstance(v, Tensor)).device
+        return [batch.to(device) for batch in self._prompt_batches]
+
+    def build_encoders(self) -> Any:
+        """The ``encoders`` node's text, video and audio encoders (built once, to encode the prompts)."""
+        from hydra.utils import instantiate
+
+        from ltxtune.data.preprocess.pipeline import Encoders
+
+        if self.encoders_node is None:
+            raise ConfigError("encoders", None, "an encoders group option (tiny, ltx2) to encode the prompts with")
+        node = self.encoders_node
+        return Encoders(video=instantiate(node.video), audio=instantiate(node.audio), text=instantiate(node.text))
 
     def preview_map(self, batches: Sequence[Batch]) -> PreviewMap:
         """Fitted on the first call to the validation samples' latents, then the same for the whole run."""
