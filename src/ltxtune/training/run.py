@@ -250,8 +250,7 @@ def _train(
         else:
             if accelerator.is_main_process:
                 print(f"saving {run_dir / parts.lora.filename}", flush=True)
-                saved = trainer.save_weights(run_dir / parts.lora.filename)
-                result.weights = saved.name
+            result.weights = trainer.save_weights(run_dir / parts.lora.filename).name  # every rank: FSDP gathers
             result.status = "completed"
         failed = trainer.interrupted
     finally:
