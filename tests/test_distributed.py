@@ -1,17 +1,25 @@
-"""Two real CPU processes (torchrun, gloo) train one run: one directory, synced weights, exact schedule."""
+"""Two real CPU processes (torchrun, gloo) train one run: one directory, synced weights, exact schedule; FSDP2
+shards trains the same weights as DDP, saves full tensors and resumes exactly."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
+from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
+from safetensors import safe_open
 
-from conftest import ROOT
+from conftest import ROOT, compose_cfg
 from ltxtune.training.loop import rank_generator
+from ltxtune.training.parts import build_parts
+from test_ltx_core_loading import model_inputs, outputs, write_base_checkpoint
 
 ARGS = [
     "logger=none", "trainer.max_steps=6", "trainer.batch_size=2", "validation.every=3", "validation.sigmas=[0.5]",
@@ -62,3 +70,107 @@ def test_two_processes_train_one_run(tmp_path) -> None:
     # The schedule is stepped once per optimizer step, not once per process: it ends exactly at max_steps.
     assert lr_sequence(run_dir) == lr_sequence(single)
     assert lr_sequence(run_dir)[-1] == 0.0
+
+
+# -- FSDP2 ---------------------------------------------------------------------------------------------------
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "train.py")]
+FSDP_ARGS = [
+    "logger=none", "trainer.max_steps=4", "trainer.batch_size=2", "validation.every=2", "validation.sigmas=[0.5]",
+    "data.num_samples=12", "data.val_samples=2", "strategy.with_audio=true", "validation_videos.enabled=false",
+    "checkpoint.every=2",
+]  # fmt: skip
+# DDP all-reduces whole gradients, FSDP reduce-scatters shards and measures the clipping norm from per-shard
+# sums: the same float32 numbers added in another order, so the weights may differ in their last bits (about
+# 1e-7 of a weight of size 0.1). Adam turns a gradient into a step of at most about lr = 2e-3, and 4-6 steps
+# cannot make a rounding difference larger than a fraction of that: atol 1e-5 (0.5% of one step) is far
+# above rounding and far below a real difference such as a wrong average (a step of 2e-3). Measured here:
+# the LoRA runs are bit-identical, the full fine-tune with grad_accum=2 differs by at most 6e-7.
+ATOL = 1e-5
+
+
+def tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+
+
+def torchrun(run_dir: Path, data_root: Path, *extra: str) -> dict:
+    """One two-process run in ``run_dir``; its ``result.json``."""
+    args = [*TORCHRUN, *FSDP_ARGS, f"data.root={data_root}", f"hydra.run.dir={run_dir}", *extra]
+    proc = subprocess.run(args, cwd=run_dir.parent, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads((run_dir / "result.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def lora_runs(tmp_path_factory, synthetic_root) -> dict[str, Path]:
+    """The same LoRA run under DDP and under FSDP, two processes each."""
+    root = tmp_path_factory.mktemp("lora_runs")
+    torchrun(root / "ddp", synthetic_root)
+    torchrun(root / "fsdp", synthetic_root, "trainer.distributed=fsdp")
+    return {"ddp": root / "ddp", "fsdp": root / "fsdp"}
+
+
+@pytest.mark.slow
+def test_fsdp_trains_the_lora_ddp_trains_and_ltx_core_loads_it(lora_runs, synthetic_root) -> None:
+    fsdp, ddp = (tensors(lora_runs[k] / "lora.safetensors") for k in ("fsdp", "ddp"))
+    assert fsdp.keys() == ddp.keys()
+    for key in fsdp:
+        torch.testing.assert_close(fsdp[key], ddp[key], rtol=0, atol=ATOL)
+    result = json.loads((lora_runs["fsdp"] / "result.json").read_text())
+    assert result["status"] == "completed" and result["processes"] == 2
+    lines = [json.loads(ln) for ln in (lora_runs["fsdp"] / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines if "train/loss" in m] == [1, 2, 3, 4]  # rank 0 alone logs, each step once
+
+    # The gathered file is a whole LoRA: ltx-core fuses it into the base and gives the trained model's output.
+    lora_file = lora_runs["fsdp"] / "lora.safetensors"
+    cfg = compose_cfg("strategy.with_audio=true", f"lora.init_from={lora_file}", data_root=synthetic_root)
+    parts = build_parts(cfg)
+    trained = parts.model.build(0, torch.device("cpu"))
+    parts.lora.apply(trained)
+    base_file = lora_runs["fsdp"].parent / "base.safetensors"
+    write_base_checkpoint(parts, base_file)
+    builder = SingleGPUModelBuilder(
+        model_class_configurator=LTXModelConfigurator,
+        model_path=str(base_file),
+        model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
+    ).lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
+    fused = builder.build(device=torch.device("cpu"), dtype=torch.float32).float()
+    inputs = model_inputs(parts, synthetic_root)
+    torch.testing.assert_close(outputs(fused, inputs)[0], outputs(trained.transformer, inputs)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_an_fsdp_checkpoint_resumes_under_fsdp_bit_for_bit(lora_runs, synthetic_root, tmp_path) -> None:
+    # The run as a kill after step 2 would leave it: only its checkpoint (sharded state saved as full tensors).
+    resumed = tmp_path / "resumed"
+    shutil.copytree(lora_runs["fsdp"] / "checkpoints" / "step_000002", resumed / "checkpoints" / "step_000002")
+    result = torchrun(resumed, synthetic_root, "trainer.distributed=fsdp", "checkpoint.resume=auto")
+    assert result["status"] == "completed" and result["steps"] == 4
+    uninterrupted = lora_runs["fsdp"] / "lora.safetensors"
+    assert (resumed / "lora.safetensors").read_bytes() == uninterrupted.read_bytes()
+
+
+@pytest.mark.slow
+def test_fsdp_full_finetune_with_accumulation_and_clips_matches_ddp(tmp_path, synthetic_root) -> None:
+    full = ("lora=none", "trainer.grad_accum=2", "validation_videos.enabled=true", "validation_videos.num_prompts=1",
+            "validation_videos.num_steps=2", "checkpoint.every=0", "validation.every=0")  # fmt: skip
+    torchrun(tmp_path / "ddp", synthetic_root, *full)
+    result = torchrun(tmp_path / "fsdp", synthetic_root, *full, "trainer.distributed=fsdp")
+    fsdp, ddp = (tensors(tmp_path / k / "model.safetensors") for k in ("fsdp", "ddp"))
+    assert fsdp.keys() == ddp.keys() and len(fsdp) > 100  # every transformer weight, gathered whole
+    for key in fsdp:
+        torch.testing.assert_close(fsdp[key], ddp[key], rtol=0, atol=ATOL)
+    first, second = result["rank_weight_checksums"]
+    assert first == second  # every rank computes the sum over all shards
+    # Validation clips with sharded weights: every rank samples, rank 0 writes (before the first step, at the end).
+    clips = sorted(p.relative_to(tmp_path / "fsdp").as_posix() for p in (tmp_path / "fsdp").rglob("*.mp4"))
+    assert clips == ["samples/step_000000/prompt0.mp4", "samples/step_000004/prompt0.mp4"]
+
+
+def test_fsdp_with_one_process_trains_the_whole_model(synthetic_root, tmp_path, capsys) -> None:
+    from ltxtune.training.run import train
+
+    train(compose_cfg("trainer.distributed=fsdp", "trainer.max_steps=2", data_root=synthetic_root), tmp_path)
+    assert "nothing to shard over" in capsys.readouterr().out
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "completed"

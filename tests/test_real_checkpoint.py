@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,19 @@ def test_dry_run_refuses_a_checkpoint_taking_other_latent_channels(ltx2_data, tm
     with pytest.raises(ConfigError, match=r"^model.checkpoint=.*video stream takes the data's 128 latent channels"
                        r" \(it takes 64\)"):  # fmt: skip
         estimate(cfg)
+
+
+def test_dry_run_divides_weights_and_trainable_state_over_fsdp_processes(synthetic_root, tmp_path) -> None:
+    full = estimate(compose_cfg("lora=none", data_root=synthetic_root), 4)
+    sharded = estimate(compose_cfg("lora=none", "trainer.distributed=fsdp", data_root=synthetic_root), 4)
+    assert sharded.optimizer_gb == pytest.approx(full.optimizer_gb / 4)
+    assert sharded.activations_gb == full.activations_gb  # every process runs its own micro-batch
+    assert sharded.peak_gb < full.peak_gb
+
+    proc = subprocess.run(
+        [sys.executable, "train.py", "trainer.dry_run=true", "trainer.distributed=fsdp", f"data.root={synthetic_root}",
+         f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "WORLD_SIZE": "8"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "per process (FSDP over 8 processes, WORLD_SIZE)" in proc.stdout

@@ -35,10 +35,13 @@ class Estimate:
     weights_gb: float
     optimizer_gb: float
     activations_gb: float
+    processes: int = 1
+    sharded: bool = False  # FSDP: weights and trainable state divided by the processes
+    gathered_gb: float = 0.0  # FSDP: the full weights of the blocks gathered at once (this one and the next)
 
     @property
     def peak_gb(self) -> float:
-        return self.weights_gb + self.optimizer_gb + self.activations_gb
+        return self.weights_gb + self.optimizer_gb + self.activations_gb + self.gathered_gb
 
     def report(self) -> str:
         return "\n".join(
@@ -46,13 +49,20 @@ class Estimate:
                 f"parameters: {self.total_params:,} total, {self.trainable_params:,} trainable"
                 f" ({100 * self.trainable_params / max(self.total_params, 1):.2f}%)",
                 f"tokens per sample: {self.video_tokens} video, {self.audio_tokens} audio, {self.text_tokens} text",
-                f"peak memory estimate: {self.peak_gb:.2f} GB = weights {self.weights_gb:.2f}"
-                f" + trainable state {self.optimizer_gb:.2f} + activations {self.activations_gb:.2f}",
+                f"peak memory estimate{self.per_process()}: {self.peak_gb:.2f} GB = weights {self.weights_gb:.2f}"
+                f" + trainable state {self.optimizer_gb:.2f} + activations {self.activations_gb:.2f}"
+                + (f" + gathered blocks {self.gathered_gb:.2f}" if self.sharded else ""),
             ]
         )
 
+    def per_process(self) -> str:
+        if self.sharded:
+            return f" per process (FSDP over {self.processes} processes, WORLD_SIZE)"
+        return f" per process (each of the {self.processes} holds the whole model)" if self.processes > 1 else ""
 
-def estimate(cfg: DictConfig) -> Estimate:
+
+def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
+    """The cost of the run ``cfg`` describes, per process when ``processes`` share it."""
     from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
     from ltxtune.model.base import LoadedModel
@@ -88,13 +98,19 @@ def estimate(cfg: DictConfig) -> Estimate:
     if getattr(parts.model, "quantization", None) == "fp8_cast":  # block linears (almost all weights) in fp8
         weight_bytes = 1
     gb = 1024**3
+    sharded = settings.distributed == "fsdp" and processes > 1
+    shards = processes if sharded else 1
+    per_block = sum(p.numel() for p in transformer.transformer_blocks[0].parameters()) * weight_bytes
     return Estimate(
         total_params=total,
         trainable_params=trainable,
         video_tokens=video_tokens,
         audio_tokens=audio_tokens,
         text_tokens=tokens.text,
-        weights_gb=(total - trainable) * weight_bytes / gb,
-        optimizer_gb=trainable * 16 / gb,  # float32 weight, gradient and two AdamW moments
-        activations_gb=activations / gb,
+        weights_gb=(total - trainable) * weight_bytes / gb / shards,
+        optimizer_gb=trainable * 16 / gb / shards,  # float32 weight, gradient and two AdamW moments
+        activations_gb=activations / gb,  # each process runs its own micro-batch through every block
+        processes=processes,
+        sharded=sharded,
+        gathered_gb=2 * per_block / gb if sharded else 0.0,  # FSDP2 prefetches the next block's all-gather
     )

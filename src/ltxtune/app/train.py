@@ -28,15 +28,12 @@ def run_job(cfg: DictConfig) -> float:
     from ltxtune.training.run import train_job
 
     hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    if cfg.trainer.dry_run:  # before any process group: `WORLD_SIZE=8 python train.py ...` estimates 8 processes
+        return dry_run(cfg, multirun)
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
-    multirun = hc.mode == RunMode.MULTIRUN
     try:
-        if cfg.trainer.dry_run:
-            from ltxtune.app.estimate import estimate
-
-            print(estimate(cfg).report())
-            return math.inf
         outcome = train_job(cfg, run_dir, choices, rerun_incomplete=multirun)
     except Exception as exc:
         if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -52,6 +49,24 @@ def run_job(cfg: DictConfig) -> float:
             remove_unused(run_dir, log_file=f"{hc.job.name}.log")
         print_summary(outcome.run_dir)
     return outcome.objective
+
+
+def dry_run(cfg: DictConfig, multirun: bool) -> float:
+    """``trainer.dry_run=true``: print what the run would cost and stop (a bad value ends in one line)."""
+    from ltxtune.app.estimate import estimate
+
+    try:
+        report = estimate(cfg, world_size()).report()
+    except Exception as exc:
+        if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        if multirun:
+            log.error("job failed: %s", line)
+            return math.inf
+        sys.exit(f"error: {line}")
+    if is_main_rank():
+        print(report)
+    return math.inf
 
 
 def user_error(exc: BaseException) -> str | None:

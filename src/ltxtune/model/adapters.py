@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,27 @@ class Adapter(ABC):
         """Mark what trains (and add adapter layers) on ``model.transformer``, in place."""
 
     @abstractmethod
-    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
-        """The tensors of the inference file, keyed as ltx-core expects."""
+    def state_dict(
+        self, transformer: nn.Module, weights: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The tensors of the inference file, keyed as ltx-core expects.
+
+        ``weights``: the trainable weights as full tensors under the module's own names (what FSDP gathers
+        from the shards); ``None`` reads them from ``transformer``, which then holds them whole.
+        """
 
     @abstractmethod
     def metadata(self) -> dict[str, Any]: ...
 
-    def save(self, transformer: nn.Module, path: Path, extra: dict[str, Any]) -> Path:
+    def save(
+        self,
+        transformer: nn.Module,
+        path: Path,
+        extra: dict[str, Any],
+        weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> Path:
         """Write the inference file with ``extra`` (strategy metadata, step...) in its safetensors metadata."""
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict(transformer).items()}
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict(transformer, weights).items()}
         if bad := [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]:
             raise TrainingError(
                 f"not writing {path}: {len(bad)} of {len(tensors)} tensors hold NaN/inf ({bad[0]}, ...)"
@@ -142,11 +154,17 @@ class LoraAdapter(Adapter):
             if isinstance(module, LoraLayer) and "default" in module.lora_A
         }
 
-    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
+    def state_dict(
+        self, transformer: nn.Module, weights: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         tensors = {}
         for key, layer in self.layers(transformer).items():
-            tensors[f"{key}.lora_A.weight"] = layer.lora_A["default"].weight.float()
-            tensors[f"{key}.lora_B.weight"] = layer.lora_B["default"].weight.float() * layer.scaling["default"]
+            a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+            if weights is not None:
+                name = key.removeprefix(LORA_PREFIX)
+                a, b = weights[f"{name}.lora_A.default.weight"], weights[f"{name}.lora_B.default.weight"]
+            tensors[f"{key}.lora_A.weight"] = a.float()
+            tensors[f"{key}.lora_B.weight"] = b.float() * layer.scaling["default"]
         return tensors
 
     def metadata(self) -> dict[str, Any]:
@@ -170,8 +188,12 @@ class FullFinetune(Adapter):
         model.transformer.requires_grad_(True)
         self.model_config = model.config
 
-    def state_dict(self, transformer: nn.Module) -> dict[str, torch.Tensor]:
-        return {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
+    def state_dict(
+        self, transformer: nn.Module, weights: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        # Every weight trains (and the transformer has no buffers), so the trainable weights are all of it.
+        source = transformer.state_dict() if weights is None else weights
+        return {CHECKPOINT_PREFIX + k: v for k, v in source.items()}
 
     def metadata(self) -> dict[str, Any]:
         return {"format": "full", "config": self.model_config}

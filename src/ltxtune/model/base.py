@@ -59,3 +59,19 @@ class ModelSpec(ABC):
 
     @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...
+
+
+def fsdp_units(transformer: nn.Module) -> list[nn.Module]:
+    """The modules FSDP shards one unit each: ltx-core's ``BasicAVTransformerBlock`` list (the root is the last unit).
+
+    A block takes and returns ``TransformerArgs`` dataclasses. FSDP finds the tensors on which it hooks its
+    backward (gathering the block's weights again, then reduce-scattering its gradients) by flattening the
+    block's inputs and outputs as pytrees: unregistered, the dataclass hides them and backward reads weights
+    already freed ("storage of size 0"). So the class is registered as a pytree node, once.
+    """
+    import torch.utils._pytree as pytree
+    from ltx_core.model.transformer.transformer_args import TransformerArgs
+
+    if TransformerArgs not in pytree.SUPPORTED_NODES:
+        pytree.register_dataclass(TransformerArgs)
+    return list(transformer.transformer_blocks)

@@ -56,7 +56,7 @@ def start_lines(
         f" ({100 * trainable / max(total, 1):.2f}%) on {trainer.accelerator.device}",
         f"strategy {strategy}: {tokens} tokens per sample",
         f"training: {settings.max_steps} steps of {settings.batch_size} x {settings.grad_accum} samples"
-        f" x {trainer.accelerator.num_processes} processes; val/loss {every}"
+        f" x {trainer.accelerator.num_processes} processes{trainer.parallel_note()}; val/loss {every}"
         f" at {len(validator.loss.settings.sigmas)} sigmas{clips}",
         f"run directory: {run_dir}",
     ]

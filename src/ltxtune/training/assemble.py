@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from ltxtune.evaluation.loss import ValidationLoss
 from ltxtune.evaluation.validator import Validator
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.training.checkpoint import Checkpointer
+from ltxtune.training.distributed import FSDP_ENV, parallelism
 from ltxtune.training.loop import Trainer
 from ltxtune.training.parts import Parts
 from ltxtune.training.settings import TrainerSettings
@@ -34,15 +38,28 @@ def use_cpu(forced: bool) -> bool:
     return forced or not torch.cuda.is_available()
 
 
+@contextmanager
+def accelerate_fsdp_off() -> Iterator[None]:
+    """ltxtune shards the model itself (``training/distributed.py``): accelerate, told by ``accelerate launch``'s
+    FSDP config, would shard it a second way on GPUs. The variable stays set for the rest of the run."""
+    saved = os.environ.pop(FSDP_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[FSDP_ENV] = saved
+
+
 def make_accelerator(settings: TrainerSettings) -> Accelerator:
     reset_accelerate_state()
-    return Accelerator(
-        mixed_precision=settings.mixed_precision,
-        gradient_accumulation_steps=settings.grad_accum,
-        cpu=use_cpu(settings.cpu),
-        # A video-only strategy leaves the audio stream's adapters without gradients (and vice versa).
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
+    with accelerate_fsdp_off():
+        return Accelerator(
+            mixed_precision=settings.mixed_precision,
+            gradient_accumulation_steps=settings.grad_accum,
+            cpu=use_cpu(settings.cpu),
+            # A video-only strategy leaves the audio stream's adapters without gradients (and vice versa).
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
 
 
 def assemble_trainer(
@@ -67,6 +84,8 @@ def assemble_trainer(
     if settings.compile:  # per block: one compiled graph serves every layer, and recompiles stay local
         for block in model.transformer.transformer_blocks:
             block.compile()
+    parallel = parallelism(settings.distributed, accelerator.num_processes)
+    parallel.shard(model.transformer)  # FSDP replaces the parameters: before the optimizer takes them
     optimizer = parts.optimizer.build(trainable_parameters(model.transformer))
     scheduler = parts.scheduler.build(optimizer, schedule_steps or settings.max_steps)
     batches = BucketBatchSampler(
@@ -85,6 +104,7 @@ def assemble_trainer(
     )
     return Trainer(
         accelerator=accelerator,
+        parallel=parallel,
         model=model,
         adapter=parts.lora,
         strategy=parts.strategy,

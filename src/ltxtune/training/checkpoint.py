@@ -175,11 +175,14 @@ class Checkpointer:
         except Exception as exc:
             failure = exc
         acc.wait_for_everyone()
+        # Under FSDP every rank takes part in gathering the shards onto the main process; under DDP it alone reads.
+        state = trainer.state_dict() if acc.is_main_process or trainer.parallel.sharded else {}
+        weights = state.get("trainable") if trainer.parallel.sharded else None
         if acc.is_main_process and failure is None:
             try:
                 with writing(tmp / STATE_FILE, cleanup=tmp):
-                    trainer.save_weights(tmp / trainer.adapter.filename)
-                    torch.save({**trainer.state_dict(), "compat": self.compat}, tmp / STATE_FILE)
+                    trainer.write_weights(tmp / trainer.adapter.filename, weights)
+                    torch.save({**state, "compat": self.compat}, tmp / STATE_FILE)
                     write_manifest(tmp)
                 shutil.rmtree(final, ignore_errors=True)
                 tmp.rename(final)
@@ -211,6 +214,13 @@ class Checkpointer:
                 str(checkpoint),
                 f"a run with {state['world_size']} processes (this one has "
                 f"{acc.num_processes}): the data order and the noise of each rank would change",
+            )
+        saved_mode, mode = state.get("distributed", "ddp"), "fsdp" if trainer.parallel.sharded else "ddp"
+        if saved_mode != mode:  # the optimizer state is keyed by parameter number in one, by name in the other
+            raise ConfigError(
+                "checkpoint.resume",
+                str(checkpoint),
+                f"a checkpoint of a {mode} run (trainer.distributed; this one was saved under {saved_mode})",
             )
         steps = acc.gather(torch.tensor([int(state["step"])], device=acc.device))
         if len(set(steps.tolist())) > 1:

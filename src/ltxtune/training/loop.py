@@ -27,6 +27,7 @@ from ltxtune.model.adapters import Adapter, trainable_parameters
 from ltxtune.model.base import LoadedModel
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 from ltxtune.training.checkpoint import Checkpointer
+from ltxtune.training.distributed import Replicated, Sharded, full_value
 from ltxtune.training.settings import TrainerSettings
 from ltxtune.training.stream import BatchStream
 from ltxtune.training.tracking import Tracker
@@ -108,6 +109,7 @@ class Trainer:
         self,
         *,
         accelerator: Accelerator,
+        parallel: Replicated | Sharded,
         model: LoadedModel,
         adapter: Adapter,
         strategy: TrainingStrategy,
@@ -125,7 +127,8 @@ class Trainer:
         self.sampler, self.scheduler, self.settings, self.metadata = sampler, scheduler, settings, metadata
         self.stream, self.validator, self.checkpointer, self.trackers = stream, validator, checkpointer, trackers
         self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
-        self.transformer = accelerator.prepare(model.transformer)
+        self.parallel = parallel
+        self.transformer = parallel.wrap(accelerator, model.transformer)
         self.optimizer = accelerator.prepare(optimizer)
         self.trainable = trainable_parameters(self.transformer)
         self.step = 0
@@ -139,13 +142,17 @@ class Trainer:
     # -- what a checkpoint keeps -----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything shared by the ranks that resuming needs: weights, optimizer, schedule, step, data position."""
+        """Everything shared by the ranks that resuming needs: weights, optimizer, schedule, step, data position.
+
+        Every rank must call it: under FSDP it gathers the shards (full tensors on the main process only).
+        """
         model = self.accelerator.unwrap_model(self.transformer)
         return {
             "step": self.step,
             **self.stream.state_dict(),
-            "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
-            "optimizer": self.optimizer.state_dict(),
+            "trainable": self.parallel.trainable_state(model),
+            "optimizer": self.parallel.optimizer_state(model, self.optimizer),
+            "distributed": "fsdp" if self.parallel.sharded else "ddp",
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "last_metrics": dict(self.last),
@@ -155,13 +162,10 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state_dict()``'s output; raises ``KeyError`` naming weights this model lacks."""
-        params = dict(self.accelerator.unwrap_model(self.transformer).named_parameters())
-        if missing := sorted(set(state["trainable"]) - set(params)):
+        model = self.accelerator.unwrap_model(self.transformer)
+        if missing := sorted(set(state["trainable"]) - {n for n, _ in model.named_parameters()}):
             raise KeyError(missing[:3])
-        with torch.no_grad():
-            for name, value in state["trainable"].items():
-                params[name].copy_(value)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.parallel.load(model, self.optimizer, state["trainable"], state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         self.stream.load_state_dict(state)
@@ -169,9 +173,27 @@ class Trainer:
         self.skipped_steps = state.get("skipped_steps", 0)
 
     def save_weights(self, path: Path) -> Path:
-        """The inference file (LoRA or full checkpoint) of the current weights, as a finished run writes it."""
+        """The inference file (LoRA or full checkpoint) of the current weights, as a finished run writes it.
+
+        Every rank must call it (FSDP gathers the shards); the main process writes."""
+        weights = self.gather_weights()
+        if self.accelerator.is_main_process:
+            self.write_weights(path, weights)
+        return path
+
+    def gather_weights(self) -> dict[str, Tensor] | None:
+        """The trainable weights whole (FSDP: gathered, on the main process); ``None`` where the module has them."""
+        if not self.parallel.sharded:
+            return None
+        return self.parallel.trainable_state(self.accelerator.unwrap_model(self.transformer))
+
+    def write_weights(self, path: Path, weights: dict[str, Tensor] | None) -> Path:
+        """Write the inference file from ``gather_weights()`` (main process only)."""
         model = self.accelerator.unwrap_model(self.transformer)
-        return self.adapter.save(model, path, self.weights_metadata())
+        return self.adapter.save(model, path, self.weights_metadata(), weights)
+
+    def parallel_note(self) -> str:
+        return ", FSDP (one shard per process)" if self.parallel.sharded else ""
 
     def show(self, doing: str) -> None:
         """Say what the trainer does between steps (validation, a checkpoint): it can take seconds."""
@@ -256,9 +278,8 @@ class Trainer:
                 stats.add(per_modality, inputs, total, batch.names)
                 if self.accelerator.sync_gradients:
                     if self.settings.max_grad_norm > 0:
-                        stats.grad_norm = float(
-                            self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm)
-                        )
+                        norm = self.accelerator.clip_grad_norm_(self.trainable, self.settings.max_grad_norm)
+                        stats.grad_norm = float(full_value(norm))
                     stats.skipped = self.settings.nonfinite == "skip" and not self.all_finite(stats)
                 if not stats.skipped:
                     self.optimizer.step()
@@ -387,10 +408,12 @@ class Trainer:
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
     def weight_checksums(self) -> list[float]:
-        """Every rank's sum of trainable weights (gathered): equal on all ranks when DDP keeps them in sync."""
+        """Every rank's sum of trainable weights (gathered): equal on all ranks when DDP keeps them in sync;
+        under FSDP the sum over all shards, which every rank computes alike."""
         model = self.accelerator.unwrap_model(self.transformer)
-        local = sum(float(p.detach().double().sum()) for p in model.parameters() if p.requires_grad)
-        value = torch.tensor([local], dtype=torch.float64, device=self.accelerator.device)
+        value = torch.tensor(
+            [self.parallel.weight_sum(self.accelerator, model)], dtype=torch.float64, device=self.accelerator.device
+        )
         return self.accelerator.gather(value).tolist()
 
     def save_checkpoint(self):

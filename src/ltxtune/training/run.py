@@ -274,9 +274,9 @@ def _train(
         else:
             if accelerator.is_main_process:
                 print(f"saving {run_dir / parts.lora.filename}", flush=True)
-                saved = trainer.save_weights(run_dir / parts.lora.filename)
-                result.weights = saved.name
-                write_model_card(cfg, run_dir, trainer, split, choices, saved.name)
+            result.weights = trainer.save_weights(run_dir / parts.lora.filename).name  # every rank: FSDP gathers
+            if accelerator.is_main_process:
+                write_model_card(cfg, run_dir, trainer, split, choices, result.weights)
             result.status = "completed"
         failed = trainer.interrupted
     finally:

@@ -47,9 +47,11 @@ class TrainerSettings:
     dry_run: bool = False
     nonfinite: str = "stop"
     overwrite: bool = False
+    distributed: str = "ddp"
 
     def __post_init__(self) -> None:
         check_types(self)
+        check_choice("distributed", self.distributed, ("ddp", "fsdp"))
         check_choice("nonfinite", self.nonfinite, ("stop", "skip"))
         check_range("max_steps", self.max_steps, 1)
         check_range("batch_size", self.batch_size, 1)
