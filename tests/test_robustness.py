@@ -161,6 +161,13 @@ def test_a_fresh_run_refuses_a_used_directory_and_overwrite_or_resume_is_explici
     assert (tmp_path / "lora.safetensors").read_bytes() != lora
 
 
+def test_resume_auto_in_a_run_stopped_before_its_first_checkpoint_says_there_is_none(synthetic_root, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "val/loss": 3.3}\n')  # killed before checkpoint.every
+    with pytest.raises(TrainingError, match=r"already holds a run \(metrics.jsonl\) but no checkpoint to resume from"):
+        train(compose_cfg("checkpoint.resume=auto", data_root=synthetic_root), tmp_path)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 0, "val/loss": 3.3}\n'
+
+
 def test_two_identical_runs_write_byte_identical_lora_files(synthetic_root, tmp_path) -> None:
     digests = set()
     for name in ("a", "b"):
@@ -191,12 +198,11 @@ def test_resume_tolerates_a_torn_metrics_line_and_a_damaged_newest_checkpoint(sy
 
 @pytest.mark.slow
 def test_a_second_process_in_a_live_run_directory_is_kept_out(synthetic_root, tmp_path) -> None:
-    first = subprocess.Popen(cli(tmp_path, synthetic_root, "trainer.max_steps=400", "checkpoint.every=50"), cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    first = subprocess.Popen(cli(tmp_path, synthetic_root, "trainer.max_steps=4000", "checkpoint.every=10"), cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not list((tmp_path / "metrics.jsonl").read_text().splitlines() if (tmp_path / "metrics.jsonl").is_file()
-                       else []):  # fmt: skip
+        while not list((tmp_path / "checkpoints").glob("step_*/manifest.json")):  # a checkpoint to resume later
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         second = subprocess.run(cli(tmp_path, synthetic_root, "checkpoint.resume=auto"), cwd=ROOT,

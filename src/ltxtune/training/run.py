@@ -74,14 +74,15 @@ def train_job(
         run_dir = run_dir_of(resume)
         print(f"resuming {resume.name} in its run directory {run_dir}", flush=True)
     main = is_main_rank()
-    if main:
-        earlier = RunResult.read(run_dir)
-        replaceable = rerun_incomplete and (earlier is None or not earlier.completed)
-        claim(run_dir, resuming=resume is not None, overwrite=bool(cfg.trainer.get("overwrite")) or replaceable)
-        if resume is None:
-            remove_stale_card(run_dir)
-    with RunLock(run_dir, enabled=main):
+    with RunLock(run_dir, enabled=main):  # first: a live run in the directory is named as such, not as results
         if main:
+            earlier = RunResult.read(run_dir)
+            replaceable = rerun_incomplete and (earlier is None or not earlier.completed)
+            overwrite = bool(cfg.trainer.get("overwrite")) or replaceable
+            asked = cfg.checkpoint.get("resume") == "auto"
+            claim(run_dir, resuming=resume is not None, overwrite=overwrite, asked_to_resume=asked)
+            if resume is None:
+                remove_stale_card(run_dir)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         return _job(cfg, run_dir, choices or {}, resume)
 

@@ -30,15 +30,24 @@ def earlier_results(run_dir: Path) -> list[str]:
     return found
 
 
-def claim(run_dir: Path, resuming: bool, overwrite: bool) -> None:
-    """Refuse a fresh run in a directory that holds another run's results. Raises ``TrainingError``."""
+def claim(run_dir: Path, resuming: bool, overwrite: bool, asked_to_resume: bool = False) -> None:
+    """Refuse a fresh run in a directory that holds another run's results. Raises ``TrainingError``.
+
+    ``asked_to_resume``: the user asked for ``checkpoint.resume=auto`` and no checkpoint was found (a run
+    stopped before its first checkpoint), so the advice to resume would lead nowhere.
+    """
     if resuming or overwrite:
         return
     if found := earlier_results(run_dir):
+        held = f"{run_dir} already holds a run ({', '.join(found)})"
+        if asked_to_resume:
+            raise TrainingError(
+                f"{held} but no checkpoint to resume from (it stopped before checkpoint.every steps): start over "
+                "in it with trainer.overwrite=true (its results are replaced), or choose another hydra.run.dir"
+            )
         raise TrainingError(
-            f"{run_dir} already holds a run ({', '.join(found)}): continue it with checkpoint.resume=auto, "
-            "start over in it with trainer.overwrite=true (its results are replaced), or choose another "
-            "hydra.run.dir"
+            f"{held}: continue it with checkpoint.resume=auto, start over in it with trainer.overwrite=true "
+            "(its results are replaced), or choose another hydra.run.dir"
         )
 
 
