@@ -54,6 +54,10 @@ def converted(source: Path, conf_dir: Path) -> Path:
     return output
 
 
+# STG perturbs LTX-2's block 28 in the reference's validation; the tiny model has 2 blocks.
+TINY_STG = ("validation_videos.guidance.video.stg_blocks=[1]", "validation_videos.guidance.audio.stg_blocks=[1]")
+
+
 def compose_tiny(conf_dir: Path, name: str, data_root: Path, *overrides: str) -> DictConfig:
     """The converted experiment with the reference's model and data swapped for the tiny model and synthetic data."""
     model = yaml.safe_load((conf_dir / "experiment" / f"{name}.yaml").read_text()).get("model", {})
@@ -61,7 +65,16 @@ def compose_tiny(conf_dir: Path, name: str, data_root: Path, *overrides: str) ->
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         return compose(
             "train",
-            [f"experiment={name}", "model=tiny", *drop, "data=synthetic", f"data.root={data_root}", *DATA, *overrides],
+            [
+                f"experiment={name}",
+                "model=tiny",
+                *drop,
+                "data=synthetic",
+                f"data.root={data_root}",
+                *DATA,
+                *TINY_STG,
+                *overrides,
+            ],
         )
 
 
@@ -84,6 +97,20 @@ def test_shipped_config_converts_composes_and_dry_runs(source: Path, conf_dir: P
     assert (cfg.lora.rank, cfg.lora.alpha) == (reference["lora"]["rank"], reference["lora"]["alpha"])
     assert cfg.optimizer._target_.endswith({"adamw": "AdamW", "adamw8bit": "AdamW8bit"}[opt["optimizer_type"]])
     assert cfg.validation.every == reference["validation"]["interval"]
+    theirs = reference["validation"]
+    guidance = cfg.validation_videos.guidance
+    assert cfg.validation_videos.num_steps == theirs["inference_steps"]
+    assert (guidance.video.cfg_scale, guidance.audio.cfg_scale) == (
+        theirs["video_cfg_scale"],
+        theirs["audio_cfg_scale"],
+    )
+    assert (guidance.video.stg_scale, guidance.audio.stg_scale) == (
+        theirs["video_stg_scale"],
+        theirs["audio_stg_scale"],
+    )
+    written = yaml.safe_load(output.read_text())["validation_videos"]["guidance"]
+    assert written["video"]["stg_blocks"] == theirs["stg_blocks"] and guidance.audio.rescale_scale == 0.7
+    assert guidance.audio.modality_scale == theirs["audio_modality_guidance_scale"]
     for modality in ("video", "audio"):
         theirs, ours = strategy.get(modality), cfg.strategy[modality]
         if theirs is None:

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from conftest import compose_cfg
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.positions import patchify_video
 from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
 from ltxtune.errors import ConfigError
@@ -82,7 +83,7 @@ def test_conditions_of_the_strategy_stay_fixed(synthetic_root, overrides, given)
     if given is None:
         given = int((patchify_video(one["mask_latents"]["latents"]).mean(-1) <= 0.5).sum())
     assert condition_tokens(inputs) == int(fixed.sum()) == given
-    out = sample(model, inputs, 3, guidance_scale=2.0, negative=empty_prompt(one["conditions"])).video
+    out = sample(model, inputs, 3, guidance=Guidance.cfg(2.0), negative=empty_prompt(one["conditions"])).video
     assert torch.equal(out[0, fixed], x0[0, fixed])  # bit-exact, as the model was given them
     assert not torch.allclose(out[0, ~fixed], inputs.video.latent[0, ~fixed])
 
@@ -120,7 +121,7 @@ def test_frozen_modality_conditions_the_generated_one_unchanged(
     one = take(batches[0], 0)
     inputs = start_inputs(strategy, one, 0)
     assert getattr(inputs, f"{frozen}_targets") is None and not getattr(inputs, frozen).timesteps.any()
-    out = sample(model, inputs, 2, guidance_scale=2.0, negative=empty_prompt(one["conditions"]))
+    out = sample(model, inputs, 2, guidance=Guidance.cfg(2.0), negative=empty_prompt(one["conditions"]))
     assert torch.equal(getattr(out, frozen), getattr(inputs, frozen).latent)  # the clean data, as given
     assert not torch.allclose(getattr(out, generated), getattr(inputs, generated).latent)
     # v2a renders its (frozen) video: the clip the audio was generated for.
@@ -138,13 +139,13 @@ def test_guidance_runs_cond_and_uncond_in_one_call_and_changes_the_result(synthe
     )
     try:
         plain = sample(model, inputs, 3).video
-        guided = sample(model, inputs, 3, guidance_scale=4.0, negative=empty_prompt(one["conditions"])).video
+        guided = sample(model, inputs, 3, guidance=Guidance.cfg(4.0), negative=empty_prompt(one["conditions"])).video
     finally:
         hook.remove()
     assert batch_sizes == [1] * 3 + [2] * 3  # one call per step; with guidance, the negative prompt rides along
     assert not torch.allclose(plain, guided)
     with pytest.raises(ValueError, match="negative"):
-        sample(model, inputs, 3, guidance_scale=4.0)
+        sample(model, inputs, 3, guidance=Guidance.cfg(4.0))
 
 
 def test_videos_decode_to_the_configured_frames_and_size(tmp_path) -> None:
@@ -192,7 +193,8 @@ def test_negative_prompt_file_and_bad_values_are_checked(synthetic_root, tmp_pat
     torch.save({k: v[0] for k, v in conditions.items()}, negative)
     videos = ValidationVideos(num_prompts=1, num_steps=2, negative_conditions=str(negative))
     assert torch.equal(
-        videos.negative(dict(conditions), lambda c: c)["video_prompt_embeds"], conditions["video_prompt_embeds"]
+        videos.negative(dict(conditions), lambda c: c, tmp_path)["video_prompt_embeds"],
+        conditions["video_prompt_embeds"],
     )
     assert [p.suffix for p in videos(model, batches, strategy, 0, tmp_path)] == [".mp4", ".png"]
     with pytest.raises(ConfigError, match="negative_conditions"):
@@ -240,6 +242,6 @@ def test_text_connectors_encode_the_empty_negative_prompt(tmp_path) -> None:
     }
     latents = {"latents": torch.randn(1, 128, 2, 2, 2, generator=g), "fps": torch.tensor([24.0])}
     batch = Batch({"latents": latents, "conditions": model.encode_text(conditions)}, ("a",))
-    negative = ValidationVideos().negative(conditions, model.encode_text)
-    out = sample(model.transformer, start_inputs(TextToVideo(0.0), batch, 0), 2, 3.0, negative).video
+    negative = ValidationVideos().negative(conditions, model.encode_text, tmp_path)
+    out = sample(model.transformer, start_inputs(TextToVideo(0.0), batch, 0), 2, Guidance.cfg(3.0), negative).video
     assert out.shape == (1, 8, 128) and torch.isfinite(out).all()

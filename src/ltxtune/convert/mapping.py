@@ -287,11 +287,23 @@ def validation(s: Section, out: Experiment) -> None:
         out.drop(s.key("samples" if "samples" in s.data else "prompts"), f"{len(prompts)} prompts", _NO_PROMPTS)
     out.set("validation_videos.num_steps", s.take("inference_steps", 50))
     out.set("validation_videos.seed", s.take("seed", 42))
-    guidance = s.take("video_cfg_scale") if "video_cfg_scale" in s.data else s.take("guidance_scale", 4.0)
-    out.set("validation_videos.guidance_scale", guidance)
+    cfg = s.take("video_cfg_scale") if "video_cfg_scale" in s.data else s.take("guidance_scale", 4.0)
+    stg = s.take("stg_scale", 1.0)  # older configs: one STG scale for both streams
+    blocks = s.take("stg_blocks", [28])
+    rescale = s.take("guidance_rescale", 0.7)
+    for name, cfg_default in (("video", cfg), ("audio", 7.0)):
+        out.set(f"validation_videos.guidance.{name}", {
+            "cfg_scale": cfg_default if name == "video" else s.take("audio_cfg_scale", cfg_default),
+            "stg_scale": s.take(f"{name}_stg_scale", stg),
+            "stg_blocks": blocks,
+            "rescale_scale": rescale,
+            "modality_scale": s.take(f"{name}_modality_guidance_scale", 3.0),
+            "skip_step": 0,
+        })  # fmt: skip
     s.drop(
         "negative_prompt",
-        "validation_videos.negative_conditions takes the negative prompt's precomputed features (a conditions/ .pt)",
+        "set validation_videos.negative_prompt with encoders=ltx2 (Gemma encodes it, like validation prompts), or "
+        "validation_videos.negative_conditions to its precomputed features (a conditions/ .pt)",
     )
     for name in ("images", "reference_videos", "keyframe_images", "keyframe_frame_indices"):
         s.drop(name, _NO_PROMPTS)
@@ -299,9 +311,7 @@ def validation(s: Section, out: Experiment) -> None:
     s.drop("frame_rate", "validation videos play at the held-out samples' own fps")
     s.drop("skip_initial_validation", "ltxtune always measures validation before the first step")
     for name in (
-        "audio_cfg_scale", "video_stg_scale", "audio_stg_scale", "stg_scale", "stg_blocks", "stg_mode",
-        "guidance_rescale", "video_modality_guidance_scale", "audio_modality_guidance_scale",
-        "include_reference_in_output", "reference_downscale_factor", "generate_audio", "generate_video",
+        "stg_mode", "include_reference_in_output", "reference_downscale_factor", "generate_audio", "generate_video",
     ):  # fmt: skip
         s.drop(name, _NOT_IN_VALIDATION)
 

@@ -1,4 +1,4 @@
-"""A denoising loop from ltx-core's parts: the LTX-2 sigma schedule, Euler steps, classifier-free guidance.
+"""A denoising loop from ltx-core's parts: the LTX-2 sigma schedule, Euler steps, ltx-core's multimodal guider.
 
 Conditioning is whatever the strategy builds: ``start_inputs`` asks ``prepare_training_inputs`` for the
 inputs at sigma 1, where every token the strategy generates is pure noise and every condition (a first
@@ -14,13 +14,14 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 from ltx_core.components.diffusion_steps import EulerDiffusionStep
-from ltx_core.components.guiders import CFGGuider
 from ltx_core.components.schedulers import LTX2Scheduler
+from ltx_core.guidance.perturbations import BatchedPerturbationConfig, PerturbationConfig
 from ltx_core.model.transformer.modality import Modality
 from ltx_core.utils import to_denoised
 from torch import Tensor, nn
 
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
 from ltxtune.diffusion.samplers import ConstantSampler
 from ltxtune.strategies.base import MODALITIES, ModelInputs, TrainingStrategy
 
@@ -129,25 +130,45 @@ def _at_sigma(modality: Modality, latent: Tensor, free: Tensor, sigma: Tensor) -
     )
 
 
-def _cat(a: Modality, b: Modality) -> Modality:
-    """Two modalities as one batch ``[2B, ...]``."""
-    names = [f.name for f in fields(a) if isinstance(getattr(a, f.name), Tensor)]
-    return replace(a, **{k: torch.cat([getattr(a, k), getattr(b, k)]) for k in names})
+def _cat(parts: list[Modality]) -> Modality:
+    """Modalities as one batch ``[k*B, ...]``."""
+    names = [f.name for f in fields(parts[0]) if isinstance(getattr(parts[0], f.name), Tensor)]
+    return replace(parts[0], **{k: torch.cat([getattr(m, k) for m in parts]) for k in names})
 
 
-def _cond_and_uncond(model: nn.Module, cond: ModelInputs, uncond: ModelInputs) -> tuple[dict, dict]:
-    """Both predictions of a guided step, in one forward of twice the batch when the text lengths match."""
-    pairs = {c.name: (c.modality, uncond.stream(c.name).modality) for c in cond.streams()}
-    if any(c.context.shape != u.context.shape for c, u in pairs.values()):
-        return _denoise(model, cond), _denoise(model, uncond)
-    both = _denoise(model, cond.with_modalities({name: _cat(c, u) for name, (c, u) in pairs.items()}))
-    halves = {n: d.chunk(2) for n, d in both.items()}
-    return {n: h[0] for n, h in halves.items()}, {n: h[1] for n, h in halves.items()}
+def _predict(
+    model: nn.Module, passes: Mapping[str, tuple[ModelInputs, PerturbationConfig]]
+) -> dict[str, dict[str, Tensor]]:
+    """The clean estimates of every pass (``{pass: {modality: x0}}``), in one forward of ``k*B`` samples when
+    the passes' text lengths match (ltx-core applies each sample's perturbations in the same call)."""
+    items = list(passes.items())
+    first = items[0][1][0]
+    same = all(
+        s.modality.context.shape == inputs.stream(s.name).modality.context.shape
+        for _, (inputs, _) in items
+        for s in first.streams()
+    )
+    if not same or len(items) == 1:
+        out = {}
+        for kind, (inputs, perturbation) in items:
+            b = inputs.streams()[0].modality.latent.shape[0]
+            out[kind] = _denoise(model, inputs, BatchedPerturbationConfig([perturbation] * b))
+        return out
+    b = first.streams()[0].modality.latent.shape[0]
+    joined = first.with_modalities(
+        {s.name: _cat([inputs.stream(s.name).modality for _, (inputs, _) in items]) for s in first.streams()}
+    )
+    perturbations = BatchedPerturbationConfig([p for _, (_, p) in items for _ in range(b)])
+    both = _denoise(model, joined, perturbations)
+    split = {n: d.split(b) for n, d in both.items()}
+    return {kind: {n: parts[k] for n, parts in split.items()} for k, (kind, _) in enumerate(items)}
 
 
-def _denoise(model: nn.Module, inputs: ModelInputs) -> dict[str, Tensor]:
+def _denoise(
+    model: nn.Module, inputs: ModelInputs, perturbations: BatchedPerturbationConfig | None = None
+) -> dict[str, Tensor]:
     """The model's clean estimates ``x0 = x - t * v`` per token, for both modalities (ltx-core's ``X0Model``)."""
-    predicted = model(video=inputs.video, audio=inputs.audio, perturbations=None)
+    predicted = model(video=inputs.video, audio=inputs.audio, perturbations=perturbations)
     velocities = dict(zip(MODALITIES, predicted, strict=True))
     out = {}
     for stream in inputs.streams():
@@ -162,44 +183,55 @@ def sample(
     model: nn.Module,
     inputs: ModelInputs,
     num_steps: int,
-    guidance_scale: float = 1.0,
+    guidance: Guidance | None = None,
     negative: Mapping[str, Tensor] | None = None,
     schedule_tokens: int | None = None,
 ) -> Sampled:
-    """Denoise ``inputs`` (from ``start_inputs``) in ``num_steps`` Euler steps with classifier-free guidance.
+    """Denoise ``inputs`` (from ``start_inputs``) in ``num_steps`` Euler steps, guided as inference guides.
 
     A modality with a target is generated: its tokens with a non-zero timestep start from their latent
     (noise at sigma 1) and are denoised; its timestep-0 tokens stay exactly as given. A modality without a
-    target is a frozen condition, fed unchanged at every step. ``negative`` holds the encoded text features
-    of the negative prompt (``video_prompt_embeds [1, L, D]``, ``audio_prompt_embeds``,
-    ``prompt_attention_mask [1, L]``); it is needed when ``guidance_scale != 1``. ``schedule_tokens`` sets
-    the schedule's shift (the generated clip's token count; default: the first generated sequence's length,
-    prepended references included).
+    target is a frozen condition, fed unchanged at every step. ``guidance`` holds each generated modality's
+    guider parameters (``ltxtune.diffusion.guidance``; none = the model's plain prediction). ``negative``
+    holds the encoded text features of the negative prompt (``video_prompt_embeds [1, L, D]``,
+    ``audio_prompt_embeds``, ``prompt_attention_mask [1, L]``); it is needed for classifier-free guidance.
+    ``schedule_tokens`` sets the schedule's shift (the generated clip's token count; default: the first
+    generated sequence's length, prepended references included).
     """
-    guider = CFGGuider(guidance_scale)
-    if guider.enabled() and negative is None:
-        raise ValueError("classifier-free guidance (guidance_scale != 1) needs the negative prompt's features")
+    guidance = guidance or Guidance()
     generated = {s.name: s.modality for s in inputs.generated()}
     if not generated:
         raise ValueError("the inputs generate nothing: every modality is a frozen condition")
+    passes = guidance.passes(list(generated), both_streams=len(inputs.streams()) == 2)
+    if TEXT in passes and negative is None:
+        raise ValueError("classifier-free guidance (cfg_scale != 1) needs the negative prompt's features")
     latents = {n: m.latent.float() for n, m in generated.items()}
     free = {n: m.timesteps != 0 for n, m in generated.items()}
     # One schedule for all generated streams: they share one sigma, as in training.
     first = next(iter(latents.values()))
     sigmas = sigma_schedule(num_steps, schedule_tokens or first.shape[1]).to(first.device)
     stepper = EulerDiffusionStep()
+    guiders = {n: guidance.guider(n) for n in generated}
+    denoised: dict[str, Tensor] = {}
     for i in range(num_steps):
-        current = inputs.with_modalities(
-            {n: _at_sigma(m, latents[n], free[n], sigmas[i]) for n, m in generated.items()}
-        )
-        if guider.enabled():
-            denoised, uncond = _cond_and_uncond(model, current, negative_context(current, negative))
-            denoised = {n: d + guider.delta(d, uncond[n]) for n, d in denoised.items()}
-        else:
-            denoised = _denoise(model, current)
+        # A guider's skip_step reuses its previous prediction (as ltx-core's pipelines do); step 0 never skips.
+        if not denoised or not all(g.should_skip_step(i) for g in guiders.values()):
+            current = inputs.with_modalities(
+                {n: _at_sigma(m, latents[n], free[n], sigmas[i]) for n, m in generated.items()}
+            )
+            given = {kind: (current, guidance.perturbation(kind)) for kind in passes}
+            if TEXT in given:
+                given[TEXT] = (negative_context(current, negative), guidance.perturbation(TEXT))
+            predicted = _predict(model, given)
+            cond = predicted[COND]
+            for n, guider in guiders.items():
+                if n in denoised and guider.should_skip_step(i):
+                    continue
+                other = {kind: predicted.get(kind, cond)[n] for kind in (TEXT, PERTURBED, ISOLATED)}
+                denoised[n] = guider.calculate(cond[n], other[TEXT], other[PERTURBED], other[ISOLATED])
         for n in generated:
             stepped = stepper.step(latents[n], denoised[n].float(), sigmas, i)
             # Given tokens get zero velocity already (their timestep is 0); keep them bit-exact regardless.
             latents[n] = torch.where(free[n].unsqueeze(-1), stepped, latents[n])
-    given = {s.name: s.modality.latent for s in inputs.streams()}
-    return Sampled(**{n: latents.get(n, given.get(n)) for n in MODALITIES})
+    given_latents = {s.name: s.modality.latent for s in inputs.streams()}
+    return Sampled(**{n: latents.get(n, given_latents.get(n)) for n in MODALITIES})

@@ -77,6 +77,27 @@ def encode_prompts(prompts: list[Prompt], template: Batch, encoders: Any, run_di
     return [as_batch(s, f"prompt{i}") for i, s in enumerate(sources)]
 
 
+NEGATIVE_CACHE_FILE = "validation_negative_prompt.pt"
+
+
+def encode_negative(text: str, encoders: Any, run_dir: Path) -> dict[str, Tensor]:
+    """The negative prompt's text features ``{key: [1, L, D]}``, encoded once and cached in ``run_dir``."""
+    cache = run_dir / NEGATIVE_CACHE_FILE
+    if cache.is_file():
+        stored = torch.load(cache, map_location="cpu", weights_only=True)
+        if stored.get("text") == text:
+            return stored["features"]
+    built = encoders()
+    try:
+        features = {k: v.unsqueeze(0) for k, v in built.text.encode(text).to_file().items()}
+    finally:
+        del built
+        gc.collect()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"text": text, "features": features}, cache)
+    return features
+
+
 def as_batch(sources: dict[str, dict[str, Any]], name: str) -> Batch:
     return Batch(names=(name,), sources=sources)
 

@@ -20,6 +20,7 @@ class Validator:
     every: int
     run_dir: Path
     strategy: TrainingStrategy
+    offload_optimizer: bool = False
 
     def due(self, step: int, max_steps: int) -> bool:
         """Between the first and the last step (those two always validate)."""

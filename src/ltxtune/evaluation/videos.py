@@ -10,7 +10,7 @@ training changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ltxtune.data import legacy
 from ltxtune.data.batch import Batch
 from ltxtune.data.dataset import load_sample_file
+from ltxtune.diffusion.guidance import TEXT, Guidance
 from ltxtune.diffusion.positions import DEFAULT_FPS, unpatchify_audio
 from ltxtune.diffusion.sampling import (
     Sampled,
@@ -37,7 +38,7 @@ from ltxtune.diffusion.sampling import (
 from ltxtune.errors import ConfigError, check_choice, check_range
 from ltxtune.evaluation.media import decode_frames, decode_waveform, write_mp4, write_wav
 from ltxtune.evaluation.previews import PreviewGrid, PreviewMap
-from ltxtune.evaluation.prompts import encode_prompts, parse_prompts
+from ltxtune.evaluation.prompts import encode_negative, encode_prompts, parse_prompts
 from ltxtune.model.audio_vae import WaveformDecoder, audio_decoder
 from ltxtune.model.vae import video_decoder
 from ltxtune.strategies.base import AudioTokens, ModelInputs, TrainingStrategy
@@ -53,7 +54,11 @@ class ValidationVideos:
         prompts: the user's prompts (``ltxtune.evaluation.prompts``): a text, or ``{text, image|video|audio}``,
             encoded once with ``encoders`` (the ``encoders`` group: tiny, or ltx2 for a real checkpoint).
         num_steps: Euler steps on LTX-2's sigma schedule.
-        guidance_scale: classifier-free guidance scale (1 = none, and half the model calls).
+        guidance: each modality's guider parameters, ltx-core's names (``video: {cfg_scale, stg_scale,
+            stg_blocks, rescale_scale, modality_scale, skip_step}``, ``audio: {...}``); the model option
+            brings inference's defaults (``conf/inference/``). See ``ltxtune.diffusion.guidance``.
+        negative_prompt: a text encoded with ``encoders`` (like ``prompts``) as the negative prompt of
+            classifier-free guidance; ``null`` = ``negative_conditions``, or the empty prompt.
         seed: the starting noise and condition draws of sample i come from ``seed + i``.
         negative_conditions: a ``.pt`` file in the ``conditions/`` layout holding the negative prompt's text
             features (``preprocess.py`` writes them for a caption); ``null`` = the empty prompt.
@@ -67,6 +72,8 @@ class ValidationVideos:
             (``audio_vae.decoder.*``, ``vocoder.*``); ``null`` = tiny ones with seeded random weights (a file
             without them falls back to those, with a warning). Used by the modes that have audio.
         audio_decoder_seed: the tiny audio decoder's and vocoder's weights.
+        offload_decoders: between validations the decoders wait in host memory (on a GPU they would hold
+            their weights, float32 by default, for the whole run); they move to the GPU for each call.
     """
 
     def __init__(
@@ -74,7 +81,8 @@ class ValidationVideos:
         enabled: bool = True,
         num_prompts: int = 2,
         num_steps: int = 8,
-        guidance_scale: float = 3.0,
+        guidance: Mapping[str, Any] | None = None,
+        negative_prompt: str | None = None,
         seed: int = 42,
         negative_conditions: str | None = None,
         decoder_checkpoint: str | None = None,
@@ -85,12 +93,17 @@ class ValidationVideos:
         audio_decoder_seed: int = 0,
         prompts: Sequence[Any] = (),
         encoders: Any = None,
+        offload_decoders: bool = True,
     ) -> None:
         check_range("num_prompts", num_prompts, 0)
         self.prompts, self.encoders_node = parse_prompts(prompts), encoders
         self._prompt_batches: list[Batch] | None = None
         check_range("num_steps", num_steps, 1)
-        check_range("guidance_scale", guidance_scale, 0.0)
+        self.guidance = Guidance.from_config(guidance) if guidance is not None else Guidance.cfg(3.0)
+        if negative_prompt is not None and (not isinstance(negative_prompt, str) or negative_conditions is not None):
+            raise ConfigError("negative_prompt", negative_prompt, "a text, with negative_conditions=null")
+        self.negative_prompt = negative_prompt
+        self._negative_features: dict[str, Tensor] | None = None
         check_range("seed", seed, 0)
         check_choice("decoder_dtype", decoder_dtype, _DTYPES)
         check_range("decoder_seed", decoder_seed, 0)
@@ -104,12 +117,13 @@ class ValidationVideos:
             if value is not None and not Path(value).expanduser().is_file():
                 raise ConfigError(key, value, "an existing file, or null")
         self.enabled, self.num_prompts, self.num_steps = bool(enabled), num_prompts, num_steps
-        self.guidance_scale, self.seed, self.decoder_seed = float(guidance_scale), seed, decoder_seed
+        self.seed, self.decoder_seed = seed, decoder_seed
         self.negative_conditions, self.decoder_checkpoint = negative_conditions, decoder_checkpoint
         self.audio_decoder_checkpoint, self.audio_decoder_seed = audio_decoder_checkpoint, audio_decoder_seed
         self.decoder_dtype = getattr(torch, decoder_dtype)
         self._decoder: nn.Module | None = None
         self.previews, self._preview_map = bool(previews), None
+        self.offload_decoders = bool(offload_decoders)
         self.preview_distance: float | None = None  # of the last call, when it could be measured
         self._audio_decoder: WaveformDecoder | None = None
         self._draws: dict[tuple[str, int], int] = {}  # (sample, seed) -> its representative condition draw
@@ -118,7 +132,7 @@ class ValidationVideos:
         """Built on first use and kept: the real decoder takes seconds to load."""
         if self._decoder is None:
             self._decoder = video_decoder(self.decoder_checkpoint, self.decoder_seed, device, self.decoder_dtype)
-        return self._decoder
+        return self._decoder.to(device)
 
     def audio_decoder(self, device: torch.device) -> WaveformDecoder:
         """Built on first use and kept, like the video decoder."""
@@ -126,16 +140,22 @@ class ValidationVideos:
             self._audio_decoder = audio_decoder(
                 self.audio_decoder_checkpoint, self.audio_decoder_seed, device, self.decoder_dtype
             )
+        for module in (self._audio_decoder.decoder, self._audio_decoder.vocoder):
+            module.to(device)
         return self._audio_decoder
 
-    def negative(self, conditions: dict[str, Tensor], encode_text: TextEncoder) -> dict[str, Tensor]:
+    def negative(self, conditions: dict[str, Tensor], encode_text: TextEncoder, run_dir: Path) -> dict[str, Tensor]:
         """The negative prompt's encoded text features ``[1, L, D]`` (the empty prompt's by default)."""
-        if self.negative_conditions is None:
+        device = conditions["prompt_attention_mask"].device
+        if self.negative_prompt is not None:
+            if self._negative_features is None:
+                self._negative_features = encode_negative(self.negative_prompt, self.build_encoders, run_dir)
+            raw = {k: self._negative_features[k].to(device) for k in conditions}
+        elif self.negative_conditions is None:
             raw = empty_prompt(conditions)
         else:
             path = Path(self.negative_conditions).expanduser()
             stored = legacy.normalise(path, load_sample_file(path))
-            device = conditions["prompt_attention_mask"].device
             raw = {k: stored[k].unsqueeze(0).to(device) for k in conditions}
         return encode_text(raw)
 
@@ -165,14 +185,16 @@ class ValidationVideos:
         transformer.eval()
         paths = []
         previews = PreviewGrid(self.preview_map(batches)) if self.previews else None
+        self.guidance, _ = self.guidance.fit(len(transformer.transformer_blocks))  # preflight said it before
         try:
             held_out = [take(batch, j) for batch in batches for j in range(len(batch))][: self.num_prompts]
             given = self.prompt_batches(batches, run_dir)
             for i, one in enumerate([*given, *held_out]):
-                negative, scale = None, 1.0  # no text, no guidance
+                negative, guidance = None, self.guidance.without_cfg()  # no text, no negative prompt
                 if "conditions" in one:
-                    scale = self.guidance_scale
-                    negative = self.negative(dict(one["conditions"]), encode_text) if scale != 1.0 else None
+                    guidance = self.guidance
+                    if TEXT in guidance.passes(["video", "audio"], both_streams=True):
+                        negative = self.negative(dict(one["conditions"]), encode_text, run_dir)
                     one = encode_conditions(one, encode_text)
                 key = (one.names[0], self.seed + i)
                 if key not in self._draws:  # the search prepares the inputs many times: once per run is enough
@@ -181,7 +203,7 @@ class ValidationVideos:
                 grid = video_grid(inputs, one) if inputs.video is not None else None
                 # The schedule's shift follows the generated clip (references excluded); v2a, t2a: the audio's.
                 tokens = grid.tokens if grid is not None and inputs.video_targets is not None else None
-                out = sample(transformer, inputs, self.num_steps, scale, negative, tokens)
+                out = sample(transformer, inputs, self.num_steps, guidance, negative, tokens)
                 if previews is not None and grid is not None:
                     own = clean_latents(one)
                     previews.add(grid.latents(out.video)[0], None if own is None else own[0], scored=i >= len(given))
@@ -194,7 +216,20 @@ class ValidationVideos:
                     paths.append(previews.write(run_dir / "samples" / f"step_{step:06d}" / "preview.png"))
         finally:
             transformer.train(was_training)
+            if self.offload_decoders:
+                self.park_decoders()
         return paths
+
+    def park_decoders(self) -> None:
+        """The decoders to host memory until the next validation (nothing moves when they are there already)."""
+        modules = [self._decoder] if self._decoder is not None else []
+        if self._audio_decoder is not None:
+            modules += [self._audio_decoder.decoder, self._audio_decoder.vocoder]
+        on_gpu = [m for m in modules if any(p.device.type != "cpu" for p in m.parameters())]
+        for module in on_gpu:
+            module.to("cpu")
+        if on_gpu and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def prompt_batches(self, batches: Sequence[Batch], run_dir: Path) -> list[Batch]:
         """The user's prompts as samples on the held-out batches' device (encoded on the first call)."""

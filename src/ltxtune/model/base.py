@@ -34,13 +34,15 @@ class InputNeeds:
     """What the model's first step needs of the data, read from its config without loading weights.
 
     ``text_width``: the width of the stored text features; ``text_multiple``: their token count must be a
-    multiple of it (ltx-core's text connectors tile their learnable registers over the sequence), or ``None``.
+    multiple of it (ltx-core's text connectors tile their learnable registers over the sequence), or ``None``;
+    ``blocks``: the transformer's depth, when its config says.
     """
 
     video_channels: int
     audio_channels: int
     text_width: int
     text_multiple: int | None = None
+    blocks: int | None = None  # transformer blocks (validation's STG perturbs some of them)
 
 
 class ModelSpec(ABC):
@@ -55,7 +57,9 @@ class ModelSpec(ABC):
     def input_needs(self) -> InputNeeds:
         """The latent channels and text features the transformer takes (its context is the stored features)."""
         t = self.config()["transformer"]
-        return InputNeeds(t.get("in_channels", 128), t.get("audio_in_channels", 128), t["caption_channels"])
+        return InputNeeds(
+            t.get("in_channels", 128), t.get("audio_in_channels", 128), t["caption_channels"], None, t.get("num_layers")
+        )
 
     @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...

@@ -113,6 +113,7 @@ class LTX2Checkpoint(ModelSpec):
             t.get("audio_in_channels", 128),
             connector.inner_dim,
             connector.num_learnable_registers or None,
+            t.get("num_layers"),
         )
 
     def build(self, seed: int, device: torch.device) -> LoadedModel:

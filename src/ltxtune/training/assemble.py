@@ -101,6 +101,7 @@ def assemble_trainer(
         every=parts.validation.every,
         run_dir=run_dir,
         strategy=parts.evaluation,
+        offload_optimizer=parts.validation.offload_optimizer,
     )
     return Trainer(
         accelerator=accelerator,

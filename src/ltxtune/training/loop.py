@@ -28,6 +28,7 @@ from ltxtune.model.base import LoadedModel
 from ltxtune.strategies.base import ModelInputs, TrainingStrategy
 from ltxtune.training.checkpoint import Checkpointer
 from ltxtune.training.distributed import Replicated, Sharded, full_value
+from ltxtune.training.offload import optimizer_state_on_host
 from ltxtune.training.settings import TrainerSettings
 from ltxtune.training.stream import BatchStream
 from ltxtune.training.tracking import Tracker
@@ -236,7 +237,12 @@ class Trainer:
             self.transformer.train()
 
     def validate(self) -> None:
-        """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes)."""
+        """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes);
+        with ``validation.offload_optimizer`` the optimizer state waits in host memory meanwhile."""
+        with optimizer_state_on_host(self.optimizer, self.validator.offload_optimizer):
+            self._validate()
+
+    def _validate(self) -> None:
         metrics = self.validation_loss()
         if not math.isfinite(metrics["val/loss"]):
             raise TrainingError(

@@ -1,7 +1,8 @@
 """What the first training step would hit, checked on one sample before any weights are loaded.
 
 The model's config says what it takes (``ModelSpec.input_needs``: latent channels, the text features' width
-and, for a real checkpoint, the multiple of its text connectors' learnable registers); one collated sample
+and, for a real checkpoint, the multiple of its text connectors' learnable registers; its depth, which the
+validation's STG blocks should fit: a warning otherwise); one collated sample
 says what the data holds. Both a run and ``trainer.dry_run=true`` call ``check_model_inputs``, so a dry run
 that passes is a run whose first step does not fail on these.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion.guidance import Guidance
 from ltxtune.errors import ConfigError, DataError
 from ltxtune.model.base import ModelSpec
 
@@ -41,6 +43,11 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
             f"{_where(cfg, 'conditions')}: text features have {length} tokens; allowed: {why} (preprocess with"
             f" encoders.text.max_tokens={multiple * -(-length // multiple)}; LTX-2's Gemma features have 1024)"
         )
+    videos = cfg.get("validation_videos")
+    if needs.blocks is not None and videos is not None and videos.get("enabled") and "guidance" in videos:
+        guidance = Guidance.from_config(videos.guidance, "validation_videos.guidance")
+        for line in guidance.fit(needs.blocks, "validation_videos.guidance")[1]:
+            print(line, flush=True)
     for fields in batch.sources.values():
         latents = fields.get("latents")
         if latents is None or latents.dim() not in (4, 5):

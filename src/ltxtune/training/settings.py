@@ -82,6 +82,7 @@ class ValidationSettings:
     sigmas: Sequence[float] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9))
     seed: int = 1234
     strategy: Mapping[str, Any] = field(default_factory=dict)  # read by parts.evaluation_strategy
+    offload_optimizer: bool = False  # the optimizer state waits in host memory while validation runs (GPU)
 
     def __post_init__(self) -> None:
         check_types(self)
