@@ -25,9 +25,13 @@ from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import MediaError, TooShort, probe, read_audio, read_frames
 from ltxtune.data.preprocess.text import TextFeatures
-from ltxtune.errors import ConfigError, DataError, check_range
+from ltxtune.errors import ConfigError, DataError, check_choice, check_range
 
 FORMAT_VERSION = 1
+# What white means in a mask video: ours (the region to generate) or ltx-trainer's (the region kept as a condition);
+# auto = the convention of the trainer whose column name the dataset file uses.
+MASK_WHITE = ("auto", "generate", "keep")
+REFERENCE_MASK_COLUMN = "video_mask"  # ltx-trainer's mask column: its masks are white = keep
 
 
 class TextEncoder(Protocol):
@@ -103,6 +107,7 @@ class Preprocessor:
         image_fps: float = 24.0,
         reference_downscale: int = 1,
         reference_frame_stride: int = 1,
+        mask_white: str = "auto",
         overwrite: bool = False,
         strict: bool = False,
         rank: int = 0,
@@ -111,6 +116,7 @@ class Preprocessor:
         check_range("image_fps", image_fps, 0.0, lo_open=True)
         check_range("reference_downscale", reference_downscale, 1)
         check_range("reference_frame_stride", reference_frame_stride, 1)
+        check_choice("mask_white", mask_white, MASK_WHITE)
         self.buckets = parse_buckets(buckets)
         for b in self.buckets:
             if b.width % (32 * reference_downscale) or b.height % (32 * reference_downscale):
@@ -126,7 +132,17 @@ class Preprocessor:
         self.root = Path(output).expanduser()
         self.audio, self.image_fps, self.overwrite, self.strict = audio, image_fps, overwrite, strict
         self.downscale, self.stride = reference_downscale, reference_frame_stride
+        self.mask_setting = mask_white
+        self.mask_white = self.use_mask_column(None)
         self.rank, self.world = rank, world
+
+    def use_mask_column(self, column: str | None) -> str:
+        """Settle ``mask_white=auto`` for masks read from ``column``: ltx-trainer's column means its convention."""
+        if self.mask_setting == "auto":
+            self.mask_white = "keep" if column == REFERENCE_MASK_COLUMN else "generate"
+        else:
+            self.mask_white = self.mask_setting
+        return self.mask_white
 
     def outputs(self, row: Row) -> list[Path]:
         """Every file ``row`` becomes, ``latents/`` last (it marks the sample complete)."""
@@ -203,7 +219,7 @@ class Preprocessor:
             ref = enc.video.encode(reference)
             files["reference_latents"] = self._latent_file(ref, info.fps / self.stride)
         if mask is not None:
-            generate = mask[:, 0] > 127  # white = the region to generate
+            generate = self.generated_region(mask)
             files["video_masks"] = {"mask": mask_to_latent_grid(generate)}
             files["mask_latents"] = self._latent_file(
                 enc.video.encode((generate * 255).to(torch.uint8)[:, None]), info.fps
@@ -212,6 +228,11 @@ class Preprocessor:
         for directory, data in files.items():  # insertion order: latents/ last
             atomic_save(data, self.root / directory / row.name)
         return bucket, silent
+
+    def generated_region(self, mask: Tensor) -> Tensor:
+        """``[F, 1, H, W]`` uint8 mask frames -> ``[F, H, W]`` True where the clip is to be generated."""
+        white = mask[:, 0] > 127
+        return white if self.mask_white == "generate" else ~white
 
     def _read_reference(self, row: Row, bucket: Bucket) -> Tensor | None:
         if row.reference is None:
@@ -254,6 +275,7 @@ class Preprocessor:
                 "audio": self.audio,
                 "reference_downscale": self.downscale,
                 "reference_frame_stride": self.stride,
+                "mask_white": self.mask_white,
                 "encoders": encoders.describe(),
             }
             (self.root / "preprocess.json").write_text(json.dumps(info, indent=1))
