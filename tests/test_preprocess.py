@@ -226,9 +226,16 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
         cond = load("conditions", i)
         assert cond["video_prompt_embeds"].shape == cond["audio_prompt_embeds"].shape == (32, 32)
         assert cond["prompt_attention_mask"].dtype == torch.int64 and cond["prompt_attention_mask"].sum() == 2
+        if i == 5:  # no audio track: no audio latents (not the latents of silence)
+            assert not (out / "audio_latents/videos/clip5.pt").exists()
+            continue
         audio = load("audio_latents", i)
         assert audio["latents"].shape == (8, 26, 16) and audio["num_time_steps"] == 26  # 25 frames / 24 fps * 25
+    assert "2 without an audio track (no audio_latents/: audio strategies leave them out)" in summary.line()
+    again = preprocess(compose_pre(f"input={dataset}", f"output={out}", "reference_downscale=2"))
+    assert (again.done, again.already) == (0, 7)  # clips without sound are complete without audio latents
     still = torch.load(out / "latents/still.pt", weights_only=True)
+    assert not (out / "audio_latents/still.pt").exists()
     assert still["latents"].shape == (128, 1, 4, 6) and still["fps"] == 24.0  # an image is a one-frame clip
     ref = load("reference_latents", 0)
     assert ref["latents"].shape == (128, 4, 2, 3) and (ref["height"], ref["width"]) == (2, 3)
@@ -255,6 +262,11 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
     objective = train(cfg, tmp_path / "run")
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 3 and math.isfinite(objective)
+    assert result["left_out_samples"] == 2  # with audio: the two samples without sound are left out, named
+    assert sorted(json.loads((tmp_path / "run" / "left_out_samples.json").read_text())) == [
+        "still.pt",
+        "videos/clip5.pt",
+    ]
 
 
 @pytest.mark.slow

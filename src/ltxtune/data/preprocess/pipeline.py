@@ -84,7 +84,7 @@ class Summary:
                 f"skipped {len(self.skipped)} (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
             )
         if self.silent:
-            parts.append(f"{self.silent} without an audio track (silence encoded)")
+            parts.append(f"{self.silent} without an audio track (no audio_latents/: audio strategies leave them out)")
         return "; ".join(parts)
 
 
@@ -158,8 +158,18 @@ class Preprocessor:
     def plan(self, rows: Sequence[Row]) -> tuple[list[Row], int]:
         """This rank's rows still to do, and how many of its rows are already complete."""
         mine = [row for row in rows if row.index % self.world == self.rank]
-        todo = [row for row in mine if self.overwrite or not all(p.is_file() for p in self.outputs(row))]
+        todo = [row for row in mine if self.overwrite or not self.complete(row)]
         return todo, len(mine) - len(todo)
+
+    def complete(self, row: Row) -> bool:
+        """Whether every file of ``row`` exists; a clip without an audio track has no ``audio_latents/`` file."""
+        missing = [p for p in self.outputs(row) if not p.is_file()]
+        if missing != [self.root / "audio_latents" / row.name] or row.audio is not None:
+            return not missing
+        try:  # only the audio file is missing: by design when the clip has no sound
+            return not probe(row.media, self.image_fps).has_audio
+        except MediaError:
+            return False
 
     def run(self, rows: Sequence[Row], load_encoders: Callable[[], Encoders], source: str = "") -> Summary:
         """Process this rank's share of ``rows``; encoders are built only when there is work."""
@@ -210,10 +220,10 @@ class Preprocessor:
             raise Skip("unreadable", f"{row.media}: {exc}") from exc
 
         files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(row.caption).to_file()}
+        # No audio latents for a clip without sound (as ltx-trainer): silence would teach that its scene is silent.
         silent = self.audio and waveform is None
-        if self.audio:
-            wave = torch.zeros(2, round(seconds * enc.audio.sample_rate)) if waveform is None else waveform
-            latents = enc.audio.encode(wave, seconds)
+        if waveform is not None:
+            latents = enc.audio.encode(waveform, seconds)
             files["audio_latents"] = {"latents": latents, "num_time_steps": latents.shape[1], "duration": seconds}
         if reference is not None:
             ref = enc.video.encode(reference)
