@@ -199,6 +199,20 @@ def test_mask_polarity_is_explicit_and_the_two_conventions_give_complementary_ma
     assert Preprocessor("x", ["192x128x25"], mask_white="generate").use_mask_column("video_mask") == "generate"
 
 
+def test_reference_audio_becomes_reference_audio_latents_for_a2a_ic_lora(clips, encoders, tmp_path) -> None:
+    rows = [
+        Row(0, "a.pt", clips / "videos/clip0.mp4", "target", reference_audio=clips / "videos/clip2.mp4"),
+        Row(1, "b.pt", clips / "videos/clip2.mp4", "its own sound"),
+        Row(2, "c.pt", clips / "videos/clip0.mp4", "silent reference", reference_audio=clips / "mask.mp4"),
+    ]
+    summary = Preprocessor(str(tmp_path), ["192x128x25"]).run(rows, lambda: encoders)
+    assert summary.done == 2 and [(r.index, s.kind) for r, s in summary.skipped] == [(2, "unreadable")]
+    ref = torch.load(tmp_path / "reference_audio_latents/a.pt", weights_only=True)
+    own = torch.load(tmp_path / "audio_latents/b.pt", weights_only=True)
+    assert ref["latents"].shape == (8, 26, 16) and torch.equal(ref["latents"], own["latents"])  # same span, same sound
+    assert not (tmp_path / "reference_audio_latents/b.pt").exists()
+
+
 # ---- end to end ----------------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ class Row:
     reference: Path | None = None
     mask: Path | None = None
     audio: Path | None = None
+    reference_audio: Path | None = None
 
 
 Names = str | Sequence[str]
@@ -43,6 +44,7 @@ class Columns:
     reference: Names = ("reference_path", "reference_video")
     mask: Names = ("mask_path", "video_mask")
     audio: Names = ("audio_path",)
+    reference_audio: Names = ("reference_audio_path",)
 
     def resolve(self, path: Path, found: Sequence[str]) -> dict[str, str | None]:
         """Field -> the one column of ``found`` it reads (None: an optional column the file lacks)."""
@@ -136,6 +138,7 @@ def read_rows(path: Path, columns: Columns) -> list[Row]:
                 reference=optional(record, "reference"),
                 mask=optional(record, "mask"),
                 audio=optional(record, "audio"),
+                reference_audio=optional(record, "reference_audio"),
             )
         )
     return rows

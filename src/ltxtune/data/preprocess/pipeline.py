@@ -151,6 +151,8 @@ class Preprocessor:
             dirs.append("audio_latents")
         if row.reference is not None:
             dirs.append("reference_latents")
+        if row.reference_audio is not None:
+            dirs.append("reference_audio_latents")
         if row.mask is not None:
             dirs += ["video_masks", "mask_latents"]
         return [self.root / d / row.name for d in [*dirs, "latents"]]
@@ -199,9 +201,11 @@ class Preprocessor:
         """Encode and write one sample; raise ``Skip`` before writing anything when an input is bad."""
         if not row.caption:
             raise Skip("empty caption", str(row.media))
-        for path in (row.media, row.reference, row.mask, row.audio):
+        for path in (row.media, row.reference, row.mask, row.audio, row.reference_audio):
             if path is not None and not path.is_file():
                 raise Skip("missing file", str(path))
+        if row.reference_audio is not None and not self.audio:
+            raise Skip("reference audio with audio=false", f"{row.reference_audio}: set audio=true to encode it")
         try:
             info = probe(row.media, self.image_fps)
             bucket = choose_bucket(self.buckets, info.width, info.height, info.frames, info.is_image)
@@ -214,6 +218,7 @@ class Preprocessor:
             mask = read_frames(row.mask, bucket.frames, bucket.width, bucket.height, gray=True) if row.mask else None
             seconds = bucket.frames / info.fps
             waveform = read_audio(row.audio or row.media, seconds, enc.audio.sample_rate) if self.audio else None
+            ref_wave = self._read_reference_audio(row, seconds, enc)
         except TooShort as exc:
             raise Skip("too short", f"{row.media}: {exc}") from exc
         except MediaError as exc:
@@ -225,6 +230,13 @@ class Preprocessor:
         if waveform is not None:
             latents = enc.audio.encode(waveform, seconds)
             files["audio_latents"] = {"latents": latents, "num_time_steps": latents.shape[1], "duration": seconds}
+        if ref_wave is not None:  # the same span as the target's audio: the IC-LoRA pairs them step for step
+            ref_audio = enc.audio.encode(ref_wave, seconds)
+            files["reference_audio_latents"] = {
+                "latents": ref_audio,
+                "num_time_steps": ref_audio.shape[1],
+                "duration": seconds,
+            }
         if reference is not None:
             ref = enc.video.encode(reference)
             files["reference_latents"] = self._latent_file(ref, info.fps / self.stride)
@@ -243,6 +255,14 @@ class Preprocessor:
         """``[F, 1, H, W]`` uint8 mask frames -> ``[F, H, W]`` True where the clip is to be generated."""
         white = mask[:, 0] > 127
         return white if self.mask_white == "generate" else ~white
+
+    def _read_reference_audio(self, row: Row, seconds: float, enc: Encoders) -> Tensor | None:
+        if row.reference_audio is None:
+            return None
+        wave = read_audio(row.reference_audio, seconds, enc.audio.sample_rate)
+        if wave is None:
+            raise Skip("unreadable", f"reference audio {row.reference_audio}: no audio stream")
+        return wave
 
     def _read_reference(self, row: Row, bucket: Bucket) -> Tensor | None:
         if row.reference is None:
