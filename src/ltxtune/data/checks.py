@@ -9,6 +9,7 @@ and mask files ``{"mask": ...}``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ class SampleExpectations:
 
     text_width: int | None = None
     audio_dirs: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, text_width: int, audio_sources: Collection[str] | None) -> SampleExpectations:
+        """The expectations of a model (``caption_channels``) and a strategy (``get_audio_sources()``)."""
+        return cls(text_width, None if audio_sources is None else frozenset(audio_sources))
 
     def check(self, path: Path, batch_key: str, data: dict[str, Any]) -> None:
         """Raise ``DataError`` naming ``path`` when its contents cannot be trained on."""

@@ -95,8 +95,7 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
         parts = build_parts(cfg)
         check_combination(parts)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-        audio = frozenset(parts.strategy.get_audio_sources())
-        expect = SampleExpectations(text_width=parts.model.caption_channels, audio_dirs=audio)
+        expect = SampleExpectations.of(parts.model.caption_channels, parts.strategy.get_audio_sources())
         split = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
         result.validation = "training_subset" if split.val_from_training else "held_out"
         if split.left_out or split.without_audio:
