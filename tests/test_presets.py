@@ -100,6 +100,8 @@ def test_preset_is_the_mode_it_names_and_its_data_checks_pass(name: str, synthet
     inputs = parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
     assert role(inputs.video, inputs.video_targets) == video_role
     assert role(inputs.audio, inputs.audio_targets) == audio_role
+    audio_dirs = parts.strategy.get_audio_sources()  # where a clip without sound is left out, not refused
+    assert audio_dirs is not None and bool(audio_dirs) == (audio_role is not None)
 
 
 def read_metrics(run_dir) -> list[dict]:
