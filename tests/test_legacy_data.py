@@ -11,6 +11,7 @@ import torch
 
 from conftest import compose_cfg
 from ltxtune.data.batch import collate
+from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.legacy import normalise, patchify, unpatchify
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.data.synthetic import SyntheticData
@@ -124,3 +125,19 @@ def test_legacy_dataset_trains_video_and_audio(legacy_root: Path, tmp_path: Path
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 2
     assert (tmp_path / "lora.safetensors").is_file()
+
+
+def test_a_legacy_clip_without_audio_latents_is_left_out_only_where_audio_is_read(legacy_root, tmp_path) -> None:
+    """ltx-trainer writes no audio latents for a clip without sound; its loader drops it for audio strategies."""
+    copy = tmp_path / "dataset"
+    shutil.copytree(legacy_root, copy)
+    (copy / ".precomputed/audio_latents/latent_0002.pt").unlink()
+    data = PrecomputedData(str(copy), val_samples=1)
+    sources = {"latents": "latents", "conditions": "conditions", "audio_latents": "audio_latents"}
+    split = data.split(sources, "t2v", SampleExpectations(audio_dirs=frozenset({"audio_latents"})))
+    assert list(split.without_audio) == ["latent_0002.pt"] and len(split.train) + len(split.val) == NUM_SAMPLES - 1
+    video_only = data.split(
+        {"latents": "latents", "conditions": "conditions"}, "t2v", SampleExpectations(audio_dirs=frozenset())
+    )
+    assert not video_only.without_audio and len(video_only.train) + len(video_only.val) == NUM_SAMPLES
+    assert "audio_prompt_embeds" not in video_only.train[0][1]["conditions"]  # not loaded where nothing reads it

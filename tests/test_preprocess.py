@@ -23,7 +23,7 @@ from ltxtune.data.batch import collate
 from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
 from ltxtune.data.preprocess.cli import build_encoders, preprocess
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
-from ltxtune.data.preprocess.manifest import Columns, read_rows
+from ltxtune.data.preprocess.manifest import Columns, Row, read_rows
 from ltxtune.data.preprocess.pipeline import Preprocessor
 from ltxtune.data.preprocess.text import HashTextEncoder
 from ltxtune.data.sampler import BucketBatchSampler
@@ -141,6 +141,78 @@ def test_dataset_files_in_csv_json_and_jsonl_read_the_same(tmp_path) -> None:
         read_rows(tmp_path / "d.csv", Columns(media="video"))
 
 
+def test_reference_trainer_column_names_are_read_without_renaming(tmp_path) -> None:
+    theirs = [{"video": "v/a.mp4", "caption": "hi", "reference_video": "v/r.mp4", "video_mask": "v/m.mp4"}]
+    (tmp_path / "theirs.json").write_text(json.dumps(theirs))
+    row = read_rows(tmp_path / "theirs.json", Columns())[0]
+    assert (row.media, row.reference, row.mask) == (tmp_path / "v/a.mp4", tmp_path / "v/r.mp4", tmp_path / "v/m.mp4")
+    write_csv(tmp_path / "both.csv", [{"media_path": "a.mp4", "video": "b.mp4", "caption": "hi"}])
+    with pytest.raises(DataError, match=r"'media_path' and 'video' both name the media.*columns.media="):
+        read_rows(tmp_path / "both.csv", Columns())
+    assert read_rows(tmp_path / "both.csv", Columns(media="video"))[0].media == tmp_path / "b.mp4"
+
+
+def test_a_dataset_file_in_the_reference_naming_preprocesses_like_ours(clips, tmp_path) -> None:
+    ours = {"media_path": "videos/clip0.mp4", "reference_path": "videos/clip2.mp4", "mask_path": "mask.mp4"}
+    theirs = {"video": "videos/clip0.mp4", "reference_video": "videos/clip2.mp4", "video_mask": "mask.mp4"}
+    files = {}
+    runs = (("ours", ours, "auto"), ("theirs", theirs, "generate"), ("theirs_auto", theirs, "auto"))
+    for name, record, white in runs:
+        (clips / f"{name}.jsonl").write_text(json.dumps(record | {"caption": "a clip"}))
+        dataset, out = f"input={clips / name}.jsonl", f"output={tmp_path / name}"
+        summary = preprocess(compose_pre(dataset, out, "audio=false", f"mask_white={white}"))
+        assert summary.done == 1 and not summary.skipped
+        root = tmp_path / name
+        files[name] = {p.relative_to(root).as_posix(): torch.load(p, weights_only=True) for p in root.rglob("*.pt")}
+    assert sorted(files["theirs"]) == [
+        "conditions/videos/clip0.pt",
+        "latents/videos/clip0.pt",
+        "mask_latents/videos/clip0.pt",
+        "reference_latents/videos/clip0.pt",
+        "video_masks/videos/clip0.pt",
+    ]
+    assert sorted(files["ours"]) == sorted(files["theirs"])
+    for path, data in files["theirs"].items():
+        for key, value in data.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, files["ours"][path][key]), (path, key)
+    # Left to auto, ltx-trainer's column video_mask is read in its own convention (white = keep): the complement.
+    mask = "video_masks/videos/clip0.pt"
+    assert torch.equal(files["theirs_auto"][mask]["mask"], 1 - files["ours"][mask]["mask"])
+    assert json.loads((tmp_path / "theirs_auto/preprocess.json").read_text())["mask_white"] == "keep"
+
+
+def test_mask_polarity_is_explicit_and_the_two_conventions_give_complementary_masks(clips, encoders, tmp_path):
+    rows = [Row(0, "m.pt", clips / "videos/clip0.mp4", "a clip", mask=clips / "mask.mp4")]
+    keep = {}
+    for white in ("generate", "keep"):
+        out = tmp_path / white
+        Preprocessor(str(out), ["192x128x25"], audio=False, mask_white=white).run(rows, lambda: encoders)
+        keep[white] = torch.load(out / "video_masks/m.pt", weights_only=True)["mask"]
+        assert json.loads((out / "preprocess.json").read_text())["mask_white"] == white
+    assert torch.equal(keep["generate"] + keep["keep"], torch.ones(4, 4, 6))  # complementary, cell for cell
+    assert keep["keep"][2:, 0, :2].eq(1).all() and keep["keep"].sum() == 4  # ltx-trainer's: the white box is kept
+    with pytest.raises(ConfigError, match="mask_white='black'"):
+        Preprocessor("x", ["192x128x25"], mask_white="black")
+    auto = Preprocessor("x", ["192x128x25"])
+    assert [auto.use_mask_column(c) for c in ("video_mask", "mask_path", None)] == ["keep", "generate", "generate"]
+    assert Preprocessor("x", ["192x128x25"], mask_white="generate").use_mask_column("video_mask") == "generate"
+
+
+def test_reference_audio_becomes_reference_audio_latents_for_a2a_ic_lora(clips, encoders, tmp_path) -> None:
+    rows = [
+        Row(0, "a.pt", clips / "videos/clip0.mp4", "target", reference_audio=clips / "videos/clip2.mp4"),
+        Row(1, "b.pt", clips / "videos/clip2.mp4", "its own sound"),
+        Row(2, "c.pt", clips / "videos/clip0.mp4", "silent reference", reference_audio=clips / "mask.mp4"),
+    ]
+    summary = Preprocessor(str(tmp_path), ["192x128x25"]).run(rows, lambda: encoders)
+    assert summary.done == 2 and [(r.index, s.kind) for r, s in summary.skipped] == [(2, "unreadable")]
+    ref = torch.load(tmp_path / "reference_audio_latents/a.pt", weights_only=True)
+    own = torch.load(tmp_path / "audio_latents/b.pt", weights_only=True)
+    assert ref["latents"].shape == (8, 26, 16) and torch.equal(ref["latents"], own["latents"])  # same span, same sound
+    assert not (tmp_path / "reference_audio_latents/b.pt").exists()
+
+
 # ---- end to end ----------------------------------------------------------------------------------------------
 
 
@@ -168,9 +240,16 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
         cond = load("conditions", i)
         assert cond["video_prompt_embeds"].shape == cond["audio_prompt_embeds"].shape == (32, 32)
         assert cond["prompt_attention_mask"].dtype == torch.int64 and cond["prompt_attention_mask"].sum() == 2
+        if i == 5:  # no audio track: no audio latents (not the latents of silence)
+            assert not (out / "audio_latents/videos/clip5.pt").exists()
+            continue
         audio = load("audio_latents", i)
         assert audio["latents"].shape == (8, 26, 16) and audio["num_time_steps"] == 26  # 25 frames / 24 fps * 25
+    assert "2 without an audio track (no audio_latents/: audio strategies leave them out)" in summary.line()
+    again = preprocess(compose_pre(f"input={dataset}", f"output={out}", "reference_downscale=2"))
+    assert (again.done, again.already) == (0, 7)  # clips without sound are complete without audio latents
     still = torch.load(out / "latents/still.pt", weights_only=True)
+    assert not (out / "audio_latents/still.pt").exists()
     assert still["latents"].shape == (128, 1, 4, 6) and still["fps"] == 24.0  # an image is a one-frame clip
     ref = load("reference_latents", 0)
     assert ref["latents"].shape == (128, 4, 2, 3) and (ref["height"], ref["width"]) == (2, 3)
@@ -197,6 +276,11 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
     objective = train(cfg, tmp_path / "run")
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 3 and math.isfinite(objective)
+    assert result["left_out_samples"] == 2  # with audio: the two samples without sound are left out, named
+    assert sorted(json.loads((tmp_path / "run" / "left_out_samples.json").read_text())) == [
+        "still.pt",
+        "videos/clip5.pt",
+    ]
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from ltxtune.training.parts import build_parts
 from ltxtune.training.run import train
 
 GEN, FROZEN = "generated", "frozen"
+AUDIO_FF = ["audio_ff.net.0.proj", "audio_ff.net.2"]
 # preset -> (video track, audio track, config values that make it that mode)
 PRESETS: dict[str, tuple[str | None, str | None, dict]] = {
     "t2v": (GEN, GEN, {"strategy.with_audio": True}),
@@ -47,6 +48,16 @@ PRESETS: dict[str, tuple[str | None, str | None, dict]] = {
             "strategy.video.conditions.0._target_": "ltxtune.strategies.conditions.Reference",
             "strategy.video.conditions.1.probability": 0.2,
             "strategy.audio.conditions.0._target_": "ltxtune.strategies.conditions.Reference",
+        },
+    ),
+    "a2a_ic_lora": (
+        None,
+        GEN,
+        {
+            "strategy.video": None,
+            "strategy.audio.conditions.0._target_": "ltxtune.strategies.conditions.Reference",
+            "strategy.audio.conditions.0.latents_dir": "reference_audio_latents",
+            "lora.target_modules.5": "audio_ff.net.2",
         },
     ),
     "a2v": (GEN, FROZEN, {}),
@@ -89,6 +100,8 @@ def test_preset_is_the_mode_it_names_and_its_data_checks_pass(name: str, synthet
     inputs = parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
     assert role(inputs.video, inputs.video_targets) == video_role
     assert role(inputs.audio, inputs.audio_targets) == audio_role
+    audio_dirs = parts.strategy.get_audio_sources()  # where a clip without sound is left out, not refused
+    assert audio_dirs is not None and bool(audio_dirs) == (audio_role is not None)
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -114,6 +127,30 @@ def test_ic_lora_file_records_the_reference_downscale_factor(synthetic_root, tmp
     with safe_open(str(tmp_path / "lora.safetensors"), "pt") as f:
         meta = json.loads(f.metadata()["strategy_metadata"])
     assert meta["reference_spatial_scale_factor"] == meta["reference_downscale_factor"] == 2
+
+
+def test_a2a_ic_lora_puts_the_clean_reference_audio_before_the_noisy_target(synthetic_root) -> None:
+    parts = build_parts(compose_cfg("experiment=a2a_ic_lora", data_root=synthetic_root))
+    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "a2a_ic_lora")
+    batch = collate([train_set[0], train_set[1]])
+    inputs = parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
+    reference, target = batch["reference_audio_latents"]["latents"], batch["audio_latents"]["latents"]
+    r, t = reference.shape[2], target.shape[2]  # [B, 8, T, 16]
+    assert inputs.video is None and inputs.audio.latent.shape[1] == r + t
+    assert torch.equal(inputs.audio.latent[:, :r], reference.permute(0, 2, 1, 3).reshape(2, r, 128))  # clean
+    assert (inputs.audio.timesteps[:, :r] == 0).all() and (inputs.audio.timesteps[:, r:] > 0).all()
+    assert not inputs.audio_loss_mask[:, :r].any() and inputs.audio_loss_mask[:, r:].all()  # scored: target only
+
+
+@pytest.mark.slow
+def test_a2a_ic_lora_file_adapts_the_audio_stream_only(synthetic_root, tmp_path) -> None:
+    train(compose_cfg("experiment=a2a_ic_lora", "trainer.max_steps=1", data_root=synthetic_root), tmp_path)
+    with safe_open(str(tmp_path / "lora.safetensors"), "pt") as f:
+        meta, keys = f.metadata(), list(f.keys())
+    assert json.loads(meta["target_modules"]) == ["to_k", "to_q", "to_v", "to_out.0", *AUDIO_FF]
+    assert json.loads(meta["strategy_metadata"]) == {}  # no video reference: no scale factors to record
+    assert any(".audio_ff.net.0.proj.lora_A" in k for k in keys) and not any(".ff.net" in k for k in keys)
+    assert any(".audio_attn1.to_q.lora_A" in k for k in keys)
 
 
 @pytest.mark.slow

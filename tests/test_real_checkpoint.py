@@ -67,6 +67,10 @@ def test_text_connectors_are_loaded_and_frozen(checkpoint) -> None:
     mask[:, :20] = 1
     out = connectors({"video_prompt_embeds": features, "audio_prompt_embeds": features, "prompt_attention_mask": mask})
     assert out["video_prompt_embeds"].shape == (2, 128, 32) and out["audio_prompt_embeds"].shape == (2, 128, 32)
+    # Video-only features (no audio_prompt_embeds: a strategy without audio): the video connector alone, same output.
+    video_only = connectors({"video_prompt_embeds": features, "prompt_attention_mask": mask})
+    assert "audio_prompt_embeds" not in video_only
+    assert torch.equal(video_only["video_prompt_embeds"], out["video_prompt_embeds"])
 
 
 def test_missing_file_is_a_config_error() -> None:

@@ -131,6 +131,51 @@ def test_strict_false_leaves_out_unreadable_samples_and_reports_them(data_copy, 
     assert result["status"] == "completed" and result["left_out_samples"] == 2
 
 
+@pytest.mark.slow
+def test_clips_without_sound_train_video_only_and_are_left_out_and_reported_where_audio_is_needed(
+    data_copy, tmp_path, capsys
+) -> None:
+    for name in ("sample_0001.pt", "sample_0004.pt"):  # what preprocessing writes for a clip without sound
+        (data_copy / "audio_latents" / name).unlink()
+    train(precomputed(data_copy, "trainer.max_steps=1", "validation_videos.enabled=false"), tmp_path / "video")
+    assert "10 training samples, 2 held out (" in capsys.readouterr().out  # every sample trains video-only
+    assert not (tmp_path / "video" / "left_out_samples.json").exists()
+
+    train(
+        precomputed(data_copy, "strategy.with_audio=true", "trainer.max_steps=1", "validation_videos.enabled=false"),
+        tmp_path / "audio",
+    )
+    out = capsys.readouterr().out
+    assert "8 training samples, 2 held out, 2 without audio left out" in out
+    assert "warning: left out 2 samples: 2 without audio, e.g. sample_0001.pt: no file in audio_latents/" in out
+    report = json.loads((tmp_path / "audio" / "left_out_samples.json").read_text())
+    assert sorted(report) == ["sample_0001.pt", "sample_0004.pt"]
+    assert "a clip without an audio track" in report["sample_0004.pt"]
+    result = json.loads((tmp_path / "audio" / "result.json").read_text())
+    assert result["status"] == "completed" and result["left_out_samples"] == 2
+
+    for path in (data_copy / "audio_latents").glob("*.pt"):
+        path.unlink()
+    with pytest.raises(DataError, match=r"no sample .* has a file in every one of audio_latents/"):
+        train(precomputed(data_copy, "strategy.with_audio=true"), tmp_path / "none")
+
+
+def test_text_features_without_audio_embeds_train_video_only_and_an_audio_strategy_names_the_file(
+    data_copy, tmp_path
+) -> None:
+    for i, path in enumerate(sorted((data_copy / "conditions").glob("*.pt"))):
+        if i % 2:  # half of them, so that batches mix both kinds
+            edit(path, lambda d: d.pop("audio_prompt_embeds"))
+    train(precomputed(data_copy, "trainer.max_steps=3"), tmp_path / "video")
+    assert json.loads((tmp_path / "video" / "result.json").read_text())["status"] == "completed"
+
+    with pytest.raises(DataError) as caught:
+        train(precomputed(data_copy, "strategy.with_audio=true", "trainer.max_steps=3"), tmp_path / "audio")
+    message = str(caught.value)
+    assert "\n" not in message and str(data_copy / "conditions") in message
+    assert "no audio_prompt_embeds tensor" in message and "audio track (audio_latents/)" in message
+
+
 def test_val_samples_zero_trains_and_measures_the_objective_on_fixed_training_samples(synthetic_root, tmp_path):
     objectives = []
     for name in ("a", "b"):

@@ -9,6 +9,7 @@ and mask files ``{"mask": ...}``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,27 @@ from ltxtune.errors import DataError
 VIDEO_CHANNELS = 128
 AUDIO_CHANNELS, AUDIO_BINS = 8, 16
 TEXT_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention_mask")
+AUDIO_TEXT_KEY = "audio_prompt_embeds"
 _VIDEO_HEADER = ("num_frames", "height", "width")
 
 
 @dataclass(frozen=True)
 class SampleExpectations:
-    """What the model needs of every sample: the width of its text features (``caption_channels``)."""
+    """What the model needs of every sample: the width of its text features (``caption_channels``), and the
+    directories the strategy reads audio from (``audio_dirs``; empty for a strategy without audio, ``None``
+    when not known: then every text feature is required and kept).
+
+    Without audio, text features need no ``audio_prompt_embeds`` (a video-only checkpoint's have none), and
+    those present are dropped as samples are read, so that batches of both kinds collate alike.
+    """
 
     text_width: int | None = None
+    audio_dirs: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, text_width: int, audio_sources: Collection[str] | None) -> SampleExpectations:
+        """The expectations of a model (``caption_channels``) and a strategy (``get_audio_sources()``)."""
+        return cls(text_width, None if audio_sources is None else frozenset(audio_sources))
 
     def check(self, path: Path, batch_key: str, data: dict[str, Any]) -> None:
         """Raise ``DataError`` naming ``path`` when its contents cannot be trained on."""
@@ -35,13 +49,31 @@ class SampleExpectations:
         if problem is not None:
             raise DataError(f"{path}: {problem}")
 
+    def trim(self, batch_key: str, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` without the text features the strategy never reads (the audio ones, when it has no audio)."""
+        if batch_key == "conditions" and self.audio_dirs == frozenset():
+            data.pop(AUDIO_TEXT_KEY, None)
+        return data
+
+    def text_keys(self) -> tuple[str, ...]:
+        if self.audio_dirs == frozenset():
+            return tuple(k for k in TEXT_KEYS if k != AUDIO_TEXT_KEY)
+        return TEXT_KEYS
+
     def text_problem(self, data: dict[str, Any]) -> str | None:
-        if missing := [k for k in TEXT_KEYS if not isinstance(data.get(k), torch.Tensor)]:
-            return f"no {', '.join(missing)} tensor (found keys: {', '.join(sorted(data)) or 'none'})"
+        if missing := [k for k in self.text_keys() if not isinstance(data.get(k), torch.Tensor)]:
+            found = f"found keys: {', '.join(sorted(data)) or 'none'}"
+            if missing == [AUDIO_TEXT_KEY]:
+                audio = ", ".join(d + "/" for d in sorted(self.audio_dirs or ()))
+                return (
+                    f"no {AUDIO_TEXT_KEY} tensor ({found}), which the audio track ({audio}) attends to: text "
+                    "features without it (a video-only checkpoint's) train only strategies without audio"
+                )
+            return f"no {', '.join(missing)} tensor ({found})"
         mask = data["prompt_attention_mask"]
         if mask.dim() != 1:
             return f"prompt_attention_mask has shape {tuple(mask.shape)}, expected [L] (one value per text token)"
-        for key in TEXT_KEYS[:2]:
+        for key in (k for k in self.text_keys() if k != "prompt_attention_mask"):
             embeds = data[key]
             if not embeds.is_floating_point():
                 return f"{key} is {embeds.dtype}, expected a floating-point tensor"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,16 @@ def list_samples(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*.pt"))
 
 
-def check_sources(root: Path, sources: Mapping[str, str], strategy: str) -> list[str]:
-    """Check that every source directory exists and holds the same samples; return the sample names.
+def check_sources(
+    root: Path, sources: Mapping[str, str], strategy: str, audio_dirs: Collection[str] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """Check that every source directory exists and holds the same samples; return the sample names, and the
+    samples left out for having no file in an audio directory (sample -> why).
 
-    Raises ``DataError`` naming the directory and the strategy that needs it, or the samples that
-    are missing from one directory (a count and a few names).
+    A sample missing from one of ``audio_dirs`` is a clip without sound (preprocessing writes no audio
+    latents for it): left out, not an error, unless no sample has sound. Raises ``DataError`` naming the
+    directory and the strategy that needs it, or the samples missing from another directory (a count and a
+    few names).
     """
     if not root.is_dir():
         raise DataError(f"data.root={str(root)!r} does not exist (strategy {strategy} reads it)")
@@ -51,15 +56,24 @@ def check_sources(root: Path, sources: Mapping[str, str], strategy: str) -> list
     every = set().union(*listed.values())
     if not every:
         raise DataError(f"{root} holds no .pt sample files in {', '.join(d + '/' for d in sources)}")
-    gaps = []
+    gaps, silent = [], {}
     for directory, present in listed.items():
-        if absent := sorted(every - present):
+        absent = sorted(every - present)
+        if absent and directory in audio_dirs:
+            reason = f"no file in {directory}/ (a clip without an audio track), which strategy {strategy} reads"
+            silent.update((name, reason) for name in absent if name not in silent)
+        elif absent:
             shown = ", ".join(absent[:3]) + (", ..." if len(absent) > 3 else "")
             gaps.append(f"{len(absent)} of {len(every)} samples have no file in {directory}/: {shown}")
     if gaps:
         raise DataError(f"under {root}, {'; '.join(gaps)} (strategy {strategy} needs each sample in every directory)")
-    names = sorted(every)
-    return names
+    if len(silent) == len(every):
+        raise DataError(
+            f"no sample under {root} has a file in every one of {', '.join(d + '/' for d in sorted(audio_dirs))} "
+            f"(clips without sound), which strategy {strategy} needs: preprocess clips with audio, or train a "
+            "strategy without audio"
+        )
+    return sorted(every - set(silent)), dict(sorted(silent.items()))
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class PrecomputedDataset:
             path = legacy.sample_path(self.root, directory, name)
             sample[key] = legacy.normalise(path, load_sample_file(path))
             self.expect.check(path, key, sample[key])
+            sample[key] = self.expect.trim(key, sample[key])
         if self.cache:
             self._cached[index] = sample
         return name, sample

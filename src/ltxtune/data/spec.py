@@ -20,13 +20,15 @@ class Split:
     """The training set, the set ``val/loss`` is measured on, and what the split left out.
 
     ``val_from_training``: nothing is held out (``data.val_samples=0``); ``val`` is a fixed subset of
-    ``train``. ``left_out``: sample -> why it was unreadable (``data.strict=false``).
+    ``train``. ``left_out``: sample -> why it was unreadable (``data.strict=false``). ``without_audio``:
+    sample -> why it was left out for a strategy with audio (a clip without sound).
     """
 
     train: PrecomputedDataset
     val: PrecomputedDataset
     val_from_training: bool = False
     left_out: dict[str, str] = field(default_factory=dict)
+    without_audio: dict[str, str] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[PrecomputedDataset]:
         """``train_set, val_set = data.split(...)`` (what split returned before it said more)."""
@@ -39,7 +41,8 @@ class Split:
             else (f"{len(self.val)} held out")
         )
         skipped = f", {len(self.left_out)} unreadable left out" if self.left_out else ""
-        return f"{len(self.train)} training samples, {val}{skipped}"
+        silent = f", {len(self.without_audio)} without audio left out" if self.without_audio else ""
+        return f"{len(self.train)} training samples, {val}{skipped}{silent}"
 
 
 class PrecomputedData:
@@ -93,10 +96,11 @@ class PrecomputedData:
 
     def split(self, sources: Mapping[str, str], strategy: str, expect: SampleExpectations | None = None) -> Split:
         """Training and validation datasets over the samples every source directory holds; each sample is
-        checked against ``expect`` as it is read."""
+        checked against ``expect`` as it is read. Samples missing from one of ``expect.audio_dirs`` (clips
+        without sound) are left out."""
         expect = expect or SampleExpectations()
         self.prepare()
-        names = check_sources(self.root, sources, strategy)
+        names, without_audio = check_sources(self.root, sources, strategy, expect.audio_dirs or ())
         dataset = PrecomputedDataset(self.root, dict(sources), tuple(names), self.cache, expect)
         left_out = {} if self.strict else unreadable(dataset)
         if len(left_out) == len(names):
@@ -111,9 +115,9 @@ class PrecomputedData:
             every = max(1, len(names) // VAL_FROM_TRAINING)
             subset = tuple(names[::every][:VAL_FROM_TRAINING])
             val = PrecomputedDataset(self.root, dict(sources), subset, expect=expect)
-            return Split(train, val, val_from_training=True, left_out=left_out)
+            return Split(train, val, True, left_out, without_audio)
         val = PrecomputedDataset(self.root, dict(sources), tuple(names[cut:]), expect=expect)
-        return Split(train, val, left_out=left_out)
+        return Split(train, val, False, left_out, without_audio)
 
 
 def unreadable(dataset: PrecomputedDataset) -> dict[str, str]:

@@ -56,27 +56,29 @@ class TextConnectors(nn.Module):
 
     @torch.no_grad()
     def forward(self, conditions: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Without ``audio_prompt_embeds`` (a strategy without audio, or a video-only checkpoint's features)
+        only the video connector runs."""
         from ltx_core.text_encoders.gemma.embeddings_processor import EmbeddingsProcessor, convert_to_additive_mask
 
-        processor = EmbeddingsProcessor(video_connector=self.video_connector, audio_connector=self.audio_connector)
+        with_audio = "audio_prompt_embeds" in conditions
+        audio_connector = self.audio_connector if with_audio else None
+        processor = EmbeddingsProcessor(video_connector=self.video_connector, audio_connector=audio_connector)
         videos, audios, masks = [], [], []
         # ltx-core's register replacement handles one sample at a time.
         for i in range(conditions["video_prompt_embeds"].shape[0]):
             dtype = self.video_connector.learnable_registers.dtype
             mask = convert_to_additive_mask(conditions["prompt_attention_mask"][i : i + 1], dtype)
+            audio_features = conditions["audio_prompt_embeds"][i : i + 1].to(dtype) if with_audio else None
             video, audio, binary = processor.create_embeddings(
-                conditions["video_prompt_embeds"][i : i + 1].to(dtype),
-                conditions["audio_prompt_embeds"][i : i + 1].to(dtype),
-                mask,
+                conditions["video_prompt_embeds"][i : i + 1].to(dtype), audio_features, mask
             )
             videos.append(video)
             audios.append(audio)
             masks.append(binary)
-        return {
-            "video_prompt_embeds": torch.cat(videos),
-            "audio_prompt_embeds": torch.cat(audios),
-            "prompt_attention_mask": torch.cat(masks).long(),
-        }
+        out = {"video_prompt_embeds": torch.cat(videos), "prompt_attention_mask": torch.cat(masks).long()}
+        if with_audio:
+            out["audio_prompt_embeds"] = torch.cat(audios)
+        return out
 
 
 class LTX2Checkpoint(ModelSpec):

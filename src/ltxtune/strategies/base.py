@@ -161,6 +161,15 @@ class TrainingStrategy(ABC):
     def get_data_sources(self) -> dict[str, str]:
         """Directories under ``data.root`` -> the batch key their files appear under."""
 
+    def get_audio_sources(self) -> set[str] | None:
+        """The directories of ``get_data_sources`` that hold audio (empty: the strategy never feeds audio).
+
+        A sample with no file there is a clip without sound: left out and counted, not a broken dataset; and
+        text features need ``audio_prompt_embeds`` only when there is one. ``None`` (the default, for a
+        strategy that does not say): every text feature is required and loaded, every directory must be whole.
+        """
+        return None
+
     @abstractmethod
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None

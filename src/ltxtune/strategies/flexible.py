@@ -145,6 +145,9 @@ class Flexible(TrainingStrategy):
             sources.update(track.get_data_sources())
         return sources
 
+    def get_audio_sources(self) -> set[str]:
+        return set(self.audio.get_data_sources()) if self.audio is not None else set()
+
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:

@@ -37,6 +37,9 @@ class Inpainting(TrainingStrategy):
     def get_data_sources(self) -> dict[str, str]:
         return {self.latents_dir: "latents", self.mask_latents_dir: "mask_latents", self.conditions_dir: "conditions"}
 
+    def get_audio_sources(self) -> set[str]:
+        return set()
+
     def inpaint_mask(self, batch: Batch, video: VideoTokens) -> Tensor:
         """``[B, T]`` True on the tokens to generate."""
         mask = positions.patchify_video(batch["mask_latents"]["latents"]).mean(dim=-1)

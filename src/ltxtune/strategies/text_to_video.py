@@ -44,6 +44,9 @@ class TextToVideo(TrainingStrategy):
             sources[self.audio_latents_dir] = "audio_latents"
         return sources
 
+    def get_audio_sources(self) -> set[str]:
+        return {self.audio_latents_dir} if self.with_audio else set()
+
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:

@@ -40,7 +40,7 @@ class RunResult:
     rank_weight_checksums: list[str] | None = None
     weights: str | None = None
     validation: str | None = None  # held_out | training_subset (data.val_samples=0: nothing was held out)
-    left_out_samples: int | None = None  # unreadable samples data.strict=false left out
+    left_out_samples: int | None = None  # unreadable samples (data.strict=false) and clips without sound left out
 
     @property
     def completed(self) -> bool:

@@ -95,13 +95,13 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
         parts = build_parts(cfg)
         check_combination(parts)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-        expect = SampleExpectations(text_width=parts.model.caption_channels)
+        expect = SampleExpectations.of(parts.model.caption_channels, parts.strategy.get_audio_sources())
         split = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
         result.validation = "training_subset" if split.val_from_training else "held_out"
-        if split.left_out:
-            result.left_out_samples = len(split.left_out)
+        if split.left_out or split.without_audio:
+            result.left_out_samples = len(split.left_out) + len(split.without_audio)
             if is_main_rank():
-                report_left_out(split.left_out, run_dir)
+                report_left_out(split.left_out, run_dir, split.without_audio)
         check_data(cfg, parts, split.train)
         if is_main_rank():  # building the model and the first validation take seconds: say what comes
             print(f"data: {split.describe()} ({parts.data.root}); building the model", flush=True)
@@ -127,12 +127,16 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
 LEFT_OUT_REPORT = "left_out_samples.json"
 
 
-def report_left_out(left_out: dict[str, str], run_dir: Path) -> None:
-    """Say which unreadable samples ``data.strict=false`` left out, in one line and a file with every reason."""
-    (run_dir / LEFT_OUT_REPORT).write_text(json.dumps(left_out, indent=1) + "\n")
-    first, why = next(iter(left_out.items()))
+def report_left_out(left_out: dict[str, str], run_dir: Path, without_audio: dict[str, str] | None = None) -> None:
+    """Say which samples were left out, in one line and a file with every reason: the unreadable ones
+    (``data.strict=false``) and the clips without sound a strategy with audio cannot train on."""
+    every = {**(without_audio or {}), **left_out}
+    (run_dir / LEFT_OUT_REPORT).write_text(json.dumps(every, indent=1) + "\n")
+    counts = [f"{len(left_out)} unreadable (data.strict=false)"] if left_out else []
+    counts += [f"{len(without_audio)} without audio"] if without_audio else []
+    first, why = next(iter(every.items()))
     print(
-        f"warning: left out {len(left_out)} unreadable samples (data.strict=false), e.g. {first}: {why}; "
+        f"warning: left out {len(every)} samples: {', '.join(counts)}, e.g. {first}: {why}; "
         f"every one with its reason in {run_dir / LEFT_OUT_REPORT}",
         flush=True,
     )

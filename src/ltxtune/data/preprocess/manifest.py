@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,17 +25,46 @@ class Row:
     reference: Path | None = None
     mask: Path | None = None
     audio: Path | None = None
+    reference_audio: Path | None = None
+
+
+Names = str | Sequence[str]
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Column names in the dataset file; ``media`` and ``caption`` are required, the others optional."""
+    """Column names in the dataset file; ``media`` and ``caption`` are required, the others optional.
 
-    media: str = "media_path"
-    caption: str = "caption"
-    reference: str = "reference_path"
-    mask: str = "mask_path"
-    audio: str = "audio_path"
+    Each field is a name or a list of names a file may use; the defaults take ours and ltx-trainer's
+    (``video``, ``reference_video``, ``video_mask``), so either kind of file reads without renaming.
+    """
+
+    media: Names = ("media_path", "video")
+    caption: Names = ("caption",)
+    reference: Names = ("reference_path", "reference_video")
+    mask: Names = ("mask_path", "video_mask")
+    audio: Names = ("audio_path",)
+    reference_audio: Names = ("reference_audio_path",)
+
+    def resolve(self, path: Path, found: Sequence[str]) -> dict[str, str | None]:
+        """Field -> the one column of ``found`` it reads (None: an optional column the file lacks)."""
+        resolved: dict[str, str | None] = {}
+        for f in fields(self):
+            names = [value] if isinstance(value := getattr(self, f.name), str) else list(value)
+            present = [name for name in names if name in found]
+            if len(present) > 1:
+                raise DataError(
+                    f"{path}: columns {' and '.join(map(repr, present))} both name the {f.name}; "
+                    f"keep one, or choose with columns.{f.name}=<column>"
+                )
+            if not present and f.name in ("media", "caption"):
+                shown = ", ".join(map(str, found)) or "none"
+                raise DataError(
+                    f"{path}: no column {' or '.join(map(repr, names))} (columns found: {shown}); "
+                    f"set columns.{f.name}=<column>"
+                )
+            resolved[f.name] = present[0] if present else None
+        return resolved
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -68,6 +97,14 @@ def sample_name(media: str, index: int) -> str:
     return rel.with_suffix(".pt").as_posix()
 
 
+def columns_of(path: Path, records: Sequence[Mapping[str, Any]], columns: Columns) -> dict[str, str | None]:
+    """Field -> the column of ``records`` it reads (None: an optional column no row has)."""
+    if not records:
+        raise DataError(f"{path} holds no rows")
+    found = list(dict.fromkeys(key for record in records for key in record))  # JSON rows may differ in keys
+    return columns.resolve(path, found)
+
+
 def read_rows(path: Path, columns: Columns) -> list[Row]:
     """Every row of the dataset file, with paths resolved against the file's folder.
 
@@ -75,20 +112,19 @@ def read_rows(path: Path, columns: Columns) -> list[Row]:
     per sample, not refused here. A missing *column* is an error, since no row could be read.
     """
     records = read_records(path)
-    if not records:
-        raise DataError(f"{path} holds no rows")
-    for key in (columns.media, columns.caption):
-        if key not in records[0]:
-            found = ", ".join(map(str, records[0])) or "none"
-            raise DataError(f"{path}: no column {key!r} (columns found: {found}); set columns.media / columns.caption")
+    column = columns_of(path, records, columns)
     base, seen, rows = path.parent, set(), []
 
-    def optional(record: Mapping[str, Any], key: str) -> Path | None:
-        value = str(record.get(key) or "").strip()
-        return base / value if value else None
+    def value(record: Mapping[str, Any], field: str) -> str:
+        key = column[field]
+        return str(record.get(key) or "").strip() if key is not None else ""
+
+    def optional(record: Mapping[str, Any], field: str) -> Path | None:
+        text = value(record, field)
+        return base / text if text else None
 
     for index, record in enumerate(records):
-        media = str(record.get(columns.media) or "").strip()
+        media = value(record, "media")
         name = sample_name(media, index)
         if name in seen:  # the same clip twice (two captions, say): keep both samples
             name = f"{name[:-3]}-{index}.pt"
@@ -98,10 +134,11 @@ def read_rows(path: Path, columns: Columns) -> list[Row]:
                 index=index,
                 name=name,
                 media=base / media,
-                caption=str(record.get(columns.caption) or "").strip(),
-                reference=optional(record, columns.reference),
-                mask=optional(record, columns.mask),
-                audio=optional(record, columns.audio),
+                caption=value(record, "caption"),
+                reference=optional(record, "reference"),
+                mask=optional(record, "mask"),
+                audio=optional(record, "audio"),
+                reference_audio=optional(record, "reference_audio"),
             )
         )
     return rows

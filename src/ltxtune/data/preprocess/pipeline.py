@@ -25,9 +25,13 @@ from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import MediaError, TooShort, probe, read_audio, read_frames
 from ltxtune.data.preprocess.text import TextFeatures
-from ltxtune.errors import ConfigError, DataError, check_range
+from ltxtune.errors import ConfigError, DataError, check_choice, check_range
 
 FORMAT_VERSION = 1
+# What white means in a mask video: ours (the region to generate) or ltx-trainer's (the region kept as a condition);
+# auto = the convention of the trainer whose column name the dataset file uses.
+MASK_WHITE = ("auto", "generate", "keep")
+REFERENCE_MASK_COLUMN = "video_mask"  # ltx-trainer's mask column: its masks are white = keep
 
 
 class TextEncoder(Protocol):
@@ -80,7 +84,7 @@ class Summary:
                 f"skipped {len(self.skipped)} (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
             )
         if self.silent:
-            parts.append(f"{self.silent} without an audio track (silence encoded)")
+            parts.append(f"{self.silent} without an audio track (no audio_latents/: audio strategies leave them out)")
         return "; ".join(parts)
 
 
@@ -103,6 +107,7 @@ class Preprocessor:
         image_fps: float = 24.0,
         reference_downscale: int = 1,
         reference_frame_stride: int = 1,
+        mask_white: str = "auto",
         overwrite: bool = False,
         strict: bool = False,
         rank: int = 0,
@@ -111,6 +116,7 @@ class Preprocessor:
         check_range("image_fps", image_fps, 0.0, lo_open=True)
         check_range("reference_downscale", reference_downscale, 1)
         check_range("reference_frame_stride", reference_frame_stride, 1)
+        check_choice("mask_white", mask_white, MASK_WHITE)
         self.buckets = parse_buckets(buckets)
         for b in self.buckets:
             if b.width % (32 * reference_downscale) or b.height % (32 * reference_downscale):
@@ -126,7 +132,17 @@ class Preprocessor:
         self.root = Path(output).expanduser()
         self.audio, self.image_fps, self.overwrite, self.strict = audio, image_fps, overwrite, strict
         self.downscale, self.stride = reference_downscale, reference_frame_stride
+        self.mask_setting = mask_white
+        self.mask_white = self.use_mask_column(None)
         self.rank, self.world = rank, world
+
+    def use_mask_column(self, column: str | None) -> str:
+        """Settle ``mask_white=auto`` for masks read from ``column``: ltx-trainer's column means its convention."""
+        if self.mask_setting == "auto":
+            self.mask_white = "keep" if column == REFERENCE_MASK_COLUMN else "generate"
+        else:
+            self.mask_white = self.mask_setting
+        return self.mask_white
 
     def outputs(self, row: Row) -> list[Path]:
         """Every file ``row`` becomes, ``latents/`` last (it marks the sample complete)."""
@@ -135,6 +151,8 @@ class Preprocessor:
             dirs.append("audio_latents")
         if row.reference is not None:
             dirs.append("reference_latents")
+        if row.reference_audio is not None:
+            dirs.append("reference_audio_latents")
         if row.mask is not None:
             dirs += ["video_masks", "mask_latents"]
         return [self.root / d / row.name for d in [*dirs, "latents"]]
@@ -142,8 +160,18 @@ class Preprocessor:
     def plan(self, rows: Sequence[Row]) -> tuple[list[Row], int]:
         """This rank's rows still to do, and how many of its rows are already complete."""
         mine = [row for row in rows if row.index % self.world == self.rank]
-        todo = [row for row in mine if self.overwrite or not all(p.is_file() for p in self.outputs(row))]
+        todo = [row for row in mine if self.overwrite or not self.complete(row)]
         return todo, len(mine) - len(todo)
+
+    def complete(self, row: Row) -> bool:
+        """Whether every file of ``row`` exists; a clip without an audio track has no ``audio_latents/`` file."""
+        missing = [p for p in self.outputs(row) if not p.is_file()]
+        if missing != [self.root / "audio_latents" / row.name] or row.audio is not None:
+            return not missing
+        try:  # only the audio file is missing: by design when the clip has no sound
+            return not probe(row.media, self.image_fps).has_audio
+        except MediaError:
+            return False
 
     def run(self, rows: Sequence[Row], load_encoders: Callable[[], Encoders], source: str = "") -> Summary:
         """Process this rank's share of ``rows``; encoders are built only when there is work."""
@@ -173,9 +201,11 @@ class Preprocessor:
         """Encode and write one sample; raise ``Skip`` before writing anything when an input is bad."""
         if not row.caption:
             raise Skip("empty caption", str(row.media))
-        for path in (row.media, row.reference, row.mask, row.audio):
+        for path in (row.media, row.reference, row.mask, row.audio, row.reference_audio):
             if path is not None and not path.is_file():
                 raise Skip("missing file", str(path))
+        if row.reference_audio is not None and not self.audio:
+            raise Skip("reference audio with audio=false", f"{row.reference_audio}: set audio=true to encode it")
         try:
             info = probe(row.media, self.image_fps)
             bucket = choose_bucket(self.buckets, info.width, info.height, info.frames, info.is_image)
@@ -188,22 +218,30 @@ class Preprocessor:
             mask = read_frames(row.mask, bucket.frames, bucket.width, bucket.height, gray=True) if row.mask else None
             seconds = bucket.frames / info.fps
             waveform = read_audio(row.audio or row.media, seconds, enc.audio.sample_rate) if self.audio else None
+            ref_wave = self._read_reference_audio(row, seconds, enc)
         except TooShort as exc:
             raise Skip("too short", f"{row.media}: {exc}") from exc
         except MediaError as exc:
             raise Skip("unreadable", f"{row.media}: {exc}") from exc
 
         files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(row.caption).to_file()}
+        # No audio latents for a clip without sound (as ltx-trainer): silence would teach that its scene is silent.
         silent = self.audio and waveform is None
-        if self.audio:
-            wave = torch.zeros(2, round(seconds * enc.audio.sample_rate)) if waveform is None else waveform
-            latents = enc.audio.encode(wave, seconds)
+        if waveform is not None:
+            latents = enc.audio.encode(waveform, seconds)
             files["audio_latents"] = {"latents": latents, "num_time_steps": latents.shape[1], "duration": seconds}
+        if ref_wave is not None:  # the same span as the target's audio: the IC-LoRA pairs them step for step
+            ref_audio = enc.audio.encode(ref_wave, seconds)
+            files["reference_audio_latents"] = {
+                "latents": ref_audio,
+                "num_time_steps": ref_audio.shape[1],
+                "duration": seconds,
+            }
         if reference is not None:
             ref = enc.video.encode(reference)
             files["reference_latents"] = self._latent_file(ref, info.fps / self.stride)
         if mask is not None:
-            generate = mask[:, 0] > 127  # white = the region to generate
+            generate = self.generated_region(mask)
             files["video_masks"] = {"mask": mask_to_latent_grid(generate)}
             files["mask_latents"] = self._latent_file(
                 enc.video.encode((generate * 255).to(torch.uint8)[:, None]), info.fps
@@ -212,6 +250,19 @@ class Preprocessor:
         for directory, data in files.items():  # insertion order: latents/ last
             atomic_save(data, self.root / directory / row.name)
         return bucket, silent
+
+    def generated_region(self, mask: Tensor) -> Tensor:
+        """``[F, 1, H, W]`` uint8 mask frames -> ``[F, H, W]`` True where the clip is to be generated."""
+        white = mask[:, 0] > 127
+        return white if self.mask_white == "generate" else ~white
+
+    def _read_reference_audio(self, row: Row, seconds: float, enc: Encoders) -> Tensor | None:
+        if row.reference_audio is None:
+            return None
+        wave = read_audio(row.reference_audio, seconds, enc.audio.sample_rate)
+        if wave is None:
+            raise Skip("unreadable", f"reference audio {row.reference_audio}: no audio stream")
+        return wave
 
     def _read_reference(self, row: Row, bucket: Bucket) -> Tensor | None:
         if row.reference is None:
@@ -254,6 +305,7 @@ class Preprocessor:
                 "audio": self.audio,
                 "reference_downscale": self.downscale,
                 "reference_frame_stride": self.stride,
+                "mask_white": self.mask_white,
                 "encoders": encoders.describe(),
             }
             (self.root / "preprocess.json").write_text(json.dumps(info, indent=1))
