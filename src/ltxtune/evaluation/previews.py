@@ -36,7 +36,8 @@ class PreviewMap:
         basis = v[:3].T.contiguous()  # [C, 3]; fewer than 3 directions when the data has fewer
         if basis.shape[1] < 3:
             basis = torch.cat([basis, torch.zeros(basis.shape[0], 3 - basis.shape[1])], dim=1)
-        spread = ((vectors - mean) @ basis).std(0).clamp_min(1e-6)
+        # One vector (an audio-only mode has no video to fit to) has no spread: population std, 0, floored.
+        spread = ((vectors - mean) @ basis).std(0, correction=0 if len(vectors) == 1 else 1).clamp_min(1e-6)
         return cls(mean, basis, spread)
 
     def project(self, latents: Tensor) -> Tensor:
