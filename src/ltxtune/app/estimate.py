@@ -70,7 +70,7 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     parts = build_parts(cfg)
     check_combination(parts)
     strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-    expect = SampleExpectations(text_width=parts.model.caption_channels)
+    expect = SampleExpectations.of(parts.model)
     train_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect).train
     check_data(cfg, parts, train_set)  # what the first step would hit, as a run checks it
     tokens = sample_tokens(parts.strategy, train_set)

@@ -25,9 +25,22 @@ _VIDEO_HEADER = ("num_frames", "height", "width")
 
 @dataclass(frozen=True)
 class SampleExpectations:
-    """What the model needs of every sample: the width of its text features (``caption_channels``)."""
+    """What the model needs of every sample: the widths of its text features (``caption_channels``; the audio
+    features' own width, ``audio_caption_channels``, when it differs as in LTX-2.3)."""
 
     text_width: int | None = None
+    audio_text_width: int | None = None
+
+    @classmethod
+    def of(cls, model: Any) -> SampleExpectations:
+        """The expectations of a ``ModelSpec`` (typed ``Any``: this module stays free of the model's imports)."""
+        video, audio = model.text_widths
+        return cls(text_width=video, audio_text_width=audio)
+
+    def width(self, key: str) -> int | None:
+        if key == "audio_prompt_embeds" and self.audio_text_width is not None:
+            return self.audio_text_width
+        return self.text_width
 
     def check(self, path: Path, batch_key: str, data: dict[str, Any]) -> None:
         """Raise ``DataError`` naming ``path`` when its contents cannot be trained on."""
@@ -49,10 +62,12 @@ class SampleExpectations:
                 return (
                     f"{key} has shape {tuple(embeds.shape)}, expected [{mask.shape[0]}, D] (L from the attention mask)"
                 )
-            if self.text_width is not None and embeds.shape[1] != self.text_width:
+            wanted = self.width(key)
+            if wanted is not None and embeds.shape[1] != wanted:
+                knob = "model.audio_caption_channels" if key == "audio_prompt_embeds" else "model.caption_channels"
                 return (
-                    f"{key} is {embeds.shape[1]} wide, the model takes {self.text_width} "
-                    "(model.caption_channels): the features come from another text encoder"
+                    f"{key} is {embeds.shape[1]} wide, the model takes {wanted} "
+                    f"({knob}): the features come from another text encoder"
                 )
         return None
 

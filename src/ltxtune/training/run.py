@@ -95,7 +95,7 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
         parts = build_parts(cfg)
         check_combination(parts)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-        expect = SampleExpectations(text_width=parts.model.caption_channels)
+        expect = SampleExpectations.of(parts.model)
         split = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
         result.validation = "training_subset" if split.val_from_training else "held_out"
         if split.left_out:
