@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.model.adapters import trainable_parameters
+from ltxtune.model.quantize import WEIGHT_BYTES
 from ltxtune.training.announce import sample_tokens
 from ltxtune.training.parts import build_parts
 from ltxtune.training.run import check_combination, check_data
@@ -95,8 +96,8 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     else:
         activations = per_layer * layers * _SAVED_PER_TOKEN_AND_WIDTH
     weight_bytes = _BYTES.get(getattr(parts.model, "dtype", "float32"), 4)
-    if getattr(parts.model, "quantization", None) == "fp8_cast":  # block linears (almost all weights) in fp8
-        weight_bytes = 1
+    if quantization := getattr(parts.model, "quantization", None):  # block linears (almost all weights)
+        weight_bytes = WEIGHT_BYTES[quantization]
     gb = 1024**3
     sharded = settings.distributed == "fsdp" and processes > 1
     shards = processes if sharded else 1

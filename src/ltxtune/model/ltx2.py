@@ -12,7 +12,7 @@ from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
 from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
-from ltxtune.model.quantize import QUANTIZATIONS, TORCHAO_KINDS, check_available, quantize_blocks
+from ltxtune.model.quantize import check_quantization, quantize_int8
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 _CONNECTOR_PREFIXES = {
@@ -125,8 +125,7 @@ class LTX2Checkpoint(ModelSpec):
         check_range("caption_channels", caption_channels, 1)
         if audio_caption_channels is not None:
             check_range("audio_caption_channels", audio_caption_channels, 1)
-        check_choice("quantization", quantization, (None, *QUANTIZATIONS))
-        check_available(quantization)
+        check_quantization(quantization)
         if quantization and dtype != "bfloat16":
             raise ConfigError("dtype", dtype, f"bfloat16 with quantization={quantization} (the base is bf16 first)")
         self.path, self.dtype, self.caption_channels = path, dtype, caption_channels
@@ -189,8 +188,8 @@ class LTX2Checkpoint(ModelSpec):
         missing = [n for n, p in transformer.named_parameters() if p.is_meta]
         if missing:
             raise DataError(f"{self.path}: {len(missing)} transformer weights are missing, e.g. {missing[:3]}")
-        if self.quantization in TORCHAO_KINDS:
-            quantize_blocks(transformer, self.quantization)
+        if self.quantization == "int8":
+            quantize_int8(transformer)
         connectors = load_connectors(self.connectors_path, config, device, dtype)
         return LoadedModel(transformer=transformer, config=config, encode_text=connectors)
 

@@ -1,13 +1,14 @@
 """Weight-only quantization of the frozen base for LoRA training (``model.quantization``).
 
-Three ways to store the transformer blocks' linear weights in fewer bits; the LoRA adapters on top stay
-float32 and are saved exactly as on an unquantized base, so the file loads onto the bf16 model inference uses:
+Two ways to store the transformer blocks' linear weights in 8 bits; the LoRA adapters on top stay float32 and
+are saved exactly as on an unquantized base, so the file loads onto the bf16 model inference uses:
 - ``fp8_cast``: ltx-core's own policy (float8 storage upcast in forward), applied while loading;
-- ``int8``: torchao's int8 weight-only quantization (per-channel scales), after loading; runs on a CPU too;
-- ``int4``: torchao's int4 weight-only quantization (group size 128), after loading; its kernels need CUDA.
-torchao is the maintained PyTorch library for this, peft wraps its tensors in LoRA layers natively
-(``TorchaoLoraLinear``), and it adds no dependency of its own; optimum-quanto would pull in its own kernels
-build (ninja) and peft supports its layers less directly.
+- ``int8``: torchao's int8 weight-only quantization (a scale per output channel), after loading; runs on a
+  CPU too. torchao is PyTorch's own maintained library for this, peft wraps its tensors in LoRA layers
+  natively (``TorchaoLoraLinear``), and it pulls in no other package; optimum-quanto would add a kernels
+  build (ninja) and has no LoRA layer in peft.
+4-bit is not offered: peft's torchao LoRA layer refuses torchao's int4 weights ("only supports int8 weights
+for now", peft 0.21), and torchao's int4 kernels need CUDA (and mslk >= 1.0, which PyPI does not carry).
 """
 
 from __future__ import annotations
@@ -19,17 +20,24 @@ from torch import nn
 
 from ltxtune.errors import ConfigError
 
-QUANTIZATIONS = ("fp8_cast", "int8", "int4")
-TORCHAO_KINDS = ("int8", "int4")
+QUANTIZATIONS = ("fp8_cast", "int8")
 # Bytes per weight of the quantized block linears, for the dry run's memory estimate (scales not counted).
-WEIGHT_BYTES = {"fp8_cast": 1.0, "int8": 1.0, "int4": 0.5}
-_INT4_GROUP = 128
+WEIGHT_BYTES = {"fp8_cast": 1.0, "int8": 1.0}
 _INSTALL = "pip install -e '.[lowvram]' (torchao)"
 
 
-def check_available(kind: str | None) -> None:
-    """``ConfigError`` naming the extra to install when ``kind`` needs torchao and it is absent."""
-    if kind in TORCHAO_KINDS and importlib.util.find_spec("torchao") is None:
+def check_quantization(kind: str | None) -> None:
+    """``ConfigError`` for a kind that is not offered, or that needs torchao when it is not installed."""
+    if kind == "int4":
+        raise ConfigError(
+            "quantization",
+            kind,
+            "fp8_cast or int8 (4-bit is not offered: peft's torchao LoRA layer takes int8 weights only, and "
+            "torchao's int4 kernels need CUDA)",
+        )
+    if kind is not None and kind not in QUANTIZATIONS:
+        raise ConfigError("quantization", kind, f"one of {', '.join(QUANTIZATIONS)}, or null")
+    if kind == "int8" and importlib.util.find_spec("torchao") is None:
         raise ConfigError("quantization", kind, f"fp8_cast or null unless torchao is installed: {_INSTALL}")
 
 
@@ -38,12 +46,11 @@ def is_block_linear(module: nn.Module, name: str) -> bool:
     return isinstance(module, nn.Linear) and name.startswith("transformer_blocks.")
 
 
-def quantize_blocks(transformer: nn.Module, kind: str) -> nn.Module:
-    """Replace the block linears' weights by torchao's ``kind`` tensors, in place; returns ``transformer``."""
-    from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
+def quantize_int8(transformer: nn.Module) -> nn.Module:
+    """Replace the block linears' weights by torchao's int8 weight-only tensors, in place; returns it."""
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
-    config = Int8WeightOnlyConfig() if kind == "int8" else Int4WeightOnlyConfig(group_size=_INT4_GROUP)
-    quantize_(transformer, config, filter_fn=is_block_linear)
-    # peft warns that merging a LoRA into a torchao base is unsupported; ltxtune never merges.
+    quantize_(transformer, Int8WeightOnlyConfig(), filter_fn=is_block_linear)
+    # peft warns that merging a LoRA into a torchao base needs more setup; ltxtune never merges.
     warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated without")
     return transformer

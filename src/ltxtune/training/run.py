@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.spec import Split
 from ltxtune.errors import ConfigError
+from ltxtune.model.adapters import FullFinetune
 from ltxtune.ranks import is_main_rank
 from ltxtune.training.card import card_facts, remove_stale_card, write_card
 from ltxtune.training.parts import Parts, build_parts
@@ -40,6 +41,9 @@ def check_combination(parts: Parts) -> None:
             " never reaches optimizer.lr in this run",
             flush=True,
         )
+    quantization = getattr(parts.model, "quantization", None)
+    if quantization and isinstance(parts.lora, FullFinetune):
+        raise ConfigError("model.quantization", quantization, "null with lora=none (a quantized base trains a LoRA)")
     if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
 
