@@ -109,7 +109,8 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
         audio_tokens=audio_tokens,
         text_tokens=tokens.text,
         weights_gb=(total - trainable) * weight_bytes / gb / shards,
-        optimizer_gb=trainable * 16 / gb / shards,  # float32 weight, gradient and two AdamW moments
+        # float32 weight and gradient, and the optimizer's moments (8-bit ones for adamw8bit)
+        optimizer_gb=trainable * (8 + getattr(parts.optimizer, "state_bytes", 8)) / gb / shards,
         activations_gb=activations / gb,  # each process runs its own micro-batch through every block
         processes=processes,
         sharded=sharded,
