@@ -107,11 +107,15 @@ def test_int8_without_torchao_names_the_extra(checkpoint, monkeypatch) -> None:
 
 
 @needs_torchao
-def test_quantized_base_refuses_a_full_finetune(checkpoint, data, tmp_path) -> None:
+def test_int8_base_refuses_a_full_finetune_and_fsdp(checkpoint, data, tmp_path) -> None:
     cfg = compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", "model.quantization=int8", "lora=none",
                       "trainer.mixed_precision=bf16", data_root=data)  # fmt: skip
     with pytest.raises(ConfigError, match=r"^model.quantization='int8' is not allowed: null with lora=none"):
         train(cfg, tmp_path)
+    cfg = compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", "model.quantization=int8", "trainer.distributed=fsdp",
+                      "trainer.mixed_precision=bf16", data_root=data)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^trainer.distributed='fsdp' is not allowed: ddp with model.quantization"):
+        train(cfg, tmp_path / "fsdp")
 
 
 @needs_torchao
@@ -126,3 +130,20 @@ def test_low_vram_preset_estimates_less_memory_than_the_plain_bf16_run(checkpoin
     assert low_found.weights_gb < 0.75 * plain_found.weights_gb  # block linears: 1 byte instead of 2
     assert low_found.optimizer_gb == pytest.approx(plain_found.optimizer_gb * 10 / 16)  # 8-bit moments
     assert low_found.activations_gb < plain_found.activations_gb
+
+
+@needs_torchao
+def test_int8_run_resumes_to_the_same_lora(checkpoint, data, tmp_path) -> None:
+    """Only the LoRA and optimizer are checkpointed; the int8 base is rebuilt from the file the same way."""
+    from safetensors.torch import load_file
+
+    int8 = (*LTX2, f"model.checkpoint={checkpoint}", "model.quantization=int8", "trainer.mixed_precision=bf16",
+            "scheduler=constant", "validation_videos.enabled=false", "checkpoint.every=2")  # fmt: skip
+    train(compose_cfg(*int8, "trainer.max_steps=4", data_root=data), tmp_path)
+    whole = load_file(str(tmp_path / "lora.safetensors"))
+    # Steps 3 and 4 again, from the step-2 checkpoint: the run continues in its directory.
+    resume = f"checkpoint.resume={tmp_path / 'checkpoints' / 'step_000002'}"
+    train(compose_cfg(*int8, "trainer.max_steps=4", resume, data_root=data), tmp_path / "elsewhere")
+    again = load_file(str(tmp_path / "lora.safetensors"))
+    assert not (tmp_path / "elsewhere" / "lora.safetensors").exists()
+    assert whole.keys() == again.keys() and all(torch.equal(whole[k], again[k]) for k in whole)

@@ -44,6 +44,10 @@ def check_combination(parts: Parts) -> None:
     quantization = getattr(parts.model, "quantization", None)
     if quantization and isinstance(parts.lora, FullFinetune):
         raise ConfigError("model.quantization", quantization, "null with lora=none (a quantized base trains a LoRA)")
+    if quantization == "int8" and settings.distributed == "fsdp":  # FSDP2 over torchao's tensors: not tried
+        raise ConfigError(
+            "trainer.distributed", "fsdp", "ddp with model.quantization=int8 (int8 with FSDP is untested)"
+        )
     if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
 
