@@ -102,6 +102,7 @@ def test_ltx23_checkpoint_trains_a_lora_on_its_gates_that_ltx_core_fuses(ltx23_f
     assert "diffusion_model.transformer_blocks.0.attn1.to_gate_logits.lora_A.weight" in keys
     assert "diffusion_model.transformer_blocks.0.audio_attn2.to_gate_logits.lora_B.weight" in keys
     assert meta["base_model"] == "LTX-2.3"
+    assert "# LoRA of LTX-2.3: " in (tmp_path / "README.md").read_text()  # the model card
     assert json.loads(meta["base_model_flags"]) == {
         "apply_gated_attention": True,
         "cross_attention_adaln": True,
