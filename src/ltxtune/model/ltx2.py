@@ -38,6 +38,20 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
     return json.loads(meta["config"])
 
 
+def check_connector_keys(path: Path) -> None:
+    """``DataError`` naming ``path`` when it holds no text connector weights (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            keys = list(f.keys())
+    except Exception as exc:  # safetensors raises its own error types for bad headers and truncation
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+    wanted = tuple(_CONNECTOR_PREFIXES.values())
+    if not any(k.startswith(wanted) for k in keys):
+        raise DataError(f"{path}: holds no text connector weights ('{wanted[0]}*'; model.connectors_checkpoint)")
+
+
 class TextConnectors(nn.Module):
     """LTX-2's embeddings connectors: stored text-encoder features -> the context the transformer attends to.
 
@@ -113,12 +127,8 @@ class LTX2Checkpoint(ModelSpec):
         audio_vae_checkpoint: str | None = None,
     ) -> None:
         path = existing_file("checkpoint", checkpoint, "an existing LTX-2 .safetensors checkpoint file")
-        self.connectors_path = (
-            existing_file(
-                "connectors_checkpoint", connectors_checkpoint, "an existing .safetensors file with the text connectors"
-            )
-            or path
-        )
+        connectors = existing_file("connectors_checkpoint", connectors_checkpoint, "an existing .safetensors file")
+        self.connectors_path = connectors or path
         for key, value in (("vae_checkpoint", vae_checkpoint), ("audio_vae_checkpoint", audio_vae_checkpoint)):
             existing_file(key, value, "an existing .safetensors file with the VAE (or the checkpoint's own)")
         check_choice("dtype", dtype, tuple(_DTYPES))
@@ -145,6 +155,7 @@ class LTX2Checkpoint(ModelSpec):
         )
 
         config = self.config()
+        check_connector_keys(self.connectors_path)  # a split release's wrong file: named before any weight is read
         with torch.device("meta"):
             video = Embeddings1DConnectorConfigurator.from_config(config)
             audio = AudioEmbeddings1DConnectorConfigurator.from_config(config)
