@@ -147,3 +147,24 @@ def test_int8_run_resumes_to_the_same_lora(checkpoint, data, tmp_path) -> None:
     again = load_file(str(tmp_path / "lora.safetensors"))
     assert not (tmp_path / "elsewhere" / "lora.safetensors").exists()
     assert whole.keys() == again.keys() and all(torch.equal(whole[k], again[k]) for k in whole)
+
+
+@pytest.mark.parametrize(
+    "quantization", ["fp8_cast", pytest.param("int8", marks=needs_torchao)], ids=["fp8_cast", "int8"]
+)
+def test_quantized_ltx23_base_trains_with_audio(quantization, tmp_path) -> None:
+    """Both quantize LTX-2.3's block linears; its attention gates (heads-wide, tiny) follow each policy:
+    torchao's int8 takes every block linear, ltx-core's fp8_cast map leaves the gates in bf16."""
+    ltx23 = write_tiny_checkpoint(tmp_path / "ltx23.safetensors", ltx23=True)
+    cfg = compose_cfg("model=ltx2", f"model.checkpoint={ltx23}", "model.caption_channels=64",
+                      "model.audio_caption_channels=32", "data.text_tokens=128", f"model.quantization={quantization}",
+                      "trainer.mixed_precision=bf16", "strategy.with_audio=true", "trainer.max_steps=2",
+                      "validation_videos.enabled=false", data_root=tmp_path / "data")  # fmt: skip
+    parts = build_parts(cfg)
+    attn = parts.model.build(0, torch.device("cpu")).transformer.transformer_blocks[0].audio_attn2
+    stored = {"int8": lambda w: w.qdata.dtype, "fp8_cast": lambda w: w.dtype}[quantization]
+    want = {"int8": (torch.int8, torch.int8), "fp8_cast": (torch.float8_e4m3fn, torch.bfloat16)}[quantization]
+    assert (stored(attn.to_q.weight), stored(attn.to_gate_logits.weight)) == want
+    train(cfg, tmp_path / "run")
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "completed" and result["val/loss"] < float("inf")
