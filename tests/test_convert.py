@@ -137,6 +137,7 @@ def test_what_is_not_carried_over_is_printed_and_heads_the_file(tmp_path: Path, 
     assert f"python train.py --config-dir {tmp_path.resolve()} experiment=low_vram" in printed
     body = yaml.safe_load(output.read_text())
     assert {"override /optimizer": "adamw8bit"} in body["defaults"]
+    assert body["model"]["quantization"] == "int8"  # int8-quanto: torchao's int8 base
 
 
 def test_fp8_quantization_full_fine_tune_and_defaults_carry_over(tmp_path: Path) -> None:
@@ -153,11 +154,29 @@ def test_fp8_quantization_full_fine_tune_and_defaults_carry_over(tmp_path: Path)
     assert main([str(source), "-o", str(output)]) == 0
     body = yaml.safe_load(output.read_text())
     assert {"override /lora": "none"} in body["defaults"] and {"override /logger": "wandb"} in body["defaults"]
-    assert body["model"] == {"checkpoint": "/models/ltx-2.safetensors", "quantization": "fp8_cast"}
+    # A full fine-tune has no frozen base to quantize: the key is listed as not carried over.
+    assert body["model"] == {"checkpoint": "/models/ltx-2.safetensors"}
+    assert "acceleration.quantization=fp8-quanto: model.training_mode is full" in output.read_text()
     assert body["logger"]["mode"] == "online" and body["logger"]["project"] == "mine"
     assert body["strategy"]["with_audio"] is True and body["trainer"]["max_steps"] == 3000  # ltx-trainer's default
     assert body["optimizer"]["lr"] == 5e-4 and body["trainer"]["mixed_precision"] == "bf16"
     assert "lora.rank=8: model.training_mode is full" in output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("quanto", "ours"), [("fp8-quanto", "fp8_cast"), ("int8-quanto", "int8"), ("int4-quanto", None)]
+)
+def test_quanto_quantizations_become_ltxtune_ones_or_are_listed(quanto: str, ours: str | None, tmp_path: Path) -> None:
+    source = tmp_path / "lora.yaml"
+    source.write_text(
+        "model: {model_path: /models/ltx-2.safetensors, training_mode: lora}\n"
+        f"acceleration: {{quantization: {quanto}}}\n"
+        "data: {preprocessed_data_root: /data/x}\n"
+    )
+    output = tmp_path / "experiment" / "q.yaml"
+    assert main([str(source), "-o", str(output)]) == 0
+    assert yaml.safe_load(output.read_text())["model"].get("quantization") == ours
+    assert f"acceleration.quantization={quanto}" in output.read_text()  # how it differs, or why it is not carried
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -74,9 +74,13 @@ PRESETS: dict[str, tuple[str | None, str | None, dict]] = {
 }
 
 
+# Presets of settings rather than of a mode, each tested beside the options it sets (tests/test_low_vram.py).
+SETTINGS_PRESETS = ("low_vram",)
+
+
 def test_every_preset_file_is_a_global_overlay_listed_here() -> None:
     files = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-    assert files == sorted(PRESETS)
+    assert files == sorted([*PRESETS, *SETTINGS_PRESETS])
     for name in files:
         assert (CONF / "experiment" / f"{name}.yaml").read_text().startswith("# @package _global_")
 

@@ -87,3 +87,19 @@ def test_real_checkpoint_section_commands_run_as_written(tmp_path: Path) -> None
             run_dir = tmp_path / f"run{i}"
             assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
             assert "`model=ltx2`" in (run_dir / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_ltx23_and_split_commands_run_as_written(tmp_path: Path) -> None:
+    """The README's LTX-2.3 block (one file, then a split release), in order, in a fresh directory."""
+    commands = readme_block("To try these here")
+    assert len(commands) == 4 and all(c.startswith("python ") for c in commands)
+    shorter = ["trainer.max_steps=2", "validation.every=0", "validation_videos.enabled=false", "logger=none"]
+    for i, command in enumerate(commands):
+        args = shlex.split(command)[1:]
+        if args[0] == "train.py":
+            args = [str(ROOT / "train.py"), *args[1:], *shorter, f"hydra.run.dir={tmp_path / f'run{i}'}"]
+        proc = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        if args[0].endswith("train.py"):
+            assert json.loads((tmp_path / f"run{i}" / "result.json").read_text())["status"] == "completed"

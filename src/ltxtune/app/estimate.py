@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.model.adapters import trainable_parameters
+from ltxtune.model.quantize import WEIGHT_BYTES
 from ltxtune.training.announce import sample_tokens
 from ltxtune.training.parts import build_parts
 from ltxtune.training.run import check_combination, check_data
@@ -70,7 +71,7 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     parts = build_parts(cfg)
     check_combination(parts)
     strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-    expect = SampleExpectations.of(parts.model.caption_channels, parts.strategy.get_audio_sources())
+    expect = SampleExpectations.of(parts.model, parts.strategy.get_audio_sources())
     train_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect).train
     check_data(cfg, parts, train_set)  # what the first step would hit, as a run checks it
     tokens = sample_tokens(parts.strategy, train_set)
@@ -95,8 +96,8 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     else:
         activations = per_layer * layers * _SAVED_PER_TOKEN_AND_WIDTH
     weight_bytes = _BYTES.get(getattr(parts.model, "dtype", "float32"), 4)
-    if getattr(parts.model, "quantization", None) == "fp8_cast":  # block linears (almost all weights) in fp8
-        weight_bytes = 1
+    if quantization := getattr(parts.model, "quantization", None):  # block linears (almost all weights)
+        weight_bytes = WEIGHT_BYTES[quantization]
     gb = 1024**3
     sharded = settings.distributed == "fsdp" and processes > 1
     shards = processes if sharded else 1
@@ -108,7 +109,8 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
         audio_tokens=audio_tokens,
         text_tokens=tokens.text,
         weights_gb=(total - trainable) * weight_bytes / gb / shards,
-        optimizer_gb=trainable * 16 / gb / shards,  # float32 weight, gradient and two AdamW moments
+        # float32 weight and gradient, and the optimizer's moments (8-bit ones for adamw8bit)
+        optimizer_gb=trainable * (8 + getattr(parts.optimizer, "state_bytes", 8)) / gb / shards,
         activations_gb=activations / gb,  # each process runs its own micro-batch through every block
         processes=processes,
         sharded=sharded,

@@ -254,17 +254,30 @@ def scheduler(s: Section, out: Experiment, lr: float) -> None:
 def acceleration(s: Section, out: Experiment) -> None:
     out.set("trainer.mixed_precision", s.take("mixed_precision_mode", "bf16") or "no")
     quantization = s.take("quantization")
-    if quantization is not None and str(quantization).startswith("fp8"):
-        out.set("model.quantization", "fp8_cast")
-        out.drop(
-            s.key("quantization"),
-            quantization,
-            "carried over as model.quantization=fp8_cast (ltx-core's fp8 storage, upcast in forward), not quanto",
-        )
-    elif quantization is not None:
-        out.drop(s.key("quantization"), quantization, "ltxtune quantizes to fp8 only (model.quantization=fp8_cast)")
+    if quantization is not None:
+        quantize(str(quantization), s.key("quantization"), out)
     s.drop("load_text_encoder_in_8bit", _NO_TEXT_ENCODER)
     s.drop("offload_optimizer_during_validation", "ltxtune keeps the optimizer state in place during validation")
+
+
+# ltx-trainer's quanto quantizations -> ltxtune's, with how each differs (model/quantize.py).
+_QUANTIZATIONS = {
+    "fp8": ("fp8_cast", "ltx-core's fp8 storage, upcast in forward"),
+    "int8": ("int8", "torchao's int8 weight-only tensors, pip install -e '.[lowvram]'"),
+}
+
+
+def quantize(value: str, key: str, out: Experiment) -> None:
+    """``acceleration.quantization`` (``int8-quanto``, ``fp8-quanto``...) as ``model.quantization``, or dropped."""
+    kind = value.split("-", 1)[0]
+    if out.groups.get("lora") == "none":
+        out.drop(key, value, "model.training_mode is full: ltxtune quantizes a frozen base under a LoRA only")
+    elif kind in _QUANTIZATIONS:
+        ours, how = _QUANTIZATIONS[kind]
+        out.set("model.quantization", ours)
+        out.drop(key, value, f"carried over as model.quantization={ours} ({how}), not quanto")
+    else:
+        out.drop(key, value, "ltxtune quantizes to fp8_cast or int8 only (4-bit: see README, Memory)")
 
 
 def data(s: Section, out: Experiment) -> None:

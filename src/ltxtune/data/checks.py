@@ -27,9 +27,10 @@ _VIDEO_HEADER = ("num_frames", "height", "width")
 
 @dataclass(frozen=True)
 class SampleExpectations:
-    """What the model needs of every sample: the width of its text features (``caption_channels``), and the
-    directories the strategy reads audio from (``audio_dirs``; empty for a strategy without audio, ``None``
-    when not known: then every text feature is required and kept).
+    """What the model needs of every sample: the widths of its text features (``caption_channels``; the audio
+    features' own width, ``audio_caption_channels``, when it differs as in LTX-2.3), and the directories the
+    strategy reads audio from (``audio_dirs``; empty for a strategy without audio, ``None`` when not known:
+    then every text feature is required and kept).
 
     Without audio, text features need no ``audio_prompt_embeds`` (a video-only checkpoint's have none), and
     those present are dropped as samples are read, so that batches of both kinds collate alike.
@@ -37,11 +38,20 @@ class SampleExpectations:
 
     text_width: int | None = None
     audio_dirs: frozenset[str] | None = None
+    audio_text_width: int | None = None
 
     @classmethod
-    def of(cls, text_width: int, audio_sources: Collection[str] | None) -> SampleExpectations:
-        """The expectations of a model (``caption_channels``) and a strategy (``get_audio_sources()``)."""
-        return cls(text_width, None if audio_sources is None else frozenset(audio_sources))
+    def of(cls, model: Any, audio_sources: Collection[str] | None = None) -> SampleExpectations:
+        """The expectations of a ``ModelSpec`` (typed ``Any``: this module stays free of the model's imports)
+        and a strategy (``get_audio_sources()``)."""
+        video, audio = model.text_widths
+        dirs = None if audio_sources is None else frozenset(audio_sources)
+        return cls(text_width=video, audio_dirs=dirs, audio_text_width=audio)
+
+    def width(self, key: str) -> int | None:
+        if key == "audio_prompt_embeds" and self.audio_text_width is not None:
+            return self.audio_text_width
+        return self.text_width
 
     def check(self, path: Path, batch_key: str, data: dict[str, Any]) -> None:
         """Raise ``DataError`` naming ``path`` when its contents cannot be trained on."""
@@ -81,10 +91,12 @@ class SampleExpectations:
                 return (
                     f"{key} has shape {tuple(embeds.shape)}, expected [{mask.shape[0]}, D] (L from the attention mask)"
                 )
-            if self.text_width is not None and embeds.shape[1] != self.text_width:
+            wanted = self.width(key)
+            if wanted is not None and embeds.shape[1] != wanted:
+                knob = "model.audio_caption_channels" if key == "audio_prompt_embeds" else "model.caption_channels"
                 return (
-                    f"{key} is {embeds.shape[1]} wide, the model takes {self.text_width} "
-                    "(model.caption_channels): the features come from another text encoder"
+                    f"{key} is {embeds.shape[1]} wide, the model takes {wanted} "
+                    f"({knob}): the features come from another text encoder"
                 )
         return None
 

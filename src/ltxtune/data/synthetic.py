@@ -48,6 +48,7 @@ class SyntheticData(PrecomputedData):
         width: int = 6,
         text_tokens: int = 16,
         caption_dim: int = 32,
+        audio_caption_dim: int | None = None,
         reference_downscale: int = 2,
         fps: float = 24.0,
         seed: int = 0,
@@ -59,6 +60,8 @@ class SyntheticData(PrecomputedData):
         for key in ("num_samples", "frames", "height", "width", "text_tokens", "caption_dim", "reference_downscale"):
             check_range(key, locals()[key], 1)
         check_range("fps", fps, 0.0, lo_open=True)
+        if audio_caption_dim is not None:
+            check_range("audio_caption_dim", audio_caption_dim, 1)
         if val_samples is not None and val_samples >= num_samples:
             raise ConfigError("val_samples", val_samples, f"< num_samples ({num_samples})")
         if height % reference_downscale or width % reference_downscale:
@@ -73,6 +76,8 @@ class SyntheticData(PrecomputedData):
             "width": width,
             "text_tokens": text_tokens,
             "caption_dim": caption_dim,
+            # only when it differs (LTX-2.3): datasets written before keep their marker, and are reused
+            **({"audio_caption_dim": audio_caption_dim} if audio_caption_dim not in (None, caption_dim) else {}),
             "reference_downscale": reference_downscale,
             "fps": fps,
             "seed": seed,
@@ -133,6 +138,7 @@ def write_dataset(
     reference_downscale: int,
     fps: float,
     seed: int,
+    audio_caption_dim: int | None = None,
 ) -> None:
     g = torch.Generator().manual_seed(seed)
     classes = len(CAPTIONS)
@@ -147,7 +153,8 @@ def write_dataset(
     audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
     audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
     text = torch.randn(classes, text_tokens, caption_dim, generator=g)
-    audio_text = torch.randn(classes, text_tokens, caption_dim, generator=g)
+    audio_dim = audio_caption_dim or caption_dim
+    audio_text = torch.randn(classes, text_tokens, audio_dim, generator=g)
     lengths = [max(1, text_tokens - 2 * k) for k in range(classes)]
     pixel_frames = (frames - 1) * 8 + 1
     audio_steps = max(1, round(pixel_frames / fps * _AUDIO_STEPS_PER_SECOND))
@@ -184,8 +191,10 @@ def write_dataset(
         mask = torch.zeros(text_tokens, dtype=torch.long)
         mask[:n] = 1
         jitter = 0.05 * torch.randn(text_tokens, caption_dim, generator=g)
+        # LTX-2.3's audio features have their own width: their own jitter (the draws stay as before otherwise)
+        audio_jitter = jitter if audio_dim == caption_dim else 0.05 * torch.randn(text_tokens, audio_dim, generator=g)
         video_embeds = (text[k] + jitter) * mask.view(-1, 1)
-        audio_embeds = (audio_text[k] + jitter) * mask.view(-1, 1)
+        audio_embeds = (audio_text[k] + audio_jitter) * mask.view(-1, 1)
 
         keep = torch.ones(frames, height, width)
         y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))

@@ -101,12 +101,14 @@ class LoraAdapter(Adapter):
         self.init_from = Path(init_from).expanduser() if init_from else None
         if self.init_from is not None and not self.init_from.is_file():
             raise ConfigError("init_from", init_from, "an existing LoRA .safetensors file (or null)")
+        self.base: dict[str, Any] = {}
 
     def apply(self, model: LoadedModel) -> None:
         from peft import LoraConfig, inject_adapter_in_model
 
         transformer = model.transformer
         transformer.requires_grad_(False)
+        self.base = base_model(model.config)
         config = LoraConfig(
             r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.target_modules
         )
@@ -173,7 +175,20 @@ class LoraAdapter(Adapter):
             "lora_rank": self.rank,
             "lora_alpha": self.alpha,
             "target_modules": self.target_modules,
+            **self.base,
         }
+
+
+# The config flags that tell LTX-2.3 from LTX-2 in ltx-core 1.0.0 (a LoRA fits the architecture it was trained on).
+_ARCHITECTURE_FLAGS = ("apply_gated_attention", "cross_attention_adaln", "caption_proj_before_connector")
+
+
+def base_model(config: dict[str, Any]) -> dict[str, Any]:
+    """What a LoRA file records of its base: the family and the architecture flags, from the model config."""
+    t = config.get("transformer", {})
+    flags = {flag: bool(t.get(flag, False)) for flag in _ARCHITECTURE_FLAGS}
+    family = "LTX-2.3" if flags["caption_proj_before_connector"] else "LTX-2"
+    return {"base_model": family, "base_model_flags": flags, "base_model_layers": t.get("num_layers", 48)}
 
 
 class FullFinetune(Adapter):

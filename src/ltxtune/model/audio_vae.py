@@ -129,8 +129,8 @@ def audio_decoder(checkpoint: str | None, seed: int, device: torch.device, dtype
             return load_audio_decoder(path, device, dtype)
         warnings.warn(
             f"{path} holds no audio VAE decoder and vocoder: validation audio is decoded with random weights "
-            "(set validation_videos.audio_decoder_checkpoint to a file with 'audio_vae.decoder.*' and "
-            "'vocoder.*' weights)",
+            "(a split release: model.audio_vae_checkpoint=<its audio VAE file>; or set "
+            "validation_videos.audio_decoder_checkpoint to a file with 'audio_vae.decoder.*' and 'vocoder.*' weights)",
             stacklevel=2,
         )
     return build_tiny_audio_decoder(seed, device)

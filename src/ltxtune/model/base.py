@@ -33,22 +33,35 @@ class LoadedModel:
 class InputNeeds:
     """What the model's first step needs of the data, read from its config without loading weights.
 
-    ``text_width``: the width of the stored text features; ``text_multiple``: their token count must be a
-    multiple of it (ltx-core's text connectors tile their learnable registers over the sequence), or ``None``;
-    ``blocks``: the transformer's depth, when its config says.
+    ``text_width`` / ``audio_text_width``: the widths of the stored video / audio text features (LTX-2 stores
+    one width for both; LTX-2.3 stores each stream's own, ``None`` = ``text_width``); ``text_multiple``: their
+    token count must be a multiple of it (ltx-core's text connectors tile their learnable registers over the
+    sequence), or ``None``; ``blocks``: the transformer's depth, when its config says.
     """
 
     video_channels: int
     audio_channels: int
     text_width: int
     text_multiple: int | None = None
+    audio_text_width: int | None = None
     blocks: int | None = None  # transformer blocks (validation's STG perturbs some of them)
+
+    @property
+    def text_widths(self) -> tuple[int, int]:
+        """(video, audio) widths of the stored text features."""
+        return self.text_width, self.audio_text_width or self.text_width
 
 
 class ModelSpec(ABC):
     """A model config option: validated on construction, built (the heavy part) by ``build``."""
 
     caption_channels: int
+    audio_caption_channels: int | None = None  # the audio text features' width when it differs (LTX-2.3)
+
+    @property
+    def text_widths(self) -> tuple[int, int]:
+        """(video, audio) widths of the text features this option is set for (``model.caption_channels``...)."""
+        return self.caption_channels, self.audio_caption_channels or self.caption_channels
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -58,7 +71,7 @@ class ModelSpec(ABC):
         """The latent channels and text features the transformer takes (its context is the stored features)."""
         t = self.config()["transformer"]
         return InputNeeds(
-            t.get("in_channels", 128), t.get("audio_in_channels", 128), t["caption_channels"], None, t.get("num_layers")
+            t.get("in_channels", 128), t.get("audio_in_channels", 128), t["caption_channels"], blocks=t.get("num_layers")
         )
 
     @abstractmethod

@@ -12,6 +12,7 @@ from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
 from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
+from ltxtune.model.quantize import check_quantization, quantize_int8
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 _CONNECTOR_PREFIXES = {
@@ -35,6 +36,20 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
     if not any(k.startswith(CHECKPOINT_PREFIX + "transformer_blocks.") for k in keys):
         raise DataError(f"{path}: holds no '{CHECKPOINT_PREFIX}transformer_blocks.*' weights")
     return json.loads(meta["config"])
+
+
+def check_connector_keys(path: Path) -> None:
+    """``DataError`` naming ``path`` when it holds no text connector weights (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            keys = list(f.keys())
+    except Exception as exc:  # safetensors raises its own error types for bad headers and truncation
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+    wanted = tuple(_CONNECTOR_PREFIXES.values())
+    if not any(k.startswith(wanted) for k in keys):
+        raise DataError(f"{path}: holds no text connector weights ('{wanted[0]}*'; model.connectors_checkpoint)")
 
 
 class TextConnectors(nn.Module):
@@ -81,41 +96,79 @@ class TextConnectors(nn.Module):
         return out
 
 
+def existing_file(key: str, value: str | None, what: str) -> Path | None:
+    """``value`` as a path to an existing file (``None`` stays ``None``), else ``ConfigError(key)``."""
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ConfigError(key, str(value), what)
+    return path
+
+
 class LTX2Checkpoint(ModelSpec):
-    """``model=ltx2 model.checkpoint=/path/ltx-2-19b.safetensors``: the transformer and its text connectors."""
+    """``model=ltx2 model.checkpoint=/path/ltx-2-19b.safetensors``: the transformer and its text connectors.
+
+    Any checkpoint whose config ltx-core's configurator understands: LTX-2 (caption projection in the
+    transformer, one text width) and LTX-2.3 (gated attention, cross-attention AdaLN, the projection moved
+    before the connectors, so video and audio text features have their own widths). One file holds it all, or
+    a split release points at its parts: ``checkpoint`` (the transformer, with the config in its metadata),
+    ``connectors_checkpoint`` (the text connectors), ``vae_checkpoint`` / ``audio_vae_checkpoint`` (what the
+    validation clips are decoded with; each defaults to the file before it in conf/model/ltx2.yaml).
+    """
 
     def __init__(
-        self, checkpoint: str, dtype: str = "bfloat16", caption_channels: int = 3840, quantization: str | None = None
+        self,
+        checkpoint: str,
+        dtype: str = "bfloat16",
+        caption_channels: int = 3840,
+        audio_caption_channels: int | None = None,
+        quantization: str | None = None,
+        connectors_checkpoint: str | None = None,
+        vae_checkpoint: str | None = None,
+        audio_vae_checkpoint: str | None = None,
     ) -> None:
-        path = Path(str(checkpoint)).expanduser()
-        if not path.is_file():
-            raise ConfigError("checkpoint", str(checkpoint), "an existing LTX-2 .safetensors checkpoint file")
+        path = existing_file("checkpoint", checkpoint, "an existing LTX-2 .safetensors checkpoint file")
+        connectors = existing_file("connectors_checkpoint", connectors_checkpoint, "an existing .safetensors file")
+        self.connectors_path = connectors or path
+        for key, value in (("vae_checkpoint", vae_checkpoint), ("audio_vae_checkpoint", audio_vae_checkpoint)):
+            existing_file(key, value, "an existing .safetensors file with the VAE (or the checkpoint's own)")
         check_choice("dtype", dtype, tuple(_DTYPES))
         check_range("caption_channels", caption_channels, 1)
-        check_choice("quantization", quantization, (None, "fp8_cast"))
+        if audio_caption_channels is not None:
+            check_range("audio_caption_channels", audio_caption_channels, 1)
+        check_quantization(quantization)
         if quantization and dtype != "bfloat16":
-            raise ConfigError("dtype", dtype, "bfloat16 with quantization=fp8_cast (fp8 weights upcast to bf16)")
+            raise ConfigError("dtype", dtype, f"bfloat16 with quantization={quantization} (the base is bf16 first)")
         self.path, self.dtype, self.caption_channels = path, dtype, caption_channels
+        self.audio_caption_channels = audio_caption_channels
         self.quantization = quantization
 
     def config(self) -> dict[str, Any]:
         return read_checkpoint_config(self.path)
 
     def input_needs(self) -> InputNeeds:
-        """The stored features go through the text connectors: their width and register count, read from the
-        config the way ltx-core builds the connectors (on the meta device: no weights)."""
-        from ltx_core.text_encoders.gemma.embeddings_connector import Embeddings1DConnectorConfigurator
+        """The stored features go through the text connectors: their widths and register count, read from the
+        config the way ltx-core builds the connectors (on the meta device: no weights). LTX-2's connectors are
+        as wide as its features (the transformer projects them); LTX-2.3's take each stream's own width."""
+        from ltx_core.text_encoders.gemma.embeddings_connector import (
+            AudioEmbeddings1DConnectorConfigurator,
+            Embeddings1DConnectorConfigurator,
+        )
 
         config = self.config()
+        check_connector_keys(self.connectors_path)  # a split release's wrong file: named before any weight is read
         with torch.device("meta"):
-            connector = Embeddings1DConnectorConfigurator.from_config(config)
+            video = Embeddings1DConnectorConfigurator.from_config(config)
+            audio = AudioEmbeddings1DConnectorConfigurator.from_config(config)
         t = config["transformer"]
         return InputNeeds(
             t.get("in_channels", 128),
             t.get("audio_in_channels", 128),
-            connector.inner_dim,
-            connector.num_learnable_registers or None,
-            t.get("num_layers"),
+            video.inner_dim,
+            video.num_learnable_registers or None,
+            audio.inner_dim,
+            blocks=t.get("num_layers"),
         )
 
     def build(self, seed: int, device: torch.device) -> LoadedModel:
@@ -149,23 +202,31 @@ class LTX2Checkpoint(ModelSpec):
         missing = [n for n, p in transformer.named_parameters() if p.is_meta]
         if missing:
             raise DataError(f"{self.path}: {len(missing)} transformer weights are missing, e.g. {missing[:3]}")
-        connectors = self.load_connectors(config, device, dtype)
+        if self.quantization == "int8":
+            quantize_int8(transformer)
+        connectors = load_connectors(self.connectors_path, config, device, dtype)
         return LoadedModel(transformer=transformer, config=config, encode_text=connectors)
 
-    def load_connectors(self, config: dict[str, Any], device: torch.device, dtype: torch.dtype) -> TextConnectors:
-        from safetensors import safe_open
 
-        with torch.device("meta"):
-            connectors = TextConnectors(config)
-        wanted = {name for name, _ in connectors.named_parameters()}
-        state = {}
-        with safe_open(str(self.path), "pt", device=str(device)) as f:
+def load_connectors(path: Path, config: dict[str, Any], device: torch.device, dtype: torch.dtype) -> TextConnectors:
+    """The frozen text connectors from ``path`` (the checkpoint, or a split release's connectors file), keyed
+    as ltx-core's embeddings processor reads them (``model.diffusion_model.{video,audio}_embeddings_connector.``)."""
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        connectors = TextConnectors(config)
+    wanted = {name for name, _ in connectors.named_parameters()}
+    state = {}
+    try:
+        with safe_open(str(path), "pt", device=str(device)) as f:
             for key in f.keys():  # noqa: SIM118 (safe_open is no dict)
                 for ours, theirs in _CONNECTOR_PREFIXES.items():
                     if key.startswith(theirs):
                         state[ours + key[len(theirs) :]] = f.get_tensor(key).to(dtype)
-        missing = sorted(wanted - set(state))
-        if missing:
-            raise DataError(f"{self.path}: {len(missing)} text connector weights are missing, e.g. {missing[:3]}")
-        connectors.load_state_dict(state, strict=True, assign=True)
-        return connectors.requires_grad_(False).eval()
+    except Exception as exc:  # safetensors raises its own error types for bad headers and truncation
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+    missing = sorted(wanted - set(state))
+    if missing:
+        raise DataError(f"{path}: {len(missing)} text connector weights are missing, e.g. {missing[:3]}")
+    connectors.load_state_dict(state, strict=True, assign=True)
+    return connectors.requires_grad_(False).eval()

@@ -121,32 +121,97 @@ class TinyLTX2(ModelSpec):
         return LoadedModel(transformer=build_transformer(self._config, seed, device), config=self._config)
 
 
-def write_tiny_checkpoint(path: Path, spec: TinyLTX2 | None = None, seed: int = 0) -> Path:
-    """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
-    text connectors) and the config in the metadata, so ``model=ltx2`` and ltx-core's loader can be tried here.
-    """
-    from safetensors.torch import save_file
+# The LTX-2.3 transformer and connectors, as ltx-core 1.0.0's configurators read them: gated attention (a
+# per-head gate, ``to_gate_logits``, in every attention), cross-attention AdaLN (the prompt modulated by the
+# timestep), and the caption projection moved out of the transformer, before the connectors (ltx-core's V2
+# text path): the stored features are then as wide as each stream's attention, and the connectors' output is
+# the context itself.
+LTX23_ARCHITECTURE: dict[str, Any] = {
+    "apply_gated_attention": True,
+    "cross_attention_adaln": True,
+    "caption_proj_before_connector": True,
+    "caption_projection_first_linear": False,
+    "caption_proj_input_norm": False,
+    "caption_projection_second_linear": False,
+    "connector_apply_gated_attention": True,
+}
 
-    from ltxtune.model.ltx2 import TextConnectors
 
-    spec = spec or TinyLTX2()
+def checkpoint_config(spec: TinyLTX2, ltx23: bool = False) -> dict[str, Any]:
+    """The tiny model's config with its text connectors (one small layer each), LTX-2 or LTX-2.3 flavoured."""
     config = json.loads(json.dumps(spec.config()))
-    # Connectors map the stored text features to the transformer's caption width (one small layer here).
-    config["transformer"].update(
-        connector_num_attention_heads=2,
-        connector_attention_head_dim=spec.caption_channels // 2,
+    t = config["transformer"]
+    if not ltx23:  # LTX-2: the connectors keep the features' width; the transformer projects them
+        t.update(connector_num_attention_heads=2, connector_attention_head_dim=spec.caption_channels // 2,
+                 connector_num_layers=1)  # fmt: skip
+        return config
+    del t["caption_channels"]  # no caption projection: each connector is as wide as its stream's attention
+    t.update(LTX23_ARCHITECTURE)
+    t.update(
+        connector_num_attention_heads=t["num_attention_heads"],
+        connector_attention_head_dim=t["attention_head_dim"],
+        audio_connector_num_attention_heads=t["audio_num_attention_heads"],
+        audio_connector_attention_head_dim=t["audio_attention_head_dim"],
         connector_num_layers=1,
     )
+    return config
+
+
+Tensors = dict[str, torch.Tensor]
+
+
+def tiny_checkpoint_tensors(config: dict[str, Any], seed: int) -> tuple[Tensors, Tensors]:
+    """(transformer, text connectors) weights under their checkpoint keys, bf16, seeded."""
+    from ltxtune.model.ltx2 import TextConnectors
+
     transformer = build_transformer(config, seed, torch.device("cpu"))
     with torch.device("meta"):
         connectors = TextConnectors(config)
     connectors = connectors.to_empty(device="cpu")
     init_weights(connectors, seed + 1)
-    tensors = {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
+    blocks = {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
+    texts = {}
     for name, value in connectors.state_dict().items():
         stream, rest = name.split(".", 1)
-        tensors[f"{CHECKPOINT_PREFIX}{stream.replace('_connector', '_embeddings_connector')}.{rest}"] = value
+        texts[f"{CHECKPOINT_PREFIX}{stream.replace('_connector', '_embeddings_connector')}.{rest}"] = value
+    return _bf16(blocks), _bf16(texts)
+
+
+def _bf16(tensors: Tensors) -> Tensors:
+    """LTX-2's checkpoints are bf16 (and ltx-core's LoRA fuser needs bf16 weights)."""
+    return {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
+
+
+def write_tiny_checkpoint(path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False) -> Path:
+    """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
+    text connectors) and the config in the metadata, so ``model=ltx2`` and ltx-core's loader can be tried here.
+    ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``).
+    """
+    from safetensors.torch import save_file
+
+    config = checkpoint_config(spec or TinyLTX2(), ltx23)
+    blocks, texts = tiny_checkpoint_tensors(config, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
-    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
+    save_file({**blocks, **texts}, str(path), metadata={"config": json.dumps(config)})
     return path
+
+
+def write_split_checkpoint(
+    directory: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False
+) -> dict[str, Path]:
+    """The same tiny model as a split release: ``transformer``, ``connectors``, ``vae`` (video) and
+    ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file."""
+    from safetensors.torch import save_file
+
+    from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
+    from ltxtune.model.vae import write_tiny_vae_checkpoint
+
+    config = checkpoint_config(spec or TinyLTX2(), ltx23)
+    blocks, texts = tiny_checkpoint_tensors(config, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: directory / f"{name}.safetensors" for name in ("transformer", "connectors", "vae", "audio_vae")}
+    save_file(blocks, str(files["transformer"]), metadata={"config": json.dumps(config)})
+    save_file(texts, str(files["connectors"]), metadata={"config": json.dumps(config)})
+    write_tiny_vae_checkpoint(files["vae"], seed)
+    write_tiny_audio_checkpoint(files["audio_vae"], seed)
+    return files

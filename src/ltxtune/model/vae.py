@@ -128,7 +128,8 @@ def video_decoder(checkpoint: str | None, seed: int, device: torch.device, dtype
             return load_decoder(path, device, dtype)
         warnings.warn(
             f"{path} holds no video VAE decoder: validation videos are decoded with random weights "
-            "(set validation_videos.decoder_checkpoint to a file with 'vae.decoder.*' weights)",
+            "(a split release: model.vae_checkpoint=<its VAE file>; or set validation_videos.decoder_checkpoint "
+            "to a file with 'vae.decoder.*' weights)",
             stacklevel=2,
         )
     return build_tiny_decoder(seed, device)

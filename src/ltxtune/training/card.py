@@ -45,6 +45,7 @@ class CardFacts:
     losses: tuple[tuple[str, float], ...]
     preview: str | None  # relative path of the last validation's preview.png
     steps: int
+    family: str = "LTX-2"  # LTX-2 or LTX-2.3, from the base's config
     version: str = field(default=__version__)
 
 
@@ -53,7 +54,7 @@ def render(facts: CardFacts) -> str:
     kind = "LoRA" if facts.is_lora else "full fine-tune"
     out = [
         MARKER,
-        f"# {kind} of LTX-2: `{facts.strategy}`",
+        f"# {kind} of {facts.family}: `{facts.strategy}`",
         "",
         f"Trained with ltxtune {facts.version} for {facts.steps} steps. The weights are `{facts.weights}` in this"
         " directory, in the ltx-core / ComfyUI layout"
@@ -205,7 +206,18 @@ def card_facts(
         losses=final_losses(metrics),
         preview=str(preview) if (run_dir / preview).is_file() else None,
         steps=steps,
+        family=base_family(cfg),
     )
+
+
+def base_family(cfg: DictConfig) -> str:
+    """``LTX-2`` or ``LTX-2.3``, as the LoRA file's metadata says, from the checkpoint's config (tiny: LTX-2)."""
+    from ltxtune.model.adapters import base_model
+    from ltxtune.model.ltx2 import read_checkpoint_config
+
+    if "checkpoint" not in cfg.model:
+        return "LTX-2"
+    return base_model(read_checkpoint_config(Path(str(cfg.model.checkpoint)).expanduser()))["base_model"]
 
 
 def describe_base(cfg: DictConfig, model_choice: str) -> tuple[str, str, tuple[str, ...]]:

@@ -11,6 +11,8 @@ from ltxtune.errors import ConfigError, check_range
 
 
 class AdamW:
+    state_bytes = 8  # per trainable weight: two float32 moments (the dry run's memory estimate)
+
     def __init__(
         self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, eps: float = 1e-8
     ) -> None:
@@ -31,6 +33,8 @@ class AdamW8bit(AdamW):
     Optional: ``pip install -e ".[gpu]"``. Chosen over torchao's 8-bit optimizers because it is the one the
     LTX-2 and diffusers trainers use, so its behaviour on these models is known.
     """
+
+    state_bytes = 2  # two 8-bit moments (block-wise scales not counted)
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         try:

@@ -16,24 +16,27 @@ from omegaconf import DictConfig
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.model.base import ModelSpec
+from ltxtune.model.base import InputNeeds, ModelSpec
 
 
 def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
     """Raise ``ConfigError`` / ``DataError`` (one line: the key, the value, what is allowed) on a mismatch."""
     needs = model.input_needs()
     source = _model_source(cfg)
-    if model.caption_channels != needs.text_width:
-        raise ConfigError(
-            "model.caption_channels", model.caption_channels, f"{needs.text_width}, the text width {source} takes"
-        )
+    audio_key = "model.audio_caption_channels" if "audio_caption_channels" in cfg.model else "model.caption_channels"
+    keys = ("model.caption_channels", audio_key)
+    for key, ours, theirs in zip(keys, model.text_widths, needs.text_widths, strict=True):
+        if ours != theirs:
+            raise ConfigError(key, ours, f"{theirs}, the text width {source} takes{_hint(needs)}")
     text = batch["conditions"]
-    length, width = text["video_prompt_embeds"].shape[1:]
-    if width != model.caption_channels:
-        raise DataError(
-            f"{_where(cfg, 'conditions')}: text features are {width} wide, but model.caption_channels="
-            f"{model.caption_channels} (allowed: text features from the text encoder {source} was trained with)"
-        )
+    length = text["video_prompt_embeds"].shape[1]
+    for key, wanted, name in zip(keys, model.text_widths, ("video_prompt_embeds", "audio_prompt_embeds"), strict=True):
+        width = text[name].shape[2]
+        if width != wanted:
+            raise DataError(
+                f"{_where(cfg, 'conditions')}: {name} are {width} wide, but {key}={wanted}"
+                f" (allowed: text features from the text encoder {source} was trained with)"
+            )
     if needs.text_multiple and length % needs.text_multiple:
         multiple = needs.text_multiple
         why = f"a multiple of {multiple}: {source}'s text connectors tile their {multiple} learnable registers over it"
@@ -61,6 +64,14 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
                 _model_value(cfg),
                 f"a model whose {kind} stream takes the data's {channels} latent channels (it takes {wanted})",
             )
+
+
+def _hint(needs: InputNeeds) -> str:
+    """LTX-2.3 stores video and audio text features of different widths: name both knobs."""
+    video, audio = needs.text_widths
+    if video == audio:
+        return ""
+    return f" (an LTX-2.3-style checkpoint: model.caption_channels={video} model.audio_caption_channels={audio})"
 
 
 def _model_source(cfg: DictConfig) -> str:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.spec import Split
 from ltxtune.errors import ConfigError
+from ltxtune.model.adapters import FullFinetune
 from ltxtune.ranks import is_main_rank
 from ltxtune.training.card import card_facts, remove_stale_card, write_card
 from ltxtune.training.parts import Parts, build_parts
@@ -39,6 +40,13 @@ def check_combination(parts: Parts) -> None:
             f"warning: scheduler.warmup_steps={warmup} >= trainer.max_steps={settings.max_steps}: the learning rate"
             " never reaches optimizer.lr in this run",
             flush=True,
+        )
+    quantization = getattr(parts.model, "quantization", None)
+    if quantization and isinstance(parts.lora, FullFinetune):
+        raise ConfigError("model.quantization", quantization, "null with lora=none (a quantized base trains a LoRA)")
+    if quantization == "int8" and settings.distributed == "fsdp":  # FSDP2 over torchao's tensors: not tried
+        raise ConfigError(
+            "trainer.distributed", "fsdp", "ddp with model.quantization=int8 (int8 with FSDP is untested)"
         )
     if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
@@ -95,7 +103,7 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
         parts = build_parts(cfg)
         check_combination(parts)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-        expect = SampleExpectations.of(parts.model.caption_channels, parts.strategy.get_audio_sources())
+        expect = SampleExpectations.of(parts.model, parts.strategy.get_audio_sources())
         split = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
         result.validation = "training_subset" if split.val_from_training else "held_out"
         if split.left_out or split.without_audio:
