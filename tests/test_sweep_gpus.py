@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT
 from ltxtune.sweeps import devices
-from test_sweeps import ENV, SHRINK, run_train
+from test_sweeps import ENV, SHRINK, run_train, wandb_runs
 
 LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"
 
@@ -110,3 +110,29 @@ def test_each_parallel_job_of_a_sweep_trains_on_its_own_gpu(synthetic_root: Path
     ]  # fmt: skip
     assert overlapping, given  # the jobs did run side by side
     assert all(given[a][2] != given[b][2] for a, b in overlapping), given
+
+
+@pytest.mark.slow
+def test_a_job_with_two_gpus_trains_with_one_process_on_each(synthetic_root: Path, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    done = run_train(
+        "--multirun", "hydra/launcher=gpus", "hydra.callbacks.gpus.devices=[0,1,2,3]", "hydra.callbacks.gpus.per_job=2",
+        "hydra.launcher.n_jobs=2", "lora.rank=4,8", "logger=wandb", "validation_videos.enabled=false", *SHRINK,
+        f"data.root={synthetic_root}", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    spans = {}
+    for job in ("0", "1"):
+        result = json.loads((sweep_dir / job / "result.json").read_text())
+        assert result["status"] == "completed" and result["processes"] == 2  # a rank on each of its GPUs
+        first, second = result["rank_weight_checksums"]
+        assert first == second
+        spans[job] = job_span(sweep_dir / job)
+        assert result["visible_devices"] == spans[job][2] in ("0,1", "2,3")
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
+    (a_start, a_end, a_gpus), (b_start, b_end, b_gpus) = spans["0"], spans["1"]
+    if a_start < b_end and b_start < a_end:  # side by side: never on a shared GPU
+        assert a_gpus != b_gpus
+    # Each job is its own wandb run, grouped by the sweep and named by its overrides, as with one GPU per job.
+    names = sorted(r["name"] for r in wandb_runs(sweep_dir) if r["job_type"] == "sweep-job")
+    assert names == ["lora.rank=4", "lora.rank=8"]

@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ltxtune.app.job_ranks import job_processes
 from ltxtune.ranks import is_main_rank, world_size
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
@@ -33,6 +34,10 @@ def run_job(cfg: DictConfig) -> float:
         return dry_run(cfg, multirun)
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    if multirun and (processes := job_processes()) > 1:  # a sweep job on several GPUs starts its own ranks
+        from ltxtune.app.job_ranks import run_ranks
+
+        return run_ranks(cfg, run_dir, choices, processes)
     try:
         outcome = train_job(cfg, run_dir, choices, rerun_incomplete=multirun)
     except Exception as exc:

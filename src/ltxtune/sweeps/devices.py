@@ -1,4 +1,4 @@
-"""Parallel sweep jobs on one machine, each on its own GPU (``hydra/launcher=gpus``).
+"""Parallel sweep jobs on one machine, each on its own GPUs (``hydra/launcher=gpus``).
 
 joblib runs a sweep's jobs in a pool of worker processes, and each would train on ``cuda:0``. ``GpuSlots`` cuts
 the machine's GPUs into slots of ``per_job`` devices. Each worker process takes a free slot when it starts its
@@ -23,6 +23,8 @@ from typing import IO, Any
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
+
+from ltxtune.app.job_ranks import PROCESSES_ENV
 
 log = logging.getLogger("ltxtune")
 
@@ -81,7 +83,7 @@ class GpuSlots(Callback):
     Args:
         devices: the GPUs to share out: ``auto`` (``CUDA_VISIBLE_DEVICES``, else every GPU torch sees) or a
             list of device ids (``[0, 1, 2, 3]``; any strings ``CUDA_VISIBLE_DEVICES`` accepts).
-        per_job: GPUs per job (1: one job per GPU).
+        per_job: GPUs per job (1: one job per GPU); a job with several runs one process per GPU.
     """
 
     def __init__(self, devices: str | Sequence[Any] = "auto", per_job: int = 1) -> None:
@@ -89,9 +91,8 @@ class GpuSlots(Callback):
 
     def slots(self) -> list[list[str]]:
         """The slots of this sweep; a bad setting ends the sweep in one line."""
-        if self.per_job != 1:
-            # A job runs one training process; several GPUs per job would need it to start one per GPU.
-            sys.exit(f"error: {KEY}.per_job={self.per_job} is not supported yet: 1 (one GPU per job)")
+        if not isinstance(self.per_job, int) or self.per_job < 1:
+            sys.exit(f"error: {KEY}.per_job={self.per_job}: the GPUs of each job, an integer >= 1")
         if self.devices == "auto":
             pool = visible_gpus()
         elif isinstance(self.devices, ListConfig | list | tuple):
@@ -119,9 +120,10 @@ class GpuSlots(Callback):
         (sweep_dir / SLOTS_FILE).write_text(json.dumps({"slots": slots}) + "\n")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Before the job imports torch: its one GPU becomes the only one it sees (its ``cuda:0``)."""
+        """Before the job imports torch: its slot's GPUs become the only ones it sees (from ``cuda:0``)."""
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         devices = claim_slot(Path(config.hydra.sweep.dir).absolute())
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+        os.environ[PROCESSES_ENV] = str(len(devices))  # one rank per GPU (ltxtune.app.job_ranks)
         log.info("job %s: CUDA_VISIBLE_DEVICES=%s", config.hydra.job.num, os.environ["CUDA_VISIBLE_DEVICES"])
