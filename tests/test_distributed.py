@@ -1,10 +1,14 @@
 """Two real CPU processes (torchrun, gloo) train one run: one directory, synced weights, exact schedule; FSDP2
-shards trains the same weights as DDP, saves full tensors and resumes exactly."""
+shards trains the same weights as DDP, saves full tensors and resumes exactly; two one-process "nodes" started
+with the README's multi-node commands train as one two-process node."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +31,12 @@ ARGS = [
 ]  # fmt: skip
 
 
+# --standalone: a rendezvous on a free port, so that runs beside this one (another test session) never meet it.
+TORCHRUN = [
+    sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(ROOT / "train.py")
+]  # fmt: skip
+
+
 def test_each_rank_draws_its_own_noise_from_the_one_seed() -> None:
     a = torch.randn(8, generator=rank_generator(7, 0, torch.device("cpu")))
     b = torch.randn(8, generator=rank_generator(7, 1, torch.device("cpu")))
@@ -43,8 +53,7 @@ def lr_sequence(run_dir: Path) -> list[float]:
 def test_two_processes_train_one_run(tmp_path) -> None:
     fresh = tmp_path / "data" / "synthetic"  # as on a fresh checkout: both ranks find no dataset yet
     data = f"data.root={fresh}"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "train.py")]
-    proc = subprocess.run([*torchrun, *ARGS, data], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([*TORCHRUN, *ARGS, data], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in fresh.parent.iterdir()) == [".synthetic.lock", "synthetic"]  # no half-written copy
 
@@ -74,7 +83,6 @@ def test_two_processes_train_one_run(tmp_path) -> None:
 
 # -- FSDP2 ---------------------------------------------------------------------------------------------------
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "train.py")]
 FSDP_ARGS = [
     "logger=none", "trainer.max_steps=4", "trainer.batch_size=2", "validation.every=2", "validation.sigmas=[0.5]",
     "data.num_samples=12", "data.val_samples=2", "strategy.with_audio=true", "validation_videos.enabled=false",
@@ -94,21 +102,34 @@ def tensors(path: Path) -> dict[str, torch.Tensor]:
         return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
 
 
+# One BLAS thread per process in every run of this file, as torchrun sets for several processes per node (it
+# leaves the variable alone for one, and accelerate then picks its own): runs compared here differ only in how
+# they are launched, never in how a matrix product splits its sums.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def torchrun(run_dir: Path, data_root: Path, *extra: str) -> dict:
     """One two-process run in ``run_dir``; its ``result.json``."""
     args = [*TORCHRUN, *FSDP_ARGS, f"data.root={data_root}", f"hydra.run.dir={run_dir}", *extra]
-    proc = subprocess.run(args, cwd=run_dir.parent, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(args, cwd=run_dir.parent, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return json.loads((run_dir / "result.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def lora_runs(tmp_path_factory, synthetic_root) -> dict[str, Path]:
+def ddp_lora_run(tmp_path_factory, synthetic_root) -> Path:
+    """The LoRA run of this file under DDP: two processes on one node."""
+    run_dir = tmp_path_factory.mktemp("lora_runs") / "ddp"
+    torchrun(run_dir, synthetic_root)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def lora_runs(ddp_lora_run, synthetic_root) -> dict[str, Path]:
     """The same LoRA run under DDP and under FSDP, two processes each."""
-    root = tmp_path_factory.mktemp("lora_runs")
-    torchrun(root / "ddp", synthetic_root)
-    torchrun(root / "fsdp", synthetic_root, "trainer.distributed=fsdp")
-    return {"ddp": root / "ddp", "fsdp": root / "fsdp"}
+    fsdp = ddp_lora_run.parent / "fsdp"
+    torchrun(fsdp, synthetic_root, "trainer.distributed=fsdp")
+    return {"ddp": ddp_lora_run, "fsdp": fsdp}
 
 
 @pytest.mark.slow
@@ -174,3 +195,66 @@ def test_fsdp_with_one_process_trains_the_whole_model(synthetic_root, tmp_path, 
     train(compose_cfg("trainer.distributed=fsdp", "trainer.max_steps=2", data_root=synthetic_root), tmp_path)
     assert "nothing to shard over" in capsys.readouterr().out
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "completed"
+
+
+# -- several nodes -------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def readme_multinode_commands() -> list[str]:
+    """The ``--nnodes`` commands of the README's "Several processes or GPUs" block, one line each."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Several processes or GPUs") :].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.replace("\\\n", " ").splitlines() if "--nnodes" in line]
+
+
+def node_command(command: str, node_rank: int, port: int) -> list[str]:
+    """A README multi-node command as one node of this machine runs it: one process, a free local port."""
+    values = {"$NODE_RANK": str(node_rank), "$MASTER": "localhost", "$JOB_ID": "test", "29500": str(port)}
+    args = []
+    for arg in shlex.split(command, comments=True):
+        for name, value in values.items():
+            arg = arg.replace(name, value)
+        args.append(arg)
+    assert args[0] == "torchrun" and args[-2:] == ["train.py", "..."], command
+    args[args.index("--nproc_per_node") + 1] = "1"
+    return [sys.executable, "-m", "torch.distributed.run", *args[1:-2], str(ROOT / "train.py")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", [0, 1], ids=["c10d", "master_addr"])
+def test_two_nodes_train_as_one_two_process_node(which, ddp_lora_run, synthetic_root, tmp_path) -> None:
+    # The README's command, as two one-process "nodes", each started in its own directory as on its own machine
+    # (Hydra names a run directory in each); the run directory they must share is rank 0's.
+    commands = readme_multinode_commands()
+    assert len(commands) == 2, commands
+    port, nodes = free_port(), [tmp_path / "node0", tmp_path / "node1"]
+    procs = []
+    for node_rank, cwd in enumerate(nodes):
+        cwd.mkdir()
+        args = [*node_command(commands[which], node_rank, port), *FSDP_ARGS, f"data.root={synthetic_root}"]
+        procs.append(subprocess.Popen(args, cwd=cwd, env=ONE_THREAD, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out.decode()[-3000:]
+
+    run_dirs = [p for cwd in nodes for p in cwd.glob("outputs/*/*") if p.is_dir()]
+    assert len(run_dirs) == 1, run_dirs  # rank 0's; the other node's Hydra directory is gone
+    run_dir = run_dirs[0]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "completed" and result["processes"] == 2
+    first, second = result["rank_weight_checksums"]
+    assert first == second  # identical weights on both nodes after the last step
+    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines if "train/loss" in m] == [1, 2, 3, 4]  # rank 0 alone writes
+
+    # The same two ranks with the same data compute the same gradients wherever they run, and an all-reduce of
+    # two addends is exact in either order (a + b == b + a): the result is the one-node run's, bit for bit.
+    single = json.loads((ddp_lora_run / "result.json").read_text())
+    assert (result["val/loss"], result["train/loss"]) == (single["val/loss"], single["train/loss"])
+    assert (run_dir / "lora.safetensors").read_bytes() == (ddp_lora_run / "lora.safetensors").read_bytes()

@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ltxtune.app.job_ranks import job_processes
 from ltxtune.ranks import is_main_rank, world_size
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
@@ -33,6 +34,10 @@ def run_job(cfg: DictConfig) -> float:
         return dry_run(cfg, multirun)
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    if multirun and (processes := job_processes()) > 1:  # a sweep job on several GPUs starts its own ranks
+        from ltxtune.app.job_ranks import run_ranks
+
+        return run_ranks(cfg, run_dir, choices, processes)
     try:
         outcome = train_job(cfg, run_dir, choices, rerun_incomplete=multirun)
     except Exception as exc:
@@ -163,6 +168,29 @@ def main() -> None:
     if (problem := unusable_output_dir(sys.argv[1:])) is not None:
         sys.exit(f"error: {problem}")
     hydra_main()
+    if finished_single_run():
+        exit_without_teardown()
+
+
+def finished_single_run() -> bool:
+    """A one-process, one-job run has ended: nothing is left running that needs the interpreter's teardown (a
+    sweep's worker pool and a process group end through it)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN and world_size() == 1
+
+
+def exit_without_teardown() -> None:
+    """Exit once the exit handlers have run, skipping the interpreter's teardown.
+
+    Freeing torch's, transformers' and ltx-core's modules one by one at exit takes 1 to 2.5 s (measured on a
+    2-core CPU: 25% of a one-step run's start-up) and gives nothing back. Every file of the run is written and
+    closed by now; the exit handlers (logging's flush and close, wandb's) still run.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -37,6 +37,7 @@ class RunResult:
     error: str | None = None
     interrupted: bool | None = None
     processes: int | None = None
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES the job ran with (a GPU sweep's own GPUs)
     rank_weight_checksums: list[str] | None = None
     weights: str | None = None
     validation: str | None = None  # held_out | training_subset (data.val_samples=0: nothing was held out)

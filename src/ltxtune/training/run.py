@@ -7,6 +7,7 @@ It always writes ``result.json`` (``completed`` or ``failed``) and returns the s
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -278,6 +279,7 @@ def _train(
             last = trainer.fit(settings.max_steps)
         result.train_loss, result.val_loss = last.get("train/loss"), last.get("val/loss")
         result.processes = accelerator.num_processes
+        result.visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
         result.rank_weight_checksums = trainer.weight_checksums()
         if trainer.interrupted:
             result.error = (
