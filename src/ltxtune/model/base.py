@@ -71,7 +71,10 @@ class ModelSpec(ABC):
         """The latent channels and text features the transformer takes (its context is the stored features)."""
         t = self.config()["transformer"]
         return InputNeeds(
-            t.get("in_channels", 128), t.get("audio_in_channels", 128), t["caption_channels"], blocks=t.get("num_layers")
+            t.get("in_channels", 128),
+            t.get("audio_in_channels", 128),
+            t["caption_channels"],
+            blocks=t.get("num_layers"),
         )
 
     @abstractmethod
