@@ -31,6 +31,8 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
     text = batch["conditions"]
     length = text["video_prompt_embeds"].shape[1]
     for key, wanted, name in zip(keys, model.text_widths, ("video_prompt_embeds", "audio_prompt_embeds"), strict=True):
+        if name not in text:  # a strategy without audio reads no audio features (data/checks.py drops them)
+            continue
         width = text[name].shape[2]
         if width != wanted:
             raise DataError(
