@@ -330,6 +330,7 @@ def test_an_unusable_run_directory_ends_in_one_line(tmp_path, where) -> None:
         (["trainer.batch_size=2.5"], "error: trainer.batch_size=2.5 is not allowed: a value of type int"),
         (["data=precomputed"], "error: data.root must be set"),
         (["data=precomputed", "data.root=/nonexistent/data"], "error: data.root='/nonexistent/data' does not exist"),
+        (["model=ltx2"], "error: model.checkpoint must be set"),  # keys that follow it (${.checkpoint}) resolve
     ],
 )
 def test_a_user_mistake_ends_in_one_line(tmp_path, overrides, line) -> None:

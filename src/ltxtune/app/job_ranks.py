@@ -10,6 +10,7 @@ the ranks' entry point.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -21,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 PROCESSES_ENV = "LTXTUNE_JOB_PROCESSES"  # set by GpuSlots: the processes each job of the sweep runs
 JOB_FILE = "job.json"
+
+log = logging.getLogger(__name__)
 
 
 def job_processes() -> int:
@@ -41,16 +44,33 @@ def run_ranks(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], processes
     env = {k: v for k, v in os.environ.items() if k != PROCESSES_ENV}
     if (identity := job_identity()) is not None:  # the ranks have no Hydra to say which sweep job they are
         env[IDENTITY_ENV] = json.dumps(identity)
-    subprocess.run([*launch, "-m", "ltxtune.app.job_ranks", str(job_file)], env=env, check=False)
-    result = RunResult.read(run_dir)
-    return result.objective if result is not None else math.inf
+    ranks = subprocess.run([*launch, "-m", "ltxtune.app.job_ranks", str(job_file)], env=env, check=False)
+    result = RunResult.read(trained_in(cfg, run_dir))
+    if ranks.returncode != 0:
+        why = result.error if result is not None and result.error else "see the ranks' output above"
+        log.error("job failed: its %d ranks exited with code %d: %s", processes, ranks.returncode, why)
+    return result.objective if result is not None and ranks.returncode == 0 else math.inf
+
+
+def trained_in(cfg: DictConfig, run_dir: Path) -> Path:
+    """Where the ranks trained: the job's directory, or the run a ``checkpoint.resume`` path continues."""
+    from ltxtune.training.checkpoint import resolve_resume, run_dir_of
+
+    try:
+        resume = resolve_resume(cfg.checkpoint.get("resume"), run_dir, checksums=False)
+    except Exception:  # the ranks met the same problem and said so
+        return run_dir
+    return run_dir_of(resume) if resume is not None else run_dir
 
 
 def main(job_file: Path) -> None:
     """One rank of a sweep job: the saved config, trained in the job's run directory."""
     from ltxtune.app.train import user_error
+    from ltxtune.ranks import is_main_rank
     from ltxtune.training.run import train_job
 
+    # The ranks have no Hydra to set up logging: rank 0 says what the job does, as a one-process job would.
+    logging.basicConfig(level=logging.INFO if is_main_rank() else logging.WARNING, format="[%(name)s] %(message)s")
     job = json.loads(job_file.read_text())
     try:
         train_job(OmegaConf.create(job["config"]), Path(job["run_dir"]), job["choices"], rerun_incomplete=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def dry_run(cfg: DictConfig, multirun: bool) -> float:
 
 def user_error(exc: BaseException) -> str | None:
     """The one line a user's mistake or the system's refusal ends in; ``None`` for a bug (a traceback helps)."""
-    from omegaconf.errors import MissingMandatoryValue, ValidationError
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, ValidationError
 
     from ltxtune.errors import ConfigError, DataError, TrainingError
 
@@ -84,6 +85,10 @@ def user_error(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, MissingMandatoryValue):
         return f"{exc.full_key} must be set (it has no default: add {exc.full_key}=... to the command)"
+    if isinstance(exc, InterpolationToMissingValueError):  # a key that follows an unset one (${.checkpoint})
+        found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(exc))
+        missing = found.group(1) if found else exc.full_key
+        return f"{missing} must be set (it has no default, and {exc.full_key} follows it: add {missing}=...)"
     if isinstance(exc, ValidationError):
         return f"{exc.full_key}: {str(exc).splitlines()[0]}"
     if isinstance(exc, OSError) and exc.filename is not None:
@@ -168,14 +173,14 @@ def main() -> None:
     if (problem := unusable_output_dir(sys.argv[1:])) is not None:
         sys.exit(f"error: {problem}")
     hydra_main()
-    if finished_single_run():
+    if _finished_single_run and world_size() == 1:
         exit_without_teardown()
 
 
-def finished_single_run() -> bool:
-    """A one-process, one-job run has ended: nothing is left running that needs the interpreter's teardown (a
-    sweep's worker pool and a process group end through it)."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN and world_size() == 1
+# Set by ``hydra_main`` when the job of a plain (not multirun) run returned: Hydra has restored its own state
+# by the time ``hydra_main()`` returns, so ``main`` cannot ask it. Sweeps (a worker pool) and several
+# processes (a process group) end through the interpreter's teardown.
+_finished_single_run = False
 
 
 def exit_without_teardown() -> None:
@@ -203,4 +208,7 @@ def hydra_main(cfg: DictConfig) -> float:
         if (done := completed_objective(run_dir, cfg)) is not None:
             log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
             return done
-    return run_job(cfg)
+    objective = run_job(cfg)
+    global _finished_single_run
+    _finished_single_run = hc.mode == RunMode.RUN
+    return objective

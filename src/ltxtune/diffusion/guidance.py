@@ -29,12 +29,15 @@ def guider_params(node: Mapping[str, Any] | None, key: str) -> MultiModalGuiderP
     node = dict(node or {})
     if unknown := sorted(set(node) - set(_KEYS)):
         raise ConfigError(f"{key}.{unknown[0]}", node[unknown[0]], "one of " + ", ".join(_KEYS))
+    for name in ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale"):
+        if name in node and (isinstance(node[name], bool) or not isinstance(node[name], int | float)):
+            raise ConfigError(f"{key}.{name}", node[name], "a number")
     params = MultiModalGuiderParams(**{k: v for k, v in node.items() if k != "stg_blocks"})
     blocks = node.get("stg_blocks", [])  # null: every block, as in ltx-core
     if blocks is not None:
-        if not all(isinstance(b, int) and b >= 0 for b in blocks):
+        if isinstance(blocks, str | int) or not all(isinstance(b, int) and b >= 0 for b in blocks):
             allowed = "a list of transformer block indices (ints >= 0), or null for every block"
-            raise ConfigError(f"{key}.stg_blocks", list(blocks), allowed)
+            raise ConfigError(f"{key}.stg_blocks", blocks, allowed)
         blocks = list(blocks)
     for name in ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale"):
         check_range(f"{key}.{name}", float(getattr(params, name)), 0.0)

@@ -24,7 +24,7 @@ from ltxtune.strategies.base import (
     audio_modality,
     video_modality,
 )
-from ltxtune.strategies.conditions import Condition, Stream
+from ltxtune.strategies.conditions import Condition, Reference, Stream
 
 
 class Track:
@@ -146,7 +146,11 @@ class Flexible(TrainingStrategy):
         return sources
 
     def get_audio_sources(self) -> set[str]:
-        return set(self.audio.get_data_sources()) if self.audio is not None else set()
+        """The audio track's latents and references: a clip without sound has none of them. Its masks are not
+        sound: a missing audio mask stays an error naming its directory."""
+        if self.audio is None:
+            return set()
+        return {self.audio.latents_dir} | {c.latents_dir for c in self.audio.conditions if isinstance(c, Reference)}
 
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None

@@ -23,7 +23,7 @@ from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.spec import Split
 from ltxtune.errors import ConfigError
 from ltxtune.model.adapters import FullFinetune
-from ltxtune.ranks import is_main_rank
+from ltxtune.ranks import is_main_rank, world_size
 from ltxtune.training.card import card_facts, remove_stale_card, write_card
 from ltxtune.training.parts import Parts, build_parts
 from ltxtune.training.result import RunResult
@@ -45,9 +45,12 @@ def check_combination(parts: Parts) -> None:
     quantization = getattr(parts.model, "quantization", None)
     if quantization and isinstance(parts.lora, FullFinetune):
         raise ConfigError("model.quantization", quantization, "null with lora=none (a quantized base trains a LoRA)")
-    if quantization == "int8" and settings.distributed == "fsdp":  # FSDP2 over torchao's tensors: not tried
+    if quantization == "int8" and world_size() > 1:  # DDP's start-up broadcast cannot copy torchao's tensors
         raise ConfigError(
-            "trainer.distributed", "fsdp", "ddp with model.quantization=int8 (int8 with FSDP is untested)"
+            "model.quantization",
+            "int8",
+            f"fp8_cast or null with {world_size()} processes (an int8 base trains in"
+            " one process: torchao's int8 weights cannot be broadcast by DDP, and FSDP over them is untested)",
         )
     if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
