@@ -12,7 +12,8 @@ training; the encoded prompts are cached in the run directory (``validation_prom
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,21 +81,27 @@ def encode_prompts(prompts: list[Prompt], template: Batch, encoders: Any, run_di
 NEGATIVE_CACHE_FILE = "validation_negative_prompt.pt"
 
 
-def encode_negative(text: str, encoders: Any, run_dir: Path) -> dict[str, Tensor]:
-    """The negative prompt's text features ``{key: [1, L, D]}``, encoded once and cached in ``run_dir``."""
+def encode_negative(text: str, text_encoder: Callable[[], Any], run_dir: Path) -> dict[str, Tensor]:
+    """The negative prompt's text features ``{key: [1, L, D]}``, encoded once and cached in ``run_dir``.
+
+    Only the text encoder is built (and freed). Every rank may encode it (each renders under FSDP); the cache
+    is written under a temporary name and renamed, so a reader never sees half a file.
+    """
     cache = run_dir / NEGATIVE_CACHE_FILE
     if cache.is_file():
         stored = torch.load(cache, map_location="cpu", weights_only=True)
         if stored.get("text") == text:
             return stored["features"]
-    built = encoders()
+    encoder = text_encoder()
     try:
-        features = {k: v.unsqueeze(0) for k, v in built.text.encode(text).to_file().items()}
+        features = {k: v.unsqueeze(0) for k, v in encoder.encode(text).to_file().items()}
     finally:
-        del built
+        del encoder
         gc.collect()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"text": text, "features": features}, cache)
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+    torch.save({"text": text, "features": features}, partial)
+    partial.replace(cache)
     return features
 
 

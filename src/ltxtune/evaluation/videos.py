@@ -149,7 +149,7 @@ class ValidationVideos:
         device = conditions["prompt_attention_mask"].device
         if self.negative_prompt is not None:
             if self._negative_features is None:
-                self._negative_features = encode_negative(self.negative_prompt, self.build_encoders, run_dir)
+                self._negative_features = encode_negative(self.negative_prompt, self.build_text_encoder, run_dir)
             raw = {k: self._negative_features[k].to(device) for k in conditions}
         elif self.negative_conditions is None:
             raw = empty_prompt(conditions)
@@ -250,6 +250,14 @@ class ValidationVideos:
             raise ConfigError("encoders", None, "an encoders group option (tiny, ltx2) to encode the prompts with")
         node = self.encoders_node
         return Encoders(video=instantiate(node.video), audio=instantiate(node.audio), text=instantiate(node.text))
+
+    def build_text_encoder(self) -> Any:
+        """The ``encoders`` node's text encoder alone (the negative prompt needs no VAE)."""
+        from hydra.utils import instantiate
+
+        if self.encoders_node is None:
+            raise ConfigError("encoders", None, "an encoders group option (tiny, ltx2) to encode the negative prompt")
+        return instantiate(self.encoders_node.text)
 
     def preview_map(self, batches: Sequence[Batch]) -> PreviewMap:
         """Fitted on the first call to the validation samples' latents, then the same for the whole run."""
