@@ -61,3 +61,19 @@ def run_snippet(card: str, where: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     scope: dict = {}
     exec(compile(python_snippet(card), str(where / "README.md"), "exec"), scope)  # the card's own code, as written
     return scope["transformer"]
+
+
+def ltx_core_fused(checkpoint: Path, lora_file: Path):
+    """The transformer ltx-core's own loader builds from ``checkpoint`` with ``lora_file`` fused (float32, CPU)."""
+    import torch
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
+    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+    from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
+
+    builder = SingleGPUModelBuilder(
+        model_class_configurator=LTXModelConfigurator,
+        model_path=str(checkpoint),
+        model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
+    )
+    fused = builder.lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
+    return fused.build(device=torch.device("cpu"), dtype=torch.float32).float()

@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
-from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 
-from conftest import compose_cfg
+from conftest import compose_cfg, ltx_core_fused
 from ltxtune.app.estimate import estimate
 from ltxtune.data.batch import collate
 from ltxtune.diffusion.samplers import UniformSampler
@@ -70,16 +67,7 @@ def test_int8_base_trains_a_lora_that_loads_onto_the_unquantized_model(checkpoin
     base = outputs(ours, parts, batch)
     parts.lora.apply(ours)
     fused = parts.model.build(0, torch.device("cpu"))
-    fused.transformer = (
-        SingleGPUModelBuilder(
-            model_class_configurator=LTXModelConfigurator,
-            model_path=str(checkpoint),
-            model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
-        )
-        .lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
-        .build(device=torch.device("cpu"), dtype=torch.float32)
-        .float()
-    )
+    fused.transformer = ltx_core_fused(checkpoint, lora_file)
     want = outputs(ours, parts, batch)
     assert (want - base).abs().max() > 1e-3, "the LoRA changed nothing: the test would prove nothing"
     torch.testing.assert_close(outputs(fused, parts, batch), want, rtol=1e-4, atol=1e-4)

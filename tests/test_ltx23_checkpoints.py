@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
-from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 from safetensors import safe_open
 
-from conftest import compose_cfg
+from conftest import compose_cfg, ltx_core_fused
 from ltxtune.app.estimate import estimate
 from ltxtune.data.batch import collate
 from ltxtune.diffusion.samplers import UniformSampler
@@ -70,16 +67,7 @@ def assert_lora_fuses_in_ltx_core(overrides: tuple[str, ...], transformer_file: 
     base_video, _ = outputs(trained, parts, batch := first_batch(parts))
     parts.lora.apply(trained)
     fused = parts.model.build(0, torch.device("cpu"))
-    fused.transformer = (
-        SingleGPUModelBuilder(
-            model_class_configurator=LTXModelConfigurator,
-            model_path=str(transformer_file),
-            model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
-        )
-        .lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
-        .build(device=torch.device("cpu"), dtype=torch.float32)
-        .float()
-    )
+    fused.transformer = ltx_core_fused(transformer_file, lora_file)
     want_video, want_audio = outputs(trained, parts, batch)
     got_video, got_audio = outputs(fused, parts, batch)
     assert (want_video - base_video).abs().max() > 1e-3, "the LoRA changed nothing: the test would prove nothing"
