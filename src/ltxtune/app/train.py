@@ -173,14 +173,23 @@ def main() -> None:
     if (problem := unusable_output_dir(sys.argv[1:])) is not None:
         sys.exit(f"error: {problem}")
     hydra_main()
-    if _finished_single_run and world_size() == 1:
+    if _finished_run and not process_group_alive():
         exit_without_teardown()
 
 
 # Set by ``hydra_main`` when the job of a plain (not multirun) run returned: Hydra has restored its own state
-# by the time ``hydra_main()`` returns, so ``main`` cannot ask it. Sweeps (a worker pool) and several
-# processes (a process group) end through the interpreter's teardown.
-_finished_single_run = False
+# by the time ``hydra_main()`` returns, so ``main`` cannot ask it. A sweep (a worker pool) ends through the
+# interpreter's teardown. So does a rank whose process group is somehow still up; normally the run destroyed
+# it (accelerate's end_training), and skipping the teardown then also spares the ranks gloo's worker threads
+# aborting during interpreter finalization ("terminate called without an active exception", SIGABRT after a
+# completed run: seen once on this CPU under torchrun).
+_finished_run = False
+
+
+def process_group_alive() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def exit_without_teardown() -> None:
@@ -209,6 +218,6 @@ def hydra_main(cfg: DictConfig) -> float:
             log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
             return done
     objective = run_job(cfg)
-    global _finished_single_run
-    _finished_single_run = hc.mode == RunMode.RUN
+    global _finished_run
+    _finished_run = hc.mode == RunMode.RUN
     return objective
