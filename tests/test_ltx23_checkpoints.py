@@ -140,10 +140,12 @@ def test_split_parts_that_are_missing_or_wrong_are_named(split23) -> None:
 def test_ltx23_widths_are_named_by_the_dry_run(ltx23_file, tmp_path) -> None:
     """LTX-2.3 stores video and audio text features of different widths: a wrong width names both values."""
     base = ("model=ltx2", f"model.checkpoint={ltx23_file}", "model.dtype=float32", "data.text_tokens=128")
-    cfg = compose_cfg(*base, "model.caption_channels=64", data_root=tmp_path / "same-width")
+    cfg = compose_cfg(*base, "model.caption_channels=64", "strategy.with_audio=true", data_root=tmp_path / "same")
     with pytest.raises(ConfigError, match=r"^model.audio_caption_channels=64 is not allowed: 32, the text width .*"
                        r"model.caption_channels=64 model.audio_caption_channels=32"):  # fmt: skip
         estimate(cfg)
+    # Video alone reads no audio text features: their width is not asked for.
+    assert estimate(compose_cfg(*base, "model.caption_channels=64", data_root=tmp_path / "video")).text_tokens == 128
     cfg = compose_cfg(*base, "model.caption_channels=64", "model.audio_caption_channels=32", data_root=tmp_path / "ok")
     found = estimate(cfg)
     assert found.text_tokens == 128

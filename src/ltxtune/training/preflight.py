@@ -25,10 +25,11 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
     source = _model_source(cfg)
     audio_key = "model.audio_caption_channels" if "audio_caption_channels" in cfg.model else "model.caption_channels"
     keys = ("model.caption_channels", audio_key)
-    for key, ours, theirs in zip(keys, model.text_widths, needs.text_widths, strict=True):
-        if ours != theirs:
-            raise ConfigError(key, ours, f"{theirs}, the text width {source} takes{_hint(needs)}")
     text = batch["conditions"]
+    reads = (True, "audio_prompt_embeds" in text)  # a strategy without audio reads no audio text features
+    for key, ours, theirs, read in zip(keys, model.text_widths, needs.text_widths, reads, strict=True):
+        if read and ours != theirs:
+            raise ConfigError(key, ours, f"{theirs}, the text width {source} takes{_hint(needs)}")
     length = text["video_prompt_embeds"].shape[1]
     for key, wanted, name in zip(keys, model.text_widths, ("video_prompt_embeds", "audio_prompt_embeds"), strict=True):
         if name not in text:  # a strategy without audio reads no audio features (data/checks.py drops them)
