@@ -51,6 +51,14 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data") / "synthetic"
 
 
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LTX-2 checkpoint in the real layout (transformer and text connectors), read-only for the tests."""
+    from ltxtune.model.tiny import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "ltx2-tiny.safetensors")
+
+
 def python_snippet(card: str) -> str:
     return re.search(r"```python\n(.*?)```", card, re.S).group(1)
 

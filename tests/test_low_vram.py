@@ -26,11 +26,6 @@ needs_torchao = pytest.mark.skipif(NO_TORCHAO, reason="torchao is an optional ex
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "ltx2-tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("lowvram-data") / "synthetic"
 

@@ -65,6 +65,24 @@ def readme_block(after: str) -> list[str]:
     return [line for line in block.splitlines() if line.strip()]
 
 
+def run_as_written(
+    command: str, cwd: Path, run_dir: Path, shorter: list[str]
+) -> tuple[list[str], subprocess.CompletedProcess]:
+    """Run a README ``python ...`` command from ``cwd`` and check it succeeds; its arguments and the process.
+
+    The repo's scripts are found from anywhere; a training run goes to ``run_dir`` and, unless it is a dry
+    run, is shortened by ``shorter``.
+    """
+    args = shlex.split(command)[1:]
+    if args[0].endswith(".py"):
+        args = [str(ROOT / args[0]), *args[1:]]
+    if args[0].endswith("train.py"):
+        args += [f"hydra.run.dir={run_dir}", *(shorter if "trainer.dry_run=true" not in args else [])]
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+    return args, proc
+
+
 @pytest.mark.slow
 def test_real_checkpoint_section_commands_run_as_written(tmp_path: Path) -> None:
     """Each command of the README's tiny-checkpoint block, in order, in a fresh directory (training shortened)."""
@@ -72,18 +90,10 @@ def test_real_checkpoint_section_commands_run_as_written(tmp_path: Path) -> None
     assert len(commands) == 6 and all(c.startswith("python ") for c in commands)
     shorter = ["trainer.max_steps=3", "validation.every=0", "validation_videos.enabled=false", "logger=none"]
     for i, command in enumerate(commands):
-        args = shlex.split(command)[1:]
-        script = args[0]
-        if script == "train.py":
-            args = [str(ROOT / script), *args[1:], f"hydra.run.dir={tmp_path / f'run{i}'}"]
-            args += shorter if "trainer.dry_run=true" not in args else []
-        elif script.endswith(".py"):
-            args = [str(ROOT / script), *args[1:]]
-        proc = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        args, proc = run_as_written(command, tmp_path, tmp_path / f"run{i}", shorter)
         if "trainer.dry_run=true" in args:
             assert "peak memory estimate" in proc.stdout
-        elif script == "train.py":
+        elif args[0].endswith("train.py"):
             run_dir = tmp_path / f"run{i}"
             assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
             assert "`model=ltx2`" in (run_dir / "README.md").read_text()
@@ -96,10 +106,6 @@ def test_ltx23_and_split_commands_run_as_written(tmp_path: Path) -> None:
     assert len(commands) == 4 and all(c.startswith("python ") for c in commands)
     shorter = ["trainer.max_steps=2", "validation.every=0", "validation_videos.enabled=false", "logger=none"]
     for i, command in enumerate(commands):
-        args = shlex.split(command)[1:]
-        if args[0] == "train.py":
-            args = [str(ROOT / "train.py"), *args[1:], *shorter, f"hydra.run.dir={tmp_path / f'run{i}'}"]
-        proc = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{command}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        args, _ = run_as_written(command, tmp_path, tmp_path / f"run{i}", shorter)
         if args[0].endswith("train.py"):
             assert json.loads((tmp_path / f"run{i}" / "result.json").read_text())["status"] == "completed"

@@ -24,11 +24,6 @@ LTX2 = ("model=ltx2", "model.caption_channels=32", "data.text_tokens=128")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "ltx2-tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
 def ltx2_data(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ltx2data") / "synthetic"
 

@@ -21,7 +21,8 @@ from ltxtune.errors import ConfigError, check_range
 
 # The passes a step may need, in the order they are batched.
 COND, TEXT, PERTURBED, ISOLATED = "cond", "uncond_text", "uncond_perturbed", "uncond_modality"
-_KEYS = ("cfg_scale", "stg_scale", "stg_blocks", "rescale_scale", "modality_scale", "skip_step")
+_SCALES = ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale")
+_KEYS = (*_SCALES, "stg_blocks", "skip_step")
 
 
 def guider_params(node: Mapping[str, Any] | None, key: str) -> MultiModalGuiderParams:
@@ -29,9 +30,12 @@ def guider_params(node: Mapping[str, Any] | None, key: str) -> MultiModalGuiderP
     node = dict(node or {})
     if unknown := sorted(set(node) - set(_KEYS)):
         raise ConfigError(f"{key}.{unknown[0]}", node[unknown[0]], "one of " + ", ".join(_KEYS))
-    for name in ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale"):
-        if name in node and (isinstance(node[name], bool) or not isinstance(node[name], int | float)):
-            raise ConfigError(f"{key}.{name}", node[name], "a number")
+    for name in _SCALES:  # the ones not given keep ltx-core's defaults, which are in range
+        if name in node:
+            value = node[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{key}.{name}", value, "a number")
+            check_range(f"{key}.{name}", float(value), 0.0, 1.0 if name == "rescale_scale" else None)
     params = MultiModalGuiderParams(**{k: v for k, v in node.items() if k != "stg_blocks"})
     blocks = node.get("stg_blocks", [])  # null: every block, as in ltx-core
     if blocks is not None:
@@ -39,9 +43,6 @@ def guider_params(node: Mapping[str, Any] | None, key: str) -> MultiModalGuiderP
             allowed = "a list of transformer block indices (ints >= 0), or null for every block"
             raise ConfigError(f"{key}.stg_blocks", blocks, allowed)
         blocks = list(blocks)
-    for name in ("cfg_scale", "stg_scale", "rescale_scale", "modality_scale"):
-        check_range(f"{key}.{name}", float(getattr(params, name)), 0.0)
-    check_range(f"{key}.rescale_scale", float(params.rescale_scale), 0.0, 1.0)
     if not isinstance(params.skip_step, int) or params.skip_step < 0:
         raise ConfigError(f"{key}.skip_step", params.skip_step, "an int >= 0 (0 = predict at every step)")
     return replace(params, stg_blocks=blocks)
@@ -74,6 +75,10 @@ class Guidance:
 
     def guider(self, modality: str) -> MultiModalGuider:
         return MultiModalGuider(getattr(self, modality))
+
+    def uses_negative(self) -> bool:
+        """Whether classifier-free guidance is on for either stream (then the negative prompt is needed)."""
+        return any(self.guider(n).do_unconditional_generation() for n in ("video", "audio"))
 
     def passes(self, generated: list[str], both_streams: bool) -> list[str]:
         """The predictions a step of ``generated`` modalities needs (``cond`` first).

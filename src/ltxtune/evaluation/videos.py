@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ltxtune.data import legacy
 from ltxtune.data.batch import Batch
 from ltxtune.data.dataset import load_sample_file
-from ltxtune.diffusion.guidance import TEXT, Guidance
+from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.positions import DEFAULT_FPS, unpatchify_audio
 from ltxtune.diffusion.sampling import (
     Sampled,
@@ -193,7 +193,7 @@ class ValidationVideos:
                 negative, guidance = None, self.guidance.without_cfg()  # no text, no negative prompt
                 if "conditions" in one:
                     guidance = self.guidance
-                    if TEXT in guidance.passes(["video", "audio"], both_streams=True):
+                    if guidance.uses_negative():
                         negative = self.negative(dict(one["conditions"]), encode_text, run_dir)
                     one = encode_conditions(one, encode_text)
                 key = (one.names[0], self.seed + i)

@@ -26,14 +26,15 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
     audio_key = "model.audio_caption_channels" if "audio_caption_channels" in cfg.model else "model.caption_channels"
     keys = ("model.caption_channels", audio_key)
     text = batch["conditions"]
-    reads = (True, "audio_prompt_embeds" in text)  # a strategy without audio reads no audio text features
-    for key, ours, theirs, read in zip(keys, model.text_widths, needs.text_widths, reads, strict=True):
-        if read and ours != theirs:
+    # A strategy without audio reads no audio text features (data/checks.py drops them): no width to check.
+    names = ("video_prompt_embeds", "audio_prompt_embeds")
+    streams = zip(keys, names, model.text_widths, needs.text_widths, strict=True)
+    read = [(key, name, ours, theirs) for key, name, ours, theirs in streams if name in text]
+    for key, _, ours, theirs in read:
+        if ours != theirs:
             raise ConfigError(key, ours, f"{theirs}, the text width {source} takes{_hint(needs)}")
     length = text["video_prompt_embeds"].shape[1]
-    for key, wanted, name in zip(keys, model.text_widths, ("video_prompt_embeds", "audio_prompt_embeds"), strict=True):
-        if name not in text:  # a strategy without audio reads no audio features (data/checks.py drops them)
-            continue
+    for key, name, wanted, _ in read:
         width = text[name].shape[2]
         if width != wanted:
             raise DataError(

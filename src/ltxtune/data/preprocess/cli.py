@@ -52,7 +52,7 @@ def build_preprocessor(cfg: DictConfig, **extra: object) -> Preprocessor:
 def preprocess(cfg: DictConfig) -> Summary:
     """Read the dataset file (or make the demo clips), preprocess this process's share, print a summary."""
     from ltxtune.data.preprocess.demo import make_demo
-    from ltxtune.data.preprocess.manifest import Columns, columns_of, read_records, read_rows
+    from ltxtune.data.preprocess.manifest import Columns, read_manifest
     from ltxtune.errors import ConfigError
 
     for key in [k for k in cfg.encoders if OmegaConf.is_missing(cfg.encoders, k)]:  # before any clip is read
@@ -64,8 +64,8 @@ def preprocess(cfg: DictConfig) -> Summary:
     if not cfg.input and rank == 0:
         print(f"no input given: made {cfg.demo.num_clips} demo clips with sound, listed in {dataset}")
     columns = Columns(**OmegaConf.to_container(cfg.columns))
-    rows = read_rows(dataset, columns)
-    mask_column = columns_of(dataset, read_records(dataset), columns)["mask"]
+    rows, column = read_manifest(dataset, columns)
+    mask_column = column["mask"]
     white = preprocessor.use_mask_column(mask_column)
     if mask_column is not None and rank == 0:  # the polarity decides the task: say which one is trained
         print(f"masks from column {mask_column!r}: white = {white} (mask_white={cfg.mask_white}; see docs/data.md)")

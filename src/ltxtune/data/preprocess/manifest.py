@@ -106,7 +106,13 @@ def columns_of(path: Path, records: Sequence[Mapping[str, Any]], columns: Column
 
 
 def read_rows(path: Path, columns: Columns) -> list[Row]:
-    """Every row of the dataset file, with paths resolved against the file's folder.
+    """Every row of the dataset file (``read_manifest``'s rows)."""
+    return read_manifest(path, columns)[0]
+
+
+def read_manifest(path: Path, columns: Columns) -> tuple[list[Row], dict[str, str | None]]:
+    """Every row of the dataset file, with paths resolved against the file's folder, and the column each
+    field was read from (``columns_of``), from one read of the file.
 
     Rows are kept even when their files are missing or their caption is empty: those are reported (skipped)
     per sample, not refused here. A missing *column* is an error, since no row could be read.
@@ -141,4 +147,4 @@ def read_rows(path: Path, columns: Columns) -> list[Row]:
                 reference_audio=optional(record, "reference_audio"),
             )
         )
-    return rows
+    return rows, column
