@@ -273,7 +273,7 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
     cfg = compose_cfg(
         "data=precomputed", f"data.root={out}", "data.val_samples=2", "strategy.with_audio=true", "trainer.max_steps=3"
     )
-    objective = train(cfg, tmp_path / "run")
+    objective = train(cfg, tmp_path / "run").objective
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 3 and math.isfinite(objective)
     assert result["left_out_samples"] == 2  # with audio: the two samples without sound are left out, named

@@ -2,8 +2,8 @@
 
 Parameter counts come from the model built on the meta device (no memory, no weights read); token counts
 from the strategy's own inputs for the first training sample; peak memory is an estimate (see ``Estimate``).
-Before counting, the config and the first sample go through the checks a run makes before its first step
-(``run.check_combination``, ``run.check_data``), so a dry run that passes does not hide a first-step failure.
+Before counting, the config and the first sample go through the plan a run makes before its first step
+(``plan_run``), so a dry run that passes does not hide a first-step failure.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from ltxtune.data.checks import SampleExpectations
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.model.quantize import WEIGHT_BYTES
-from ltxtune.training.announce import sample_tokens
 from ltxtune.training.parts import build_parts
-from ltxtune.training.run import check_combination, check_data
+from ltxtune.training.plan import plan_run
+from ltxtune.training.run import compat_facts
 
 _BYTES = {"float32": 4, "bfloat16": 2}
 # Activation values a transformer block keeps per token and model width for backward (attention projections,
@@ -69,12 +68,7 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     from ltxtune.model.base import LoadedModel
 
     parts = build_parts(cfg)
-    check_combination(parts)
-    strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-    expect = SampleExpectations.of(parts.model, parts.strategy.get_audio_sources())
-    train_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect).train
-    check_data(cfg, parts, train_set)  # what the first step would hit, as a run checks it
-    tokens = sample_tokens(parts.strategy, train_set)
+    tokens = plan_run(parts, compat_facts(cfg), processes).tokens  # what the first step would hit, as a run checks
     video_tokens, audio_tokens = tokens.video, tokens.audio
 
     config = parts.model.config()

@@ -5,17 +5,25 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ltxtune.app.job_ranks import job_processes
+from ltxtune.app.failures import user_error
 from ltxtune.ranks import is_main_rank, world_size
+from ltxtune.sweeps.devices import job_processes
+from ltxtune.sweeps.jobs import job_identity
+
+if TYPE_CHECKING:
+    from ltxtune.training.result import RunResult
+
+T = TypeVar("T")
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger("ltxtune")
@@ -27,20 +35,42 @@ def run_job(cfg: DictConfig) -> float:
 
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
-    from ltxtune.training.run import train_job
-
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     if cfg.trainer.dry_run:  # before any process group: `WORLD_SIZE=8 python train.py ...` estimates 8 processes
-        return dry_run(cfg, multirun)
+        return ended_by_user_error(lambda: dry_run(cfg), multirun)
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    sweep_job = job_identity() if multirun else None
     if multirun and (processes := job_processes()) > 1:  # a sweep job on several GPUs starts its own ranks
         from ltxtune.app.job_ranks import run_ranks
 
-        return run_ranks(cfg, run_dir, choices, processes)
+        return run_ranks(cfg, run_dir, choices, sweep_job, processes)
     try:
-        outcome = train_job(cfg, run_dir, choices, rerun_incomplete=multirun)
+        result = ended_by_user_error(
+            lambda: train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun), multirun
+        )
+    except KeyboardInterrupt:
+        sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
+    if isinstance(result, float):  # a failed sweep job
+        return result
+    if is_main_rank():
+        if result.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
+            remove_unused(run_dir, log_file=f"{hc.job.name}.log")
+        print_summary(result.run_dir)
+    return result.objective
+
+
+def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], **kwargs: Any) -> RunResult:
+    from ltxtune.training.run import train as train_run  # torch and friends load only once a job really runs
+
+    return train_run(cfg, run_dir, choices, **kwargs)
+
+
+def ended_by_user_error(job: Callable[[], T], multirun: bool) -> T | float:
+    """Run ``job``; a user's mistake ends a single run with one line, and a sweep job as failed (``inf``)."""
+    try:
+        return job()
     except Exception as exc:
         if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -48,52 +78,16 @@ def run_job(cfg: DictConfig) -> float:
             log.error("job failed: %s", line)
             return math.inf
         sys.exit(f"error: {line}")
-    except KeyboardInterrupt:
-        sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
-    if is_main_rank():
-        if outcome.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
-            remove_unused(run_dir, log_file=f"{hc.job.name}.log")
-        print_summary(outcome.run_dir)
-    return outcome.objective
 
 
-def dry_run(cfg: DictConfig, multirun: bool) -> float:
-    """``trainer.dry_run=true``: print what the run would cost and stop (a bad value ends in one line)."""
+def dry_run(cfg: DictConfig) -> float:
+    """``trainer.dry_run=true``: print what the run would cost and stop."""
     from ltxtune.app.estimate import estimate
 
-    try:
-        report = estimate(cfg, world_size()).report()
-    except Exception as exc:
-        if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if multirun:
-            log.error("job failed: %s", line)
-            return math.inf
-        sys.exit(f"error: {line}")
+    report = estimate(cfg, world_size()).report()
     if is_main_rank():
         print(report)
     return math.inf
-
-
-def user_error(exc: BaseException) -> str | None:
-    """The one line a user's mistake or the system's refusal ends in; ``None`` for a bug (a traceback helps)."""
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, ValidationError
-
-    from ltxtune.errors import ConfigError, DataError, TrainingError
-
-    if isinstance(exc, ConfigError | DataError | TrainingError):
-        return str(exc)
-    if isinstance(exc, MissingMandatoryValue):
-        return f"{exc.full_key} must be set (it has no default: add {exc.full_key}=... to the command)"
-    if isinstance(exc, InterpolationToMissingValueError):  # a key that follows an unset one (${.checkpoint})
-        found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(exc))
-        missing = found.group(1) if found else exc.full_key
-        return f"{missing} must be set (it has no default, and {exc.full_key} follows it: add {missing}=...)"
-    if isinstance(exc, ValidationError):
-        return f"{exc.full_key}: {str(exc).splitlines()[0]}"
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc} (check the path, its permissions and the free disk space)"
-    return None
 
 
 def remove_unused(run_dir: Path, log_file: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,14 +72,8 @@ def group_name(sweep_dir: Path) -> str:
     return "/".join(sweep_dir.absolute().parts[-2:])
 
 
-IDENTITY_ENV = "LTXTUNE_SWEEP_JOB"  # set for the ranks a sweep job starts itself (ltxtune.app.job_ranks)
-
-
 def job_identity() -> tuple[str, str] | None:
     """``(group, name)`` for wandb in a sweep job: the sweep's group, the job's swept overrides; else ``None``."""
-    if (passed := os.environ.get(IDENTITY_ENV)) is not None:
-        group, name = json.loads(passed)
-        return group, name
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hc = HydraConfig.get()
