@@ -19,9 +19,9 @@ from omegaconf import DictConfig
 from safetensors.torch import save_file
 
 from conftest import CONF, ROOT, compose_cfg
+from ltxtune.app.preprocess import build_encoders, preprocess
 from ltxtune.data.batch import collate
 from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
-from ltxtune.data.preprocess.cli import build_encoders, preprocess
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Columns, Row, read_rows
 from ltxtune.data.preprocess.pipeline import Preprocessor

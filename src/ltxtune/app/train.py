@@ -206,7 +206,7 @@ def hydra_main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.MULTIRUN:  # a resumed sweep (same command, same sweep dir) skips the finished jobs
-        from ltxtune.sweeps import completed_objective
+        from ltxtune.sweeps.jobs import completed_objective
 
         if (done := completed_objective(run_dir, cfg)) is not None:
             log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)

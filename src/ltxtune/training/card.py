@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ltxtune import __version__
 from ltxtune.data.spec import Split
 from ltxtune.model.adapters import LoraAdapter, base_model
 from ltxtune.model.base import ModelSpec
 from ltxtune.training.parts import Parts
+
+if TYPE_CHECKING:
+    from ltxtune.training.loop import Trainer
 
 FILENAME = "README.md"
 MARKER = "<!-- ltxtune model card -->"  # a README.md without it is not ours and is never replaced
@@ -182,6 +185,11 @@ class RunFacts:
     processes: int
     metrics: dict[str, float]
     strategy_metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, trainer: Trainer, weights: str, strategy_metadata: dict[str, Any]) -> RunFacts:
+        processes = trainer.accelerator.num_processes
+        return cls(weights, trainer.step, processes, dict(trainer.last), dict(strategy_metadata))
 
 
 def card_facts(

@@ -187,6 +187,7 @@ class Checkpointable(Protocol):
     accelerator: Accelerator
     generator: torch.Generator
     step: int
+    stopped_by: str
 
     @property
     def unwrapped(self) -> nn.Module: ...
@@ -220,11 +221,15 @@ class Checkpointer:
             trainer.show("train")
 
     def on_stop(self, trainer: Checkpointable) -> Path | None:
-        """A stopped run (SIGTERM, Ctrl-C) keeps its progress; ``None`` with ``checkpoint.every=0``."""
-        if not self.every:
-            return None
-        trainer.show(f"step {trainer.step}: saving a checkpoint")
-        return self.save(trainer)
+        """A stopped run (SIGTERM, Ctrl-C) keeps its progress and says where; ``None`` with ``checkpoint.every=0``."""
+        saved = None
+        if self.every:
+            trainer.show(f"step {trainer.step}: saving a checkpoint")
+            saved = self.save(trainer)
+        where = f"checkpoint saved to {saved}" if saved else "no checkpoint (checkpoint.every=0 keeps none)"
+        if trainer.accelerator.is_main_process:
+            print(f"{trainer.stopped_by}: stopped at step {trainer.step}, {where}", flush=True)
+        return saved
 
     def save(self, trainer: Checkpointable) -> Path:
         """Write the checkpoint of ``trainer.step``. A failed write (a full disk) removes the half-written

@@ -47,9 +47,12 @@ class WeightsExport:
         meta = {**self.metadata, "strategy_metadata": self.strategy.get_checkpoint_metadata(), "step": step}
         return self.adapter.save(transformer, path, meta, weights)
 
-    def save(self, transformer: nn.Module, path: Path, step: int) -> Path:
-        """Gather and write, as a finished run does. Every rank must call it; the main process writes."""
+    def save(self, transformer: nn.Module, run_dir: Path, step: int) -> Path:
+        """Gather and write into ``run_dir``, as a finished run does. Every rank must call it; the main process
+        writes (and says so)."""
+        path = run_dir / self.filename
         weights = self.gather(transformer)
         if self.accelerator.is_main_process:
+            print(f"saving {path}", flush=True)
             self.write(transformer, path, step, weights)
         return path

@@ -48,6 +48,15 @@ class RunResult:
     def completed(self) -> bool:
         return self.status == "completed"
 
+    def interrupt(self, by: str, step: int) -> None:
+        """Stopped by a signal at ``step``, with a checkpoint to resume from."""
+        self.status, self.interrupted = "interrupted", True
+        self.error = f"interrupted by {by} at step {step}; resume with checkpoint.resume=auto"
+
+    def summary(self) -> dict[str, int | float | str]:
+        """The scalar fields, as a dashboard's run summary takes them."""
+        return {k: v for k, v in self.to_dict().items() if isinstance(v, int | float | str)}
+
     def settle_objective(self) -> None:
         """The final ``val/loss`` of a completed run, ``inf`` otherwise."""
         self.objective = objective_of(self.val_loss) if self.completed else math.inf

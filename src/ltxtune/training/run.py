@@ -84,7 +84,7 @@ class JobLabels:
 
 def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: JobLabels) -> None:
     """Build the trainer, resume, train, and write the weights and the card; fills ``result`` as it goes."""
-    from ltxtune.training.announce import start_lines
+    from ltxtune.training.announce import start_lines  # torch loads here: the lines above are read by --help
     from ltxtune.training.build import build_training, make_accelerator
 
     accelerator = make_accelerator(parts.trainer)
@@ -93,11 +93,9 @@ def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: Jo
     if home.resume is not None:
         training.checkpointer.load(trainer, home.resume)
     if home.main:
-        model, strategy = (
-            labels.choices.get("model", "?"),
-            labels.choices.get("strategy") or type(parts.strategy).__name__,
-        )
-        print("\n".join(start_lines(trainer, model, strategy, plan.tokens, home.path, home.resume)), flush=True)
+        strategy = labels.choices.get("strategy") or type(parts.strategy).__name__
+        lines = start_lines(trainer, labels.choices.get("model", "?"), strategy, plan.tokens, home.path, home.resume)
+        print("\n".join(lines), flush=True)
     home.truncate_metrics(trainer.step if home.resume is not None else -1)
     try:
         for tracker in training.trackers:
@@ -108,28 +106,18 @@ def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: Jo
         result.processes, result.visible_devices = accelerator.num_processes, os.environ.get("CUDA_VISIBLE_DEVICES")
         result.rank_weight_checksums = trainer.weight_checksums()
         if trainer.interrupted:
-            saved = training.checkpointer.on_stop(trainer)
-            where = f"checkpoint saved to {saved}" if saved else "no checkpoint (checkpoint.every=0 keeps none)"
-            print(f"{trainer.stopped_by}: stopped at step {trainer.step}, {where}", flush=True)
-            result.error = (
-                f"interrupted by {trainer.stopped_by} at step {trainer.step}; resume with checkpoint.resume=auto"
-            )
-            result.status, result.interrupted = "interrupted", True
+            training.checkpointer.on_stop(trainer)
+            result.interrupt(trainer.stopped_by, trainer.step)
         else:
+            result.weights = training.export.save(trainer.unwrapped, home.path, trainer.step).name  # every rank
             if home.main:
-                print(f"saving {home.path / training.export.filename}", flush=True)
-            path = training.export.save(trainer.unwrapped, home.path / training.export.filename, trainer.step)
-            result.weights = path.name  # every rank saves: FSDP gathers the shards
-            if home.main:
-                metadata, config = parts.strategy.get_checkpoint_metadata(), labels.config
-                run = RunFacts(result.weights, trainer.step, accelerator.num_processes, dict(trainer.last), metadata)
-                home.write_card(card_facts(parts, plan.split, run, labels.choices, config, home.path))
+                run = RunFacts.of(trainer, result.weights, parts.strategy.get_checkpoint_metadata())
+                home.write_card(card_facts(parts, plan.split, run, labels.choices, labels.config, home.path))
             result.status = "completed"
         failed = trainer.interrupted
     finally:
         result.steps = trainer.step
         result.settle_objective()
-        summary = {k: v for k, v in result.to_dict().items() if isinstance(v, int | float | str)}
         for tracker in training.trackers:
-            tracker.finish(summary, failed)
+            tracker.finish(result.summary(), failed)
         accelerator.end_training()
