@@ -22,7 +22,10 @@ from hydra import compose, initialize_config_dir
 from ltxtune.app.train import CONFIG_DIR
 from ltxtune.data.batch import collate
 from ltxtune.diffusion import flow, positions
+from ltxtune.training.build import build_training, reset_accelerate_state
 from ltxtune.training.parts import build_parts
+from ltxtune.training.plan import plan_run
+from ltxtune.training.run import compat_facts
 
 
 def compose_default(data_root: str, *overrides: str):
@@ -48,10 +51,6 @@ def interleaved_times(steps: dict[str, Callable[[], None]], total: int, rounds: 
 def ltxtune_step(cfg) -> Callable[[], None]:
     """One ``Trainer.train_step`` (data loading included) and a schedule step."""
     from accelerate import Accelerator
-
-    from ltxtune.training.build import build_training, reset_accelerate_state
-    from ltxtune.training.plan import plan_run
-    from ltxtune.training.run import compat_facts
 
     parts = build_parts(cfg)
     plan = plan_run(parts, compat_facts(cfg), processes=1)

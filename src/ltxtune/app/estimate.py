@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from ltxtune.model.adapters import trainable_parameters
+from ltxtune.model.base import LoadedModel
 from ltxtune.model.quantize import WEIGHT_BYTES
 from ltxtune.training.parts import build_parts
 from ltxtune.training.plan import plan_run
@@ -64,8 +65,6 @@ class Estimate:
 def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     """The cost of the run ``cfg`` describes, per process when ``processes`` share it."""
     from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
-
-    from ltxtune.model.base import LoadedModel
 
     parts = build_parts(cfg)
     tokens = plan_run(parts, compat_facts(cfg), processes).tokens  # what the first step would hit, as a run checks

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, ValidationError
+
+from ltxtune.errors import ConfigError, DataError, TrainingError
+
 
 def user_error(exc: BaseException) -> str | None:
     """The line to end with; ``None`` for a bug (a traceback helps)."""
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, ValidationError
-
-    from ltxtune.errors import ConfigError, DataError, TrainingError
-
     if isinstance(exc, ConfigError | DataError | TrainingError):
         return str(exc)
     if isinstance(exc, MissingMandatoryValue):

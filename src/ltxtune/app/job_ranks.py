@@ -21,7 +21,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.app.failures import user_error
+from ltxtune.ranks import is_main_rank
 from ltxtune.sweeps.devices import PROCESSES_ENV
+from ltxtune.training.result import RunResult
+from ltxtune.training.run import train
+from ltxtune.training.rundir import RunDir
 
 JOB_FILE = "job.json"
 
@@ -32,9 +36,6 @@ def run_ranks(
     cfg: DictConfig, run_dir: Path, choices: dict[str, Any], sweep_job: tuple[str, str] | None, processes: int
 ) -> float:
     """Train the job with ``processes`` ranks on this job's GPUs; its objective (``inf`` unless completed)."""
-    from ltxtune.training.result import RunResult
-    from ltxtune.training.rundir import RunDir
-
     config = OmegaConf.to_container(cfg, resolve=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     job_file = run_dir / JOB_FILE
@@ -56,9 +57,6 @@ def run_ranks(
 
 def main(job_file: Path) -> None:
     """One rank of a sweep job: the saved config, trained in the job's run directory."""
-    from ltxtune.ranks import is_main_rank
-    from ltxtune.training.run import train
-
     # The ranks have no Hydra to set up logging: rank 0 says what the job does, as a one-process job would.
     logging.basicConfig(level=logging.INFO if is_main_rank() else logging.WARNING, format="[%(name)s] %(message)s")
     job = json.loads(job_file.read_text())

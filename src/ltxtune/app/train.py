@@ -7,21 +7,21 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ltxtune.app.environment import check_training_environment
 from ltxtune.app.failures import user_error
 from ltxtune.ranks import is_main_rank, world_size
 from ltxtune.sweeps.devices import job_processes
-from ltxtune.sweeps.jobs import job_identity
-
-if TYPE_CHECKING:
-    from ltxtune.training.result import RunResult
+from ltxtune.sweeps.jobs import completed_objective, job_identity
+from ltxtune.training.result import RunResult
 
 T = TypeVar("T")
 
@@ -31,8 +31,6 @@ log = logging.getLogger("ltxtune")
 
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: train and return the objective; a bad value stops a single run with one line."""
-    from ltxtune.app.environment import check_training_environment
-
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
     hc = HydraConfig.get()
@@ -43,28 +41,34 @@ def run_job(cfg: DictConfig) -> float:
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     sweep_job = job_identity() if multirun else None
     if multirun and (processes := job_processes()) > 1:  # a sweep job on several GPUs starts its own ranks
-        from ltxtune.app.job_ranks import run_ranks
+        from ltxtune.app.job_ranks import run_ranks  # it imports the training run: torch, only for a job
 
         return run_ranks(cfg, run_dir, choices, sweep_job, processes)
+    job = partial(train_job, cfg, run_dir, choices, sweep_job, multirun, f"{hc.job.name}.log")
     try:
-        result = ended_by_user_error(
-            lambda: train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun), multirun
-        )
+        return ended_by_user_error(job, multirun)
     except KeyboardInterrupt:
         sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
-    if isinstance(result, float):  # a failed sweep job
-        return result
+
+
+def train_job(
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: dict[str, Any],
+    sweep_job: tuple[str, str] | None,
+    multirun: bool,
+    log_file: str,
+) -> float:
+    """Train in ``run_dir`` (a sweep job run again may replace its incomplete attempt), say where the run went,
+    and return its objective."""
+    from ltxtune.training.run import train  # torch and friends load only once a job really runs
+
+    result = train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun)
     if is_main_rank():
         if result.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
-            remove_unused(run_dir, log_file=f"{hc.job.name}.log")
+            remove_unused(run_dir, log_file)
         print_summary(result.run_dir)
     return result.objective
-
-
-def train(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], **kwargs: Any) -> RunResult:
-    from ltxtune.training.run import train as train_run  # torch and friends load only once a job really runs
-
-    return train_run(cfg, run_dir, choices, **kwargs)
 
 
 def ended_by_user_error(job: Callable[[], T], multirun: bool) -> T | float:
@@ -82,7 +86,7 @@ def ended_by_user_error(job: Callable[[], T], multirun: bool) -> T | float:
 
 def dry_run(cfg: DictConfig) -> float:
     """``trainer.dry_run=true``: print what the run would cost and stop."""
-    from ltxtune.app.estimate import estimate
+    from ltxtune.app.estimate import estimate  # torch and ltx-core: only for a job, not for --help
 
     report = estimate(cfg, world_size()).report()
     if is_main_rank():
@@ -99,8 +103,6 @@ def remove_unused(run_dir: Path, log_file: str) -> None:
 
 
 def print_summary(run_dir: Path) -> None:
-    from ltxtune.training.result import RunResult
-
     result = RunResult.read(run_dir) or RunResult(error="result.json is missing or unreadable")
     train_loss, val_loss = (math.nan if v is None else v for v in (result.train_loss, result.val_loss))
     lines = [
@@ -205,12 +207,10 @@ def exit_without_teardown() -> None:
 def hydra_main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    if hc.mode == RunMode.MULTIRUN:  # a resumed sweep (same command, same sweep dir) skips the finished jobs
-        from ltxtune.sweeps.jobs import completed_objective
-
-        if (done := completed_objective(run_dir, cfg)) is not None:
-            log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
-            return done
+    # A resumed sweep (same command, same sweep dir) skips the finished jobs.
+    if hc.mode == RunMode.MULTIRUN and (done := completed_objective(run_dir, cfg)) is not None:
+        log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
+        return done
     objective = run_job(cfg)
     global _finished_run
     _finished_run = hc.mode == RunMode.RUN

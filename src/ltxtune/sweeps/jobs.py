@@ -12,6 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from ltxtune.training.result import RunResult
+
 SWEEP_FILE = "sweep.json"  # the swept keys, written when the sweep starts: jobs and summaries read it
 # Keys that never change what a finished job computed: a resumed sweep may change them and still skip it
 # (say, add checkpoint.resume=auto so that the killed jobs continue from their checkpoints).
@@ -94,8 +96,6 @@ def completed_objective(run_dir: Path, config: DictConfig) -> float | None:
     and ``checkpoint.resume`` aside), so a different command reusing the directory re-runs the job instead of
     reporting stale numbers.
     """
-    from ltxtune.training.result import RunResult
-
     saved_path = run_dir / "config.yaml"
     result = RunResult.read(run_dir)
     if result is None or not result.completed or not saved_path.is_file():

@@ -14,6 +14,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.ranks import is_main_rank, world_size
+from ltxtune.training.announce import start_lines
+from ltxtune.training.build import build_training, make_accelerator
 from ltxtune.training.card import RunFacts, card_facts
 from ltxtune.training.checkpoint import CompatFacts
 from ltxtune.training.parts import Parts, build_parts
@@ -84,9 +86,6 @@ class JobLabels:
 
 def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: JobLabels) -> None:
     """Build the trainer, resume, train, and write the weights and the card; fills ``result`` as it goes."""
-    from ltxtune.training.announce import start_lines  # torch loads here: the lines above are read by --help
-    from ltxtune.training.build import build_training, make_accelerator
-
     accelerator = make_accelerator(parts.trainer)
     training = build_training(parts, plan, home.path, accelerator)
     trainer, failed = training.trainer, True
