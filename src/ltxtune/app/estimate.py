@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from ltxtune.data.checks import SampleExpectations
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.model.quantize import WEIGHT_BYTES
 from ltxtune.training.announce import sample_tokens
@@ -71,8 +70,7 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     parts = build_parts(cfg)
     check_combination(parts)
     strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-    expect = SampleExpectations.of(parts.model, parts.strategy.get_audio_sources())
-    train_set = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect).train
+    train_set = parts.data.split(parts.strategy.data_needs(), strategy_name, parts.model.text_widths).train
     check_data(cfg, parts, train_set)  # what the first step would hit, as a run checks it
     tokens = sample_tokens(parts.strategy, train_set)
     video_tokens, audio_tokens = tokens.video, tokens.audio

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.spec import Split
 from ltxtune.errors import ConfigError
 from ltxtune.model.adapters import FullFinetune
@@ -107,8 +106,7 @@ def _job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], resume: Path |
         parts = build_parts(cfg)
         check_combination(parts)
         strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-        expect = SampleExpectations.of(parts.model, parts.strategy.get_audio_sources())
-        split = parts.data.split(parts.strategy.get_data_sources(), strategy_name, expect)
+        split = parts.data.split(parts.strategy.data_needs(), strategy_name, parts.model.text_widths)
         result.validation = "training_subset" if split.val_from_training else "held_out"
         if split.left_out or split.without_audio:
             result.left_out_samples = len(split.left_out) + len(split.without_audio)
