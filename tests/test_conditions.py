@@ -1,26 +1,28 @@
-"""Each condition covers exactly the tokens it says, drawn the way SPEC B.3 says, and refuses bad settings."""
+"""Each condition covers exactly the tokens it says, drawn per sample (or per batch for a reference), and refuses
+bad settings."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, Clip, TextFeatures
+from ltxtune.data.needs import DataNeeds
+from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.strategies.base import AudioTokens, VideoTokens
 from ltxtune.strategies.conditions import FirstFrame, Mask, Prefix, Reference, SpatialCrop, Stream, Suffix
 from ltxtune.strategies.flexible import AudioTrack, Flexible, VideoTrack
 
-NO_DATA = Batch({}, ())
+NO_DATA = Batch(())
 
 
 def video(b: int = 2, f: int = 3, h: int = 4, w: int = 6, fps: float = 24.0, seed: int = 0) -> VideoTokens:
     latents = torch.randn(b, 128, f, h, w, generator=torch.Generator().manual_seed(seed))
-    return VideoTokens.from_source({"latents": latents, "fps": torch.full((b,), fps)})
+    return VideoTokens.from_clip(Clip(latents, torch.full((b,), fps)))
 
 
 def audio(b: int = 2, t: int = 10) -> AudioTokens:
-    return AudioTokens.from_source({"latents": torch.randn(b, 8, t, 16, generator=torch.Generator().manual_seed(3))})
+    return AudioTokens.from_clip(Clip(torch.randn(b, 8, t, 16, generator=torch.Generator().manual_seed(3))))
 
 
 def start(target: VideoTokens | AudioTokens, sigma: float = 0.5) -> Stream:
@@ -136,7 +138,8 @@ def test_spatial_crop_box_empty_after_clamping_is_refused(box, key: str, allowed
 
 def test_spatial_crop_error_names_the_full_key_and_the_frame() -> None:
     strategy = Flexible(video=VideoTrack(conditions=[SpatialCrop(200, 0, 260, 64)]))
-    batch = Batch({"video_latents": {"latents": torch.randn(1, 128, 2, 4, 6)}, "conditions": {}}, ("a",))
+    text = TextFeatures(torch.zeros(1, 1, 1), torch.ones(1, 1))
+    batch = Batch(("a",), text, video_latents=Clip(torch.randn(1, 128, 2, 4, 6)))
     with pytest.raises(ConfigError, match=r"video.conditions\[0\].y1=200 .*128 x 192 px"):
         strategy.check_data(batch)
 
@@ -176,7 +179,7 @@ def test_mask_conditions_values_above_one_half_by_the_mask_formula() -> None:
     values = torch.tensor([0.0, 1.0, 0.6, 0.4, 0.5, 0.9, 0.1, 1.0]).view(2, 2, 2)
     masks = torch.stack([values, 1 - values])  # [B, F, H, W]
     s = start(target)
-    out = apply(Mask("video_masks"), s, Batch({"video_masks": {"mask": masks}}, ("a", "b")))
+    out = apply(Mask("video_masks"), s, Batch(("a", "b"), video_masks=masks))
     m = (masks.reshape(2, -1) > 0.5).float()
     mm = m.unsqueeze(-1)
     assert torch.equal(out.noised.latent, mm * s.x0 + (1 - mm) * s.noised.latent)
@@ -185,7 +188,7 @@ def test_mask_conditions_values_above_one_half_by_the_mask_formula() -> None:
 
 
 def test_mask_of_the_wrong_size_is_a_data_error() -> None:
-    batch = Batch({"audio_masks": {"mask": torch.ones(2, 7)}}, ("a", "b"))
+    batch = Batch(("a", "b"), audio_masks=torch.ones(2, 7))
     with pytest.raises(DataError, match="audio_masks/ masks have shape"):
         apply(Mask("audio_masks"), start(audio(t=10)), batch)
 
@@ -202,13 +205,13 @@ def test_intrinsic_draws_are_independent_per_sample() -> None:
 
 def reference_batch(b: int = 2, f: int = 3, h: int = 2, w: int = 3, fps: float = 24.0) -> Batch:
     latents = torch.randn(b, 128, f, h, w, generator=torch.Generator().manual_seed(9))
-    return Batch({"reference_latents": {"latents": latents, "fps": torch.full((b,), fps)}}, tuple("ab"[:b]))
+    return Batch(tuple("ab"[:b]), reference_latents=Clip(latents, torch.full((b,), fps)))
 
 
 def test_reference_is_prepended_clean_unscored_and_drawn_once_per_batch() -> None:
     s = start(video(f=3, h=4, w=6))
     batch = reference_batch()
-    ref = VideoTokens.from_source(batch["reference_latents"])
+    ref = VideoTokens.from_clip(batch.reference_latents)
     lengths = set()
     for seed in range(30):
         out = apply(Reference("reference_latents", probability=0.5), s, batch, seed=seed)
@@ -229,7 +232,7 @@ def test_reference_positions_are_scaled_onto_the_target_grid() -> None:
     pos = out.positions[0]  # [3, R + T, 2]; reference tokens first: f*6 + row*3 + col
     assert pos[1, 3].tolist() == [64.0, 128.0]  # reference row 1 covers target rows 2..3 (64..128 px)
     assert pos[2, 2].tolist() == [128.0, 192.0]  # reference column 2 covers target columns 4..5
-    own = VideoTokens.from_source(reference_batch(h=2, w=3)["reference_latents"]).positions()
+    own = VideoTokens.from_clip(reference_batch(h=2, w=3).reference_latents).positions()
     assert torch.equal(out.positions[:, 0, :18], own[:, 0])  # same frame count and fps: times unchanged
     assert torch.equal(out.positions[:, :, 18:], s.positions)
     assert condition.get_checkpoint_metadata() == {"reference_spatial_scale_factor": 2, "reference_downscale_factor": 2}
@@ -282,10 +285,10 @@ def test_flexible_collects_every_directory_its_tracks_and_conditions_read() -> N
         video=VideoTrack(conditions=[Reference("reference_latents"), Mask("video_masks")]),
         audio=AudioTrack(False, "audio_latents"),
     )
-    assert strategy.get_data_sources() == {
-        "conditions": "conditions",
-        "latents": "video_latents",
-        "reference_latents": "reference_latents",
-        "video_masks": "video_masks",
-        "audio_latents": "audio_latents",
-    }
+    assert strategy.data_needs() == DataNeeds(
+        text="conditions",
+        video_latents="latents",
+        reference_latents="reference_latents",
+        video_masks="video_masks",
+        audio_latents="audio_latents",
+    )

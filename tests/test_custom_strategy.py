@@ -15,10 +15,12 @@ from torch import Tensor
 
 from conftest import ROOT, compose_cfg
 from ltxtune.data.batch import Batch, collate
+from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow
 from ltxtune.diffusion.samplers import TimestepSampler
+from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import ConfigError, check_range
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy, VideoTokens, video_modality
+from ltxtune.strategies.base import ModelInputs, TrainingStrategy, video_modality
 from ltxtune.training.parts import build_parts
 from ltxtune.training.run import train
 
@@ -32,19 +34,19 @@ class NextFrame(TrainingStrategy):
         check_range("weight_floor", weight_floor, 0.0, 1.0)
         self.weight_floor, self.latents_dir, self.conditions_dir = weight_floor, latents_dir, conditions_dir
 
-    def get_data_sources(self) -> dict[str, str]:
-        return {self.latents_dir: "latents", self.conditions_dir: "conditions"}
+    def data_needs(self) -> DataNeeds:
+        return DataNeeds(text=self.conditions_dir, video_latents=self.latents_dir)
 
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:
-        video = VideoTokens.from_source(batch["latents"])
+        video = VideoTokens.from_clip(batch.video_latents)
         b, t, _ = video.tokens.shape
         cond = torch.ones(b, t, dtype=torch.bool, device=video.tokens.device)
         cond[:, t - video.height * video.width :] = False
         noised = flow.noise_tokens(video.tokens, sampler.sample_for(video.tokens, generator), cond, generator)
         return ModelInputs(
-            video=video_modality(noised, video.positions(), batch["conditions"]),
+            video=video_modality(noised, video.positions(), batch.text),
             audio=None,
             video_targets=noised.target,
             video_loss_mask=noised.loss_mask,
@@ -70,7 +72,7 @@ def test_custom_strategy_composes_validates_and_prepares(synthetic_root, tmp_pat
     search = f"hydra.searchpath=[file://{user_config_dir(tmp_path / 'conf')}]"
     parts = build_parts(compose_cfg(search, "strategy=next_frame", data_root=synthetic_root))
     assert isinstance(parts.strategy, NextFrame)
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "NextFrame")
+    train_set = parts.data.split(parts.strategy.data_needs(), "NextFrame").train
     parts.strategy.check_data(collate([train_set[0]]))
 
     with pytest.raises(ConfigError) as info:

@@ -9,7 +9,7 @@ from ltx_core.guidance.perturbations import BatchedPerturbationConfig, Perturbat
 
 from conftest import compose_cfg
 from ltxtune.diffusion.guidance import Guidance
-from ltxtune.diffusion.sampling import _denoise, _predict, empty_prompt, negative_context, sample, start_inputs, take
+from ltxtune.diffusion.sampling import _denoise, _predict, empty_prompt, negative_context, sample, start_inputs
 from ltxtune.errors import ConfigError
 from ltxtune.evaluation.prompts import NEGATIVE_CACHE_FILE
 from ltxtune.evaluation.videos import ValidationVideos
@@ -43,8 +43,8 @@ def test_inference_guidance_makes_the_four_passes_in_one_call_and_combines_them_
     synthetic_root,
 ) -> None:
     _, strategy, model, batches = setup(synthetic_root, "strategy.with_audio=true")
-    one = take(batches[0], 0)
-    guidance, negative = Guidance.from_config(INFERENCE), empty_prompt(one["conditions"])
+    one = batches[0].take(0)
+    guidance, negative = Guidance.from_config(INFERENCE), empty_prompt(one.text)
     inputs = start_inputs(strategy, one, 0)
     calls, hook = recording(model)
     try:
@@ -75,8 +75,8 @@ def test_inference_guidance_makes_the_four_passes_in_one_call_and_combines_them_
 
 def test_cfg_alone_costs_two_predictions_and_skip_step_reuses_the_last_one(synthetic_root) -> None:
     _, strategy, model, batches = setup(synthetic_root)
-    one = take(batches[0], 0)
-    inputs, negative = start_inputs(strategy, one, 0), empty_prompt(one["conditions"])
+    one = batches[0].take(0)
+    inputs, negative = start_inputs(strategy, one, 0), empty_prompt(one.text)
     calls, hook = recording(model)
     try:
         sample(model, inputs, 4, Guidance.from_config({"video": {"cfg_scale": 3.0}}), negative)
@@ -112,13 +112,12 @@ def test_a_negative_prompt_text_is_encoded_once_cached_and_used(synthetic_root, 
     cfg, strategy, model, batches = setup(synthetic_root)
     videos = ValidationVideos(num_prompts=1, num_steps=2, negative_prompt="blurry, jittery, distorted",
                               encoders=cfg.validation_videos.encoders)  # fmt: skip
-    conditions = dict(take(batches[0], 0)["conditions"])
+    conditions = batches[0].take(0).text
     features = videos.negative(conditions, lambda c: c, tmp_path)
     assert (tmp_path / NEGATIVE_CACHE_FILE).is_file()
     empty = empty_prompt(conditions)
-    assert features["video_prompt_embeds"].shape[-1] == empty["video_prompt_embeds"].shape[-1]
-    assert not torch.equal(features["video_prompt_embeds"], empty["video_prompt_embeds"][:, : features[
-        "video_prompt_embeds"].shape[1]])  # fmt: skip
+    assert features.video_embeds.shape[-1] == empty.video_embeds.shape[-1]
+    assert not torch.equal(features.video_embeds, empty.video_embeds[:, : features.video_embeds.shape[1]])
     written = videos(model, batches, strategy, 0, tmp_path)
     plain = ValidationVideos(num_prompts=1, num_steps=2)(model, batches, strategy, 1, tmp_path)
     assert written[0].read_bytes() != plain[0].read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import torch
 
 from conftest import compose_cfg
 from ltxtune.data.batch import collate
-from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.legacy import normalise, patchify, unpatchify
+from ltxtune.data.needs import DataNeeds
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
@@ -86,22 +87,22 @@ def test_patchified_latents_without_their_grid_name_the_file() -> None:
 
 
 def test_legacy_dataset_reads_as_the_same_samples(synthetic: Path, legacy_root: Path) -> None:
-    sources = {"latents": "video_latents", "conditions": "conditions", "reference_latents": "reference"}
+    sources = DataNeeds("conditions", "latents", "audio_latents", reference_latents="reference_latents")
     new = PrecomputedData(str(synthetic), val_samples=0).split(sources, "test").train
     old = PrecomputedData(str(legacy_root), val_samples=0).split(sources, "test").train
     assert old.root == legacy_root / ".precomputed"
     assert old.names == tuple(f"latent_{i:04d}.pt" for i in range(NUM_SAMPLES))
     for i in range(NUM_SAMPLES):
-        (_, a), (_, b) = new[i], old[i]
-        for key in ("video_latents", "reference"):
-            assert torch.equal(a[key]["latents"], b[key]["latents"])
+        a, b = new[i], old[i]
+        for key in ("video_latents", "reference_latents"):
+            assert torch.equal(getattr(a, key).latents, getattr(b, key).latents)
         for key in ("video_prompt_embeds", "audio_prompt_embeds"):  # the one legacy tensor is the video one
-            assert torch.equal(a["conditions"]["video_prompt_embeds"], b["conditions"][key])
+            assert torch.equal(a.text.video_embeds, b.text.to_file()[key])
 
 
 def test_legacy_ic_lora_dataset_gives_the_strategy_its_reference(legacy_root: Path) -> None:
     parts = build_parts(compose_cfg("experiment=v2v_ic_lora", "data=precomputed", f"data.root={legacy_root}"))
-    train_set = parts.data.split(parts.strategy.get_data_sources(), "video_to_video").train
+    train_set = parts.data.split(parts.strategy.data_needs(), "video_to_video").train
     batch = collate([train_set[0], train_set[1]])
     parts.strategy.check_data(batch)
     inputs = parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
@@ -114,7 +115,7 @@ def test_a_bad_legacy_file_is_named(legacy_root: Path, tmp_path: Path) -> None:
     bad = broken / ".precomputed" / "conditions" / "condition_0002.pt"
     torch.save({"prompt_embeds": torch.randn(16, 32)}, bad)
     data = PrecomputedData(str(broken), val_samples=0)
-    train_set = data.split({"latents": "video_latents", "conditions": "conditions"}, "test").train
+    train_set = data.split(DataNeeds(video_latents="latents", text="conditions"), "test").train
     with pytest.raises(DataError, match=r"condition_0002\.pt: no prompt_attention_mask"):
         train_set[2]
 
@@ -133,11 +134,9 @@ def test_a_legacy_clip_without_audio_latents_is_left_out_only_where_audio_is_rea
     shutil.copytree(legacy_root, copy)
     (copy / ".precomputed/audio_latents/latent_0002.pt").unlink()
     data = PrecomputedData(str(copy), val_samples=1)
-    sources = {"latents": "latents", "conditions": "conditions", "audio_latents": "audio_latents"}
-    split = data.split(sources, "t2v", SampleExpectations(audio_dirs=frozenset({"audio_latents"})))
+    video = DataNeeds(video_latents="latents", text="conditions")
+    split = data.split(replace(video, audio_latents="audio_latents"), "t2v")
     assert list(split.without_audio) == ["latent_0002.pt"] and len(split.train) + len(split.val) == NUM_SAMPLES - 1
-    video_only = data.split(
-        {"latents": "latents", "conditions": "conditions"}, "t2v", SampleExpectations(audio_dirs=frozenset())
-    )
+    video_only = data.split(video, "t2v")
     assert not video_only.without_audio and len(video_only.train) + len(video_only.val) == NUM_SAMPLES
-    assert "audio_prompt_embeds" not in video_only.train[0][1]["conditions"]  # not loaded where nothing reads it
+    assert video_only.train[0].text.audio_embeds is None  # not loaded where nothing reads it

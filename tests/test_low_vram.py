@@ -14,7 +14,6 @@ from conftest import compose_cfg, ltx_core_fused
 from ltxtune.app.estimate import estimate
 from ltxtune.data.batch import collate
 from ltxtune.diffusion.samplers import UniformSampler
-from ltxtune.diffusion.sampling import encode_conditions
 from ltxtune.errors import ConfigError
 from ltxtune.model.tiny import write_tiny_checkpoint
 from ltxtune.training.parts import build_parts
@@ -32,7 +31,7 @@ def data(tmp_path_factory) -> Path:
 
 def outputs(model, parts, batch) -> torch.Tensor:
     inputs = parts.strategy.prepare_training_inputs(
-        encode_conditions(batch, model.encode_text), UniformSampler(), torch.Generator().manual_seed(3)
+        batch.encoded(model.encode_text), UniformSampler(), torch.Generator().manual_seed(3)
     )
     with torch.no_grad():
         video, _ = model.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
@@ -57,7 +56,7 @@ def test_int8_base_trains_a_lora_that_loads_onto_the_unquantized_model(checkpoin
     plain = ("model.dtype=float32", f"lora.init_from={lora_file}")
     parts = build_parts(compose_cfg(*LTX2, f"model.checkpoint={checkpoint}", *plain, data_root=data))
     ours = parts.model.build(0, torch.device("cpu"))
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "t2v")
+    train_set = parts.data.split(parts.strategy.data_needs(), "t2v").train
     batch = collate([train_set[i] for i in range(2)])
     base = outputs(ours, parts, batch)
     parts.lora.apply(ours)

@@ -14,7 +14,6 @@ from conftest import compose_cfg, ltx_core_fused
 from ltxtune.app.estimate import estimate
 from ltxtune.data.batch import collate
 from ltxtune.diffusion.samplers import UniformSampler
-from ltxtune.diffusion.sampling import encode_conditions
 from ltxtune.errors import ConfigError, DataError
 from ltxtune.model.tiny import write_split_checkpoint, write_tiny_checkpoint
 from ltxtune.training.parts import build_parts
@@ -53,7 +52,7 @@ def split_overrides(files: dict[str, Path]) -> tuple[str, ...]:
 
 def outputs(model, parts, batch) -> tuple[torch.Tensor, torch.Tensor]:
     inputs = parts.strategy.prepare_training_inputs(
-        encode_conditions(batch, model.encode_text), UniformSampler(), torch.Generator().manual_seed(3)
+        batch.encoded(model.encode_text), UniformSampler(), torch.Generator().manual_seed(3)
     )
     with torch.no_grad():
         return model.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
@@ -76,7 +75,7 @@ def assert_lora_fuses_in_ltx_core(overrides: tuple[str, ...], transformer_file: 
 
 
 def first_batch(parts):
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "t2v")
+    train_set = parts.data.split(parts.strategy.data_needs(), "t2v").train
     return collate([train_set[i] for i in range(2)])
 
 

@@ -28,7 +28,7 @@ def write_base_checkpoint(parts, path, dtype=torch.bfloat16) -> None:
 
 
 def model_inputs(parts, data_root):
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "t2v")
+    train_set = parts.data.split(parts.strategy.data_needs(), "t2v").train
     batch = collate([train_set[i] for i in range(2)])
     return parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(3))
 

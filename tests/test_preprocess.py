@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from conftest import CONF, ROOT, compose_cfg
 from ltxtune.app.preprocess import build_encoders, preprocess
 from ltxtune.data.batch import collate
+from ltxtune.data.needs import DataNeeds
 from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Columns, Row, read_rows
@@ -263,12 +264,12 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
 
     # Three shapes (two resolutions and the image), batch size 2: each batch holds one shape; training runs on it.
     train_set = (
-        PrecomputedData(str(out), val_samples=2).split({"latents": "latents", "conditions": "conditions"}, "t").train
+        PrecomputedData(str(out), val_samples=2).split(DataNeeds(video_latents="latents", text="conditions"), "t").train
     )
     sampler = BucketBatchSampler([train_set.shape_key(i) for i in range(len(train_set))], batch_size=2, seed=0)
     batches = [batch for _, batch in zip(range(6), sampler, strict=False)]
     assert sorted(len(b) for b in batches) == [1, 1, 2, 2, 2, 2]  # 2 per video bucket, the image alone
-    shapes = {collate([train_set[i] for i in b])["latents"]["latents"].shape[-3:] for b in batches}
+    shapes = {collate([train_set[i] for i in b]).video_latents.latents.shape[-3:] for b in batches}
     assert shapes == {(4, 4, 6), (4, 4, 4), (1, 4, 6)}
     cfg = compose_cfg(
         "data=precomputed", f"data.root={out}", "data.val_samples=2", "strategy.with_audio=true", "trainer.max_steps=3"

@@ -98,13 +98,13 @@ def test_preset_is_the_mode_it_names_and_its_data_checks_pass(name: str, synthet
     for key, value in values.items():
         assert OmegaConf.select(cfg, key) == value, key
     parts = build_parts(cfg)
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), name)
+    train_set = parts.data.split(parts.strategy.data_needs(), name).train
     batch = collate([train_set[0], train_set[1]])
     parts.strategy.check_data(batch)
     inputs = parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
     assert role(inputs.video, inputs.video_targets) == video_role
     assert role(inputs.audio, inputs.audio_targets) == audio_role
-    audio_dirs = parts.strategy.get_audio_sources()  # where a clip without sound is left out, not refused
+    audio_dirs = parts.strategy.data_needs().audio_dirs  # where a clip without sound is left out, not refused
     assert audio_dirs is not None and bool(audio_dirs) == (audio_role is not None)
 
 
@@ -135,10 +135,10 @@ def test_ic_lora_file_records_the_reference_downscale_factor(synthetic_root, tmp
 
 def test_a2a_ic_lora_puts_the_clean_reference_audio_before_the_noisy_target(synthetic_root) -> None:
     parts = build_parts(compose_cfg("experiment=a2a_ic_lora", data_root=synthetic_root))
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "a2a_ic_lora")
+    train_set = parts.data.split(parts.strategy.data_needs(), "a2a_ic_lora").train
     batch = collate([train_set[0], train_set[1]])
     inputs = parts.strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
-    reference, target = batch["reference_audio_latents"]["latents"], batch["audio_latents"]["latents"]
+    reference, target = batch.reference_audio_latents.latents, batch.audio_latents.latents
     r, t = reference.shape[2], target.shape[2]  # [B, 8, T, 16]
     assert inputs.video is None and inputs.audio.latent.shape[1] == r + t
     assert torch.equal(inputs.audio.latent[:, :r], reference.permute(0, 2, 1, 3).reshape(2, r, 128))  # clean

@@ -11,10 +11,10 @@ from hydra.utils import instantiate
 from safetensors.torch import save_file
 
 from conftest import compose_cfg
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, Clip, TextFeatures
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.positions import patchify_video
-from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs, take
+from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs
 from ltxtune.errors import ConfigError
 from ltxtune.evaluation.loss import ValidationLoss
 from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_media
@@ -28,7 +28,7 @@ def setup(root: Path, *overrides: str):
     """The composed run's strategy, tiny model and held-out batches (what the trainer hands over)."""
     cfg = compose_cfg(*overrides, data_root=root)
     parts = build_parts(cfg)
-    _, val_set = parts.data.split(parts.strategy.get_data_sources(), "test")
+    val_set = parts.data.split(parts.strategy.data_needs(), "test").val
     model = parts.model.build(0, CPU)
     batches = ValidationLoss(val_set, parts.validation, 2, CPU).batches
     return cfg, parts.strategy, model.transformer, batches
@@ -51,7 +51,7 @@ def test_sigma_schedule_is_ltx2s_and_shifts_with_tokens() -> None:
 
 def test_sampling_is_deterministic_for_a_seed_and_differs_across_seeds(synthetic_root) -> None:
     _, strategy, model, batches = setup(synthetic_root)
-    one = take(batches[0], 0)
+    one = batches[0].take(0)
 
     def run(seed: int) -> torch.Tensor:
         return sample(model, start_inputs(strategy, one, seed), 3).video
@@ -75,15 +75,14 @@ def test_sampling_is_deterministic_for_a_seed_and_differs_across_seeds(synthetic
 )
 def test_conditions_of_the_strategy_stay_fixed(synthetic_root, overrides, given) -> None:
     _, strategy, model, batches = setup(synthetic_root, *overrides)
-    one = take(batches[0], 0)
+    one = batches[0].take(0)
     inputs = start_inputs(strategy, one, 0)
     fixed = inputs.video.timesteps[0] == 0
-    key = "latents" if "latents" in one else "video_latents"
-    x0 = patchify_video(one[key]["latents"])
+    x0 = patchify_video(one.video_latents.latents)
     if given is None:
-        given = int((patchify_video(one["mask_latents"]["latents"]).mean(-1) <= 0.5).sum())
+        given = int((patchify_video(one.mask_latents.latents).mean(-1) <= 0.5).sum())
     assert condition_tokens(inputs) == int(fixed.sum()) == given
-    out = sample(model, inputs, 3, guidance=Guidance.cfg(2.0), negative=empty_prompt(one["conditions"])).video
+    out = sample(model, inputs, 3, guidance=Guidance.cfg(2.0), negative=empty_prompt(one.text)).video
     assert torch.equal(out[0, fixed], x0[0, fixed])  # bit-exact, as the model was given them
     assert not torch.allclose(out[0, ~fixed], inputs.video.latent[0, ~fixed])
 
@@ -94,16 +93,16 @@ def test_conditions_of_the_strategy_stay_fixed(synthetic_root, overrides, given)
 def test_the_videos_show_conditions_training_applies_often_for_every_seed(synthetic_root, overrides, given) -> None:
     """text_to_video's 10% first frame never, i2v's 50% first frame and an extension's prefix always."""
     _, strategy, _, batches = setup(synthetic_root, *overrides)
-    one = take(batches[0], 1)
+    one = batches[0].take(1)
     counts = {condition_tokens(start_inputs(strategy, one, seed)) for seed in range(8)}
     assert counts == {given}
 
 
 def test_ic_lora_reference_is_kept_and_dropped_from_the_clip(synthetic_root) -> None:
     _, strategy, model, batches = setup(synthetic_root, "strategy=video_to_video")
-    one = take(batches[0], 0)
+    one = batches[0].take(0)
     inputs = start_inputs(strategy, one, 0)
-    reference = patchify_video(one["reference_latents"]["latents"])  # 2 x 3 cells: half the target's size
+    reference = patchify_video(one.reference_latents.latents)  # 2 x 3 cells: half the target's size
     r = reference.shape[1]
     assert condition_tokens(inputs) == r  # the reference only: v2v's first frame (p=0.1) is left out
     out = sample(model, inputs, 2).video
@@ -118,10 +117,10 @@ def test_frozen_modality_conditions_the_generated_one_unchanged(
     synthetic_root, tmp_path, experiment, frozen, generated
 ):
     _, strategy, model, batches = setup(synthetic_root, f"experiment={experiment}")
-    one = take(batches[0], 0)
+    one = batches[0].take(0)
     inputs = start_inputs(strategy, one, 0)
     assert getattr(inputs, f"{frozen}_targets") is None and not getattr(inputs, frozen).timesteps.any()
-    out = sample(model, inputs, 2, guidance=Guidance.cfg(2.0), negative=empty_prompt(one["conditions"]))
+    out = sample(model, inputs, 2, guidance=Guidance.cfg(2.0), negative=empty_prompt(one.text))
     assert torch.equal(getattr(out, frozen), getattr(inputs, frozen).latent)  # the clean data, as given
     assert not torch.allclose(getattr(out, generated), getattr(inputs, generated).latent)
     # v2a renders its (frozen) video: the clip the audio was generated for.
@@ -131,7 +130,7 @@ def test_frozen_modality_conditions_the_generated_one_unchanged(
 
 def test_guidance_runs_cond_and_uncond_in_one_call_and_changes_the_result(synthetic_root) -> None:
     _, strategy, model, batches = setup(synthetic_root)
-    one = take(batches[0], 0)
+    one = batches[0].take(0)
     inputs = start_inputs(strategy, one, 0)
     batch_sizes = []
     hook = model.register_forward_hook(
@@ -139,7 +138,7 @@ def test_guidance_runs_cond_and_uncond_in_one_call_and_changes_the_result(synthe
     )
     try:
         plain = sample(model, inputs, 3).video
-        guided = sample(model, inputs, 3, guidance=Guidance.cfg(4.0), negative=empty_prompt(one["conditions"])).video
+        guided = sample(model, inputs, 3, guidance=Guidance.cfg(4.0), negative=empty_prompt(one.text)).video
     finally:
         hook.remove()
     assert batch_sizes == [1] * 3 + [2] * 3  # one call per step; with guidance, the negative prompt rides along
@@ -189,12 +188,12 @@ def test_disabled_videos_write_nothing(synthetic_root, tmp_path) -> None:
 def test_negative_prompt_file_and_bad_values_are_checked(synthetic_root, tmp_path) -> None:
     _, strategy, model, batches = setup(synthetic_root)
     negative = tmp_path / "negative.pt"
-    conditions = take(batches[0], 1)["conditions"]
-    torch.save({k: v[0] for k, v in conditions.items()}, negative)
+    conditions = batches[0].take(1).text
+    torch.save({k: v[0] for k, v in conditions.to_file().items()}, negative)
     videos = ValidationVideos(num_prompts=1, num_steps=2, negative_conditions=str(negative))
     assert torch.equal(
-        videos.negative(dict(conditions), lambda c: c, tmp_path)["video_prompt_embeds"],
-        conditions["video_prompt_embeds"],
+        videos.negative(conditions, lambda c: c, tmp_path).video_embeds,
+        conditions.video_embeds,
     )
     assert [p.suffix for p in videos(model, batches, strategy, 0, tmp_path)] == [".mp4", ".png"]
     with pytest.raises(ConfigError, match="negative_conditions"):
@@ -240,8 +239,8 @@ def test_text_connectors_encode_the_empty_negative_prompt(tmp_path) -> None:
         "audio_prompt_embeds": torch.randn(1, 128, 32, generator=g) * mask.unsqueeze(-1),
         "prompt_attention_mask": mask,
     }
-    latents = {"latents": torch.randn(1, 128, 2, 2, 2, generator=g), "fps": torch.tensor([24.0])}
-    batch = Batch({"latents": latents, "conditions": model.encode_text(conditions)}, ("a",))
-    negative = ValidationVideos().negative(conditions, model.encode_text, tmp_path)
+    latents = Clip(torch.randn(1, 128, 2, 2, 2, generator=g), torch.tensor([24.0]))
+    batch = Batch(("a",), TextFeatures.from_file(model.encode_text(conditions)), video_latents=latents)
+    negative = ValidationVideos().negative(TextFeatures.from_file(conditions), model.encode_text, tmp_path)
     out = sample(model.transformer, start_inputs(TextToVideo(0.0), batch, 0), 2, Guidance.cfg(3.0), negative).video
     assert out.shape == (1, 8, 128) and torch.isfinite(out).all()

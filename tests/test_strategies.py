@@ -24,7 +24,7 @@ T_VIDEO, T_AUDIO, T_REF = 3 * 4 * 6, 18, 3 * 2 * 3  # token counts of the synthe
 
 def load_batch(strategy: TrainingStrategy, root, n: int = 2) -> Batch:
     data = instantiate_node(compose_cfg(data_root=root), "data")
-    train_set, _ = data.split(strategy.get_data_sources(), type(strategy).__name__)
+    train_set = data.split(strategy.data_needs(), type(strategy).__name__).train
     return collate([train_set[i] for i in range(n)])
 
 
@@ -37,7 +37,7 @@ def test_flexible_noises_and_conditions_exactly_as_spec(synthetic_root) -> None:
     batch = load_batch(strategy, synthetic_root)
     inputs = strategy.prepare_training_inputs(batch, ConstantSampler(0.3), gen(4))
 
-    x0 = patchify_video(batch["video_latents"]["latents"])
+    x0 = patchify_video(batch.video_latents.latents)
     noise = torch.randn(x0.shape, generator=gen(4))  # the sigma is constant: the noise is the first draw
     cond = torch.zeros(2, T_VIDEO, dtype=torch.bool)
     cond[:, :24] = True  # the first latent frame (4 x 6 cells)
@@ -59,8 +59,8 @@ def test_video_positions_put_time_in_seconds_at_the_sample_fps(synthetic_root) -
     assert torch.allclose(pos[0, :, 24], torch.tensor([[1 / 24, 9 / 24], [0.0, 32.0], [0.0, 32.0]]))
     assert pos[0, 1, 24 + 6 * 2 + 5].tolist() == [64.0, 96.0] and pos[0, 2, 24 + 6 * 2 + 5].tolist() == [160.0, 192.0]
 
-    slow = {**batch["video_latents"], "fps": torch.tensor([12.0, 24.0])}
-    batch = replace(batch, sources={**batch.sources, "video_latents": slow})
+    slow = replace(batch.video_latents, fps=torch.tensor([12.0, 24.0]))
+    batch = replace(batch, video_latents=slow)
     pos = strategy.prepare_training_inputs(batch, UniformSampler(), gen()).video.positions
     assert torch.allclose(pos[0, 0, 24], torch.tensor([1 / 12, 9 / 12])) and torch.allclose(
         pos[1, 0, 24], pos[0, 0, 24] / 2
@@ -77,8 +77,8 @@ def test_video_and_audio_tracks_together_draw_their_own_sigmas_and_run_the_model
     assert not torch.equal(v.sigma, a.sigma)
     assert torch.equal(v.timesteps, v.sigma.view(-1, 1).expand(-1, T_VIDEO))
     assert torch.equal(a.timesteps, a.sigma.view(-1, 1).expand(-1, T_AUDIO))
-    assert torch.equal(a.context, batch["conditions"]["audio_prompt_embeds"])
-    assert torch.equal(v.context, batch["conditions"]["video_prompt_embeds"])
+    assert torch.equal(a.context, batch.text.audio_embeds)
+    assert torch.equal(v.context, batch.text.video_embeds)
 
     model = instantiate_node(compose_cfg(data_root=synthetic_root), "model").build(0, torch.device("cpu"))
     video_pred, audio_pred = model.transformer(video=v, audio=a, perturbations=None)
@@ -114,7 +114,7 @@ def test_frozen_audio_is_clean_at_sigma_zero_and_out_of_the_loss(synthetic_root)
     batch = load_batch(strategy, synthetic_root)
     inputs = strategy.prepare_training_inputs(batch, UniformSampler(), gen())
     a = inputs.audio
-    assert torch.equal(a.latent, patchify_audio(batch["audio_latents"]["latents"]))
+    assert torch.equal(a.latent, patchify_audio(batch.audio_latents.latents))
     assert not a.sigma.any() and not a.timesteps.any()
     assert inputs.audio_targets is None and inputs.audio_loss_mask is None
     pred = torch.zeros_like(inputs.video_targets)
@@ -127,7 +127,7 @@ def test_video_to_video_prepends_the_clean_reference_and_scores_only_the_target(
     inputs = strategy.prepare_training_inputs(batch, UniformSampler(), gen())
     v = inputs.video
     assert v.latent.shape == (2, T_REF + T_VIDEO, 128)
-    ref = patchify_video(batch["reference_latents"]["latents"])
+    ref = patchify_video(batch.reference_latents.latents)
     assert torch.equal(v.latent[:, :T_REF], ref)
     assert not v.timesteps[:, :T_REF].any() and (v.timesteps[:, T_REF:] > 0).all()
     assert not inputs.video_loss_mask[:, :T_REF].any() and inputs.video_loss_mask[:, T_REF:].all()
@@ -153,7 +153,7 @@ def test_video_to_video_metadata_omits_a_factor_of_one(synthetic_root) -> None:
 
 def synthetic_hole(batch: Batch) -> torch.Tensor:
     """``[B, T]`` mask latent value of each token (0 outside the hole, 0.2..1.0 inside)."""
-    return patchify_video(batch["mask_latents"]["latents"]).mean(-1)
+    return patchify_video(batch.mask_latents.latents).mean(-1)
 
 
 def test_inpainting_threshold_decides_which_tokens_are_noised_and_scored(synthetic_root) -> None:
@@ -163,7 +163,7 @@ def test_inpainting_threshold_decides_which_tokens_are_noised_and_scored(synthet
         batch = load_batch(strategy, synthetic_root)
         inputs = strategy.prepare_training_inputs(batch, ConstantSampler(0.6), gen())
         hole = synthetic_hole(batch) > threshold
-        x0 = patchify_video(batch["latents"]["latents"])
+        x0 = patchify_video(batch.video_latents.latents)
         assert torch.equal(inputs.video_loss_mask, hole)
         assert torch.equal(inputs.video.latent[~hole], x0[~hole]) and not inputs.video.timesteps[~hole].any()
         assert not torch.isclose(inputs.video.latent[hole], x0[hole]).all(dim=-1).any()

@@ -19,7 +19,7 @@ from ltxtune.training.run import train
 
 def test_tiny_model_runs_forward_and_backward_on_a_batch(synthetic_root) -> None:
     parts = build_parts(compose_cfg("strategy.with_audio=true", data_root=synthetic_root))
-    train_set, _ = parts.data.split(parts.strategy.get_data_sources(), "t2v")
+    train_set = parts.data.split(parts.strategy.data_needs(), "t2v").train
     model = parts.model.build(seed=0, device=torch.device("cpu"))
     parts.lora.apply(model)
     batch = collate([train_set[i] for i in range(2)])

@@ -63,7 +63,7 @@ def test_audio_video_clips_have_a_sound_track_as_long_as_the_picture(synthetic_r
 
 def test_text_to_audio_writes_a_wav_with_every_decoded_sample(synthetic_root, tmp_path) -> None:
     _, strategy, model, batches = setup(synthetic_root, "experiment=t2a")
-    steps = batches[0]["audio_latents"]["latents"].shape[2]  # [B, 8, T, 16]
+    steps = batches[0].audio_latents.latents.shape[2]  # [B, 8, T, 16]
     paths = ValidationVideos(num_prompts=2, num_steps=2)(model, batches, strategy, 0, tmp_path)
     assert [p.name for p in paths] == ["prompt0.wav", "prompt1.wav"]
     for path in paths:

@@ -1,8 +1,9 @@
-"""The user's validation prompts (issue 14): text with an optional image, video or audio, encoded once with the
-configured encoders and rendered beside (or instead of) held-out samples."""
+"""The user's validation prompts: text with an optional image, video or audio, encoded once with the configured
+encoders and rendered beside (or instead of) held-out samples."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,41 @@ def test_an_ic_lora_prompts_video_is_its_reference(synthetic_root, tmp_path) -> 
                       data_root=synthetic_root), tmp_path / "run")  # fmt: skip
     cached = torch.load(tmp_path / "run" / "validation_prompts.pt", weights_only=True)
     assert cached["sources"][0]["reference_latents"]["latents"].shape == (1, 128, 3, 2, 3)  # downscale 2
+
+
+def test_an_ic_lora_prompts_video_is_its_reference_whatever_the_directory_is_called(synthetic_root, tmp_path) -> None:
+    """With the references in my_refs/, the prompt's video is still the reference the clip is generated from:
+    not encoded as the clip itself while the held-out sample's own reference stays."""
+    build_parts(compose_cfg(data_root=synthetic_root)).data.prepare()
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_root, data)
+    (data / "reference_latents").rename(data / "my_refs")
+    g = torch.Generator().manual_seed(1)
+    write_clip(tmp_path / "ref.mp4", torch.randint(0, 255, (17, 64, 96, 3), generator=g, dtype=torch.uint8), 24)
+    prompt = f"validation_videos.prompts=[{{text: 'a street', video: '{tmp_path / 'ref.mp4'}'}}]"
+    renamed = ("strategy=video_to_video", "strategy.reference_latents_dir=my_refs")
+    cfg = compose_cfg(*renamed, prompt, "validation_videos.num_prompts=0", "trainer.max_steps=1", data_root=data)
+    train(cfg, tmp_path / "run")
+    cached = torch.load(tmp_path / "run" / "validation_prompts.pt", weights_only=True)["sources"][0]
+    assert cached["video_latents"]["latents"].abs().sum() == 0  # the clip itself is generated, not the video
+    reference = cached["reference_latents"]["latents"]
+    assert reference.shape == (1, 128, 3, 2, 3)  # the reference's size, downscale 2
+    own = [torch.load(p, weights_only=True)["latents"] for p in sorted((data / "my_refs").glob("*.pt"))]
+    assert not any(torch.equal(reference[0], latents) for latents in own)  # the prompt's video, no sample's
+
+
+def test_a_custom_strategys_prompt_gets_its_image(synthetic_root, tmp_path) -> None:
+    """A strategy of the user's own that reads video_latents: the prompt's image is its clip's first frame."""
+    from test_custom_strategy import user_config_dir
+
+    picture = image(tmp_path / "picture.mp4")
+    search = f"hydra.searchpath=[file://{user_config_dir(tmp_path / 'conf')}]"
+    prompt = f"validation_videos.prompts=[{{text: 'a red ball', image: '{picture}'}}]"
+    train(compose_cfg(search, "strategy=next_frame", prompt, "validation_videos.num_prompts=0", "trainer.max_steps=1",
+                      data_root=synthetic_root), tmp_path / "run")  # fmt: skip
+    cached = torch.load(tmp_path / "run" / "validation_prompts.pt", weights_only=True)
+    latents = cached["sources"][0]["video_latents"]["latents"]
+    assert latents[0, :, 0].abs().sum() > 0 and latents[0, :, 1:].abs().sum() == 0
 
 
 def test_bad_prompts_are_refused_before_training_with_the_file_named(synthetic_root, tmp_path) -> None:

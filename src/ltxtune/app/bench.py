@@ -68,7 +68,7 @@ def ltxtune_step(cfg) -> Callable[[], None]:
 def bare_step(cfg) -> Callable[[], None]:
     """The same model, LoRA, batch size and math in a plain loop over batches held in memory."""
     parts = build_parts(cfg)
-    train_set = parts.data.split(parts.strategy.get_data_sources(), "bench").train
+    train_set = parts.data.split(parts.strategy.data_needs(), "bench").train
     torch.manual_seed(0)
     model = parts.model.build(0, torch.device("cpu"))
     parts.lora.apply(model)
@@ -83,7 +83,7 @@ def bare_step(cfg) -> Callable[[], None]:
     def step() -> None:
         batch = batches[k[0] % len(batches)]
         k[0] += 1
-        latents = batch["latents"]["latents"]
+        latents = batch.video_latents.latents
         x0 = positions.patchify_video(latents)
         _, _, f, h, w = latents.shape
         sigma = parts.sampler.sample_for(x0, g)
@@ -91,11 +91,11 @@ def bare_step(cfg) -> Callable[[], None]:
         noised = flow.noise_tokens(x0, sigma, cond, g)
         from ltx_core.model.transformer.modality import Modality
 
-        text = batch["conditions"]
+        text = batch.text
         video = Modality(
             latent=noised.latent, sigma=sigma, timesteps=noised.timesteps,
-            positions=positions.video_positions(f, h, w, batch["latents"]["fps"].float(), x0.device),
-            context=text["video_prompt_embeds"], context_mask=text["prompt_attention_mask"].long(),
+            positions=positions.video_positions(f, h, w, batch.video_latents.fps.float(), x0.device),
+            context=text.video_embeds, context_mask=text.attention_mask.long(),
         )  # fmt: skip
         pred, _ = net(video=video, audio=None, perturbations=None)
         loss = flow.masked_loss(pred, noised.target, noised.loss_mask).mean()
@@ -111,7 +111,7 @@ def loader_samples_per_s(cfg, seconds: float = 3.0) -> float:
     """Samples per second read and collated from disk (no in-memory cache), in the training process."""
     parts = build_parts(cfg)
     parts.data.cache = False
-    train_set = parts.data.split(parts.strategy.get_data_sources(), "bench").train
+    train_set = parts.data.split(parts.strategy.data_needs(), "bench").train
     b = parts.trainer.batch_size
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,9 @@ from typing import Any
 import torch
 
 from ltxtune.data import legacy
+from ltxtune.data.batch import CLIP_ROLES, Batch, Clip, TextFeatures
 from ltxtune.data.checks import SampleExpectations
+from ltxtune.data.needs import DataNeeds
 from ltxtune.errors import DataError
 
 
@@ -33,17 +34,16 @@ def list_samples(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*.pt"))
 
 
-def check_sources(
-    root: Path, sources: Mapping[str, str], strategy: str, audio_dirs: Collection[str] = ()
-) -> tuple[list[str], dict[str, str]]:
-    """Check that every source directory exists and holds the same samples; return the sample names, and the
-    samples left out for having no file in an audio directory (sample -> why).
+def check_sources(root: Path, needs: DataNeeds, strategy: str) -> tuple[list[str], dict[str, str]]:
+    """Check that every directory ``needs`` names exists and holds the same samples; return the sample names,
+    and the samples left out for having no file in an audio directory (sample -> why).
 
-    A sample missing from one of ``audio_dirs`` is a clip without sound (preprocessing writes no audio
+    A sample missing from one of ``needs.audio_dirs`` is a clip without sound (preprocessing writes no audio
     latents for it): left out, not an error, unless no sample has sound. Raises ``DataError`` naming the
     directory and the strategy that needs it, or the samples missing from another directory (a count and a
     few names).
     """
+    sources, audio_dirs = needs.directories(), needs.audio_dirs
     if not root.is_dir():
         raise DataError(f"data.root={str(root)!r} does not exist (strategy {strategy} reads it)")
     missing = [d for d in sources if not (root / d).is_dir()]
@@ -78,38 +78,62 @@ def check_sources(
 
 @dataclass(frozen=True)
 class PrecomputedDataset:
-    """Samples ``names`` under ``root``; item i is ``(name, {batch_key: file contents})``."""
+    """Samples ``names`` under ``root``; item i is sample i as a ``Batch`` of one, each role read from its
+    directory (``expect.needs``) and checked against ``expect`` as it is read."""
 
     root: Path
-    sources: Mapping[str, str]  # directory under root -> batch key
+    expect: SampleExpectations
     names: tuple[str, ...]
     cache: bool = False  # keep loaded samples in memory (small datasets: the synthetic one, a few clips)
-    expect: SampleExpectations = field(default_factory=SampleExpectations)
-    _cached: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
+    _cached: dict[int, Batch] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def needs(self) -> DataNeeds:
+        return self.expect.needs
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, index: int) -> tuple[str, dict[str, dict[str, Any]]]:
-        name = self.names[index]
+    def __getitem__(self, index: int) -> Batch:
         if index in self._cached:
-            return name, self._cached[index]
-        sample = {}
-        for directory, key in self.sources.items():
+            return self._cached[index]
+        name, files = self.names[index], {}
+        for directory in self.needs.directories():
             path = legacy.sample_path(self.root, directory, name)
-            sample[key] = legacy.normalise(path, load_sample_file(path))
-            self.expect.check(path, key, sample[key])
-            sample[key] = self.expect.trim(key, sample[key])
+            files[directory] = legacy.normalise(path, load_sample_file(path))
+            for role in (r for r, d in self.needs.roles().items() if d == directory):
+                self.expect.check(path, role, files[directory])
+        sample = as_sample(name, self.needs, files)
         if self.cache:
             self._cached[index] = sample
-        return name, sample
+        return sample
 
     def shape_key(self, index: int) -> tuple:
         """What must match for two samples to share a batch: the shape of every tensor they hold."""
-        _, sample = self[index]
-        return tuple(
-            (key, field, tuple(value.shape))
-            for key, fields in sorted(sample.items())
-            for field, value in sorted(fields.items())
-            if isinstance(value, torch.Tensor)
-        )
+        return tuple((path, tuple(t.shape)) for path, t in self[index].tensors())
+
+
+def as_sample(name: str, needs: DataNeeds, files: dict[str, dict[str, Any]]) -> Batch:
+    """One sample's checked files (directory -> contents) as a ``Batch`` of one, each role in its field."""
+    values: dict[str, Any] = {}
+    for role, directory in needs.roles().items():
+        data = files[directory]
+        if role == "text":
+            batched = {k: v.unsqueeze(0) for k, v in data.items() if isinstance(v, torch.Tensor)}
+            values[role] = TextFeatures.from_file(batched, with_audio=needs.has_audio)
+        elif role in CLIP_ROLES:
+            fps = torch.tensor([float(data["fps"])]) if "fps" in data else None
+            values[role] = Clip(data["latents"].unsqueeze(0), fps)
+        else:  # a per-cell mask
+            values[role] = data["mask"].unsqueeze(0)
+    extra = {d: {k: _one(v) for k, v in files[d].items()} for d in needs.extra}
+    return Batch((name,), **values, extra=extra)
+
+
+def _one(value: Any) -> Any:
+    """A file's value as one sample of a batch: tensors ``[1, ...]``, numbers ``[1]``, anything else listed."""
+    if isinstance(value, torch.Tensor):
+        return value.unsqueeze(0)
+    if isinstance(value, bool | int | float):
+        return torch.tensor([value])
+    return [value]

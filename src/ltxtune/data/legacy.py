@@ -1,4 +1,4 @@
-"""The reference trainer's (ltx-trainer's) dataset layouts, read as they are and seen as ltxtune's (SPEC B.5).
+"""The reference trainer's (ltx-trainer's) dataset layouts, read as they are and seen as ltxtune's (docs/data.md).
 
 Four differences, each normalised here so that the rest of the code sees one layout:
 

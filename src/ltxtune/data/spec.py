@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltxtune.data import legacy
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.dataset import PrecomputedDataset, check_sources
+from ltxtune.data.needs import DataNeeds
 from ltxtune.errors import ConfigError, DataError, check_range
 
 # With data.val_samples=0 the objective is measured on this many training samples, spread over the set.
@@ -30,10 +30,6 @@ class Split:
     left_out: dict[str, str] = field(default_factory=dict)
     without_audio: dict[str, str] = field(default_factory=dict)
 
-    def __iter__(self) -> Iterator[PrecomputedDataset]:
-        """``train_set, val_set = data.split(...)`` (what split returned before it said more)."""
-        return iter((self.train, self.val))
-
     def describe(self) -> str:
         val = (
             f"val/loss on {len(self.val)} of them (nothing held out)"
@@ -46,7 +42,7 @@ class Split:
 
 
 class PrecomputedData:
-    """A dataset already on disk in the SPEC layout (or ltx-trainer's, see ``legacy``); the last samples (sorted
+    """A dataset already on disk in ltxtune's layout (or ltx-trainer's, see ``legacy``); the last samples (sorted
     by name) are held out.
 
     Args:
@@ -94,14 +90,14 @@ class PrecomputedData:
             return 0
         return min(total - 1, max(1, round(total * self.val_fraction)))
 
-    def split(self, sources: Mapping[str, str], strategy: str, expect: SampleExpectations | None = None) -> Split:
-        """Training and validation datasets over the samples every source directory holds; each sample is
-        checked against ``expect`` as it is read. Samples missing from one of ``expect.audio_dirs`` (clips
-        without sound) are left out."""
-        expect = expect or SampleExpectations()
+    def split(self, needs: DataNeeds, strategy: str, text_widths: tuple[int, int] | None = None) -> Split:
+        """Training and validation datasets over the samples every directory of ``needs`` holds; each sample is
+        checked as it is read, its text features against ``text_widths`` (video, audio; the model's) when given.
+        Samples missing from one of ``needs.audio_dirs`` (clips without sound) are left out."""
+        expect = SampleExpectations(needs, *(text_widths or (None, None)))
         self.prepare()
-        names, without_audio = check_sources(self.root, sources, strategy, expect.audio_dirs or ())
-        dataset = PrecomputedDataset(self.root, dict(sources), tuple(names), self.cache, expect)
+        names, without_audio = check_sources(self.root, needs, strategy)
+        dataset = PrecomputedDataset(self.root, expect, tuple(names), self.cache)
         left_out = {} if self.strict else unreadable(dataset)
         if len(left_out) == len(names):
             raise DataError(
@@ -110,13 +106,12 @@ class PrecomputedData:
             )
         names = [n for n in names if n not in left_out]
         cut = len(names) - self.held_out(len(names))
-        train = PrecomputedDataset(self.root, dict(sources), tuple(names[:cut]), self.cache, expect)
+        train = PrecomputedDataset(self.root, expect, tuple(names[:cut]), self.cache)
         if cut == len(names):
             every = max(1, len(names) // VAL_FROM_TRAINING)
-            subset = tuple(names[::every][:VAL_FROM_TRAINING])
-            val = PrecomputedDataset(self.root, dict(sources), subset, expect=expect)
+            val = PrecomputedDataset(self.root, expect, tuple(names[::every][:VAL_FROM_TRAINING]))
             return Split(train, val, True, left_out, without_audio)
-        val = PrecomputedDataset(self.root, dict(sources), tuple(names[cut:]), expect=expect)
+        val = PrecomputedDataset(self.root, expect, tuple(names[cut:]))
         return Split(train, val, False, left_out, without_audio)
 
 

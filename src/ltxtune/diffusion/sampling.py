@@ -9,7 +9,7 @@ own included, is sampled the way it was trained without code of its own here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -20,15 +20,10 @@ from ltx_core.model.transformer.modality import Modality
 from ltx_core.utils import to_denoised
 from torch import Tensor, nn
 
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, TextFeatures
 from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
 from ltxtune.diffusion.samplers import ConstantSampler
 from ltxtune.strategies.base import MODALITIES, ModelInputs, TrainingStrategy
-
-# Stored text features -> the context the transformer attends to (``LoadedModel.encode_text``).
-TextEncoder = Callable[[dict[str, Tensor]], dict[str, Tensor]]
-# Text features -> the context of each stream, as the strategies read them from ``batch["conditions"]``.
-_CONTEXT_KEYS = {"video": "video_prompt_embeds", "audio": "audio_prompt_embeds"}
 
 # Candidate condition draws per sample and the quantile picked from them (see ``start_inputs``).
 CONDITION_DRAWS = 64
@@ -52,32 +47,14 @@ def sigma_schedule(num_steps: int, tokens: int) -> Tensor:
     return LTX2Scheduler().execute(steps=num_steps, latent=torch.empty(1, 1, tokens, device="meta"))
 
 
-def take(batch: Batch, index: int) -> Batch:
-    """Sample ``index`` of ``batch`` as a batch of one."""
-    sources = {
-        key: {f: v[index : index + 1] if isinstance(v, Tensor) else [v[index]] for f, v in values.items()}
-        for key, values in batch.sources.items()
-    }
-    return Batch(sources, (batch.names[index],))
-
-
 def condition_tokens(inputs: ModelInputs) -> int:
     """How many tokens are given as conditions (timestep 0) across both modalities."""
     return sum(int(stream.condition_tokens()) for stream in inputs.streams())
 
 
-def encode_conditions(batch: Batch, encode_text: TextEncoder) -> Batch:
-    """``batch`` with its stored text features (``"conditions"``) turned into the model's context; a batch
-    without text (a custom strategy's) is returned as it is."""
-    if "conditions" not in batch:
-        return batch
-    return replace(batch, sources={**batch.sources, "conditions": encode_text(batch["conditions"])})
-
-
 def _draw(strategy: TrainingStrategy, batch: Batch, seed: int, k: int) -> ModelInputs:
     """Draw ``k`` of ``seed``: the strategy's inputs at sigma 1 from its own generator."""
-    device = next(v.device for f in batch.sources.values() for v in f.values() if isinstance(v, Tensor))
-    generator = torch.Generator(device).manual_seed(seed * CONDITION_DRAWS + k)
+    generator = torch.Generator(batch.device).manual_seed(seed * CONDITION_DRAWS + k)
     return strategy.prepare_training_inputs(batch, ConstantSampler(1.0), generator)
 
 
@@ -102,21 +79,23 @@ def start_inputs(strategy: TrainingStrategy, batch: Batch, seed: int, draw: int 
     return _draw(strategy, batch, seed, draw)
 
 
-def negative_context(inputs: ModelInputs, negative: Mapping[str, Tensor]) -> ModelInputs:
-    """``inputs`` with each stream's text context replaced by the (encoded) negative prompt's."""
+def negative_context(inputs: ModelInputs, negative: TextFeatures) -> ModelInputs:
+    """``inputs`` with each stream's text context replaced by the (encoded) negative prompt's ``[1, L, D]``."""
     changed = {}
     for stream in inputs.streams():
         modality = stream.modality
         b = modality.context.shape[0]
-        context = negative[_CONTEXT_KEYS[stream.name]].to(modality.context).expand(b, -1, -1)
-        mask = negative["prompt_attention_mask"].to(modality.context.device).long().expand(b, -1)
+        embeds = negative.video_embeds if stream.name == "video" else negative.audio_embeds
+        context = embeds.to(modality.context).expand(b, -1, -1)
+        mask = negative.attention_mask.to(modality.context.device).long().expand(b, -1)
         changed[stream.name] = replace(modality, context=context, context_mask=mask)
     return inputs.with_modalities(changed)
 
 
-def empty_prompt(conditions: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Text features of an empty prompt shaped like ``conditions``: zero features, every token padding."""
-    return {key: torch.zeros_like(value[:1]) for key, value in conditions.items()}
+def empty_prompt(text: TextFeatures) -> TextFeatures:
+    """Text features of an empty prompt shaped like one sample of ``text``: zero features, every token padding."""
+    zeros = {key: torch.zeros_like(value[:1]) for key, value in text.to_file().items()}
+    return TextFeatures.from_file(zeros)
 
 
 def _at_sigma(modality: Modality, latent: Tensor, free: Tensor, sigma: Tensor) -> Modality:
@@ -184,7 +163,7 @@ def sample(
     inputs: ModelInputs,
     num_steps: int,
     guidance: Guidance | None = None,
-    negative: Mapping[str, Tensor] | None = None,
+    negative: TextFeatures | None = None,
     schedule_tokens: int | None = None,
 ) -> Sampled:
     """Denoise ``inputs`` (from ``start_inputs``) in ``num_steps`` Euler steps, guided as inference guides.
@@ -193,8 +172,7 @@ def sample(
     (noise at sigma 1) and are denoised; its timestep-0 tokens stay exactly as given. A modality without a
     target is a frozen condition, fed unchanged at every step. ``guidance`` holds each generated modality's
     guider parameters (``ltxtune.diffusion.guidance``; none = the model's plain prediction). ``negative``
-    holds the encoded text features of the negative prompt (``video_prompt_embeds [1, L, D]``,
-    ``audio_prompt_embeds``, ``prompt_attention_mask [1, L]``); it is needed for classifier-free guidance.
+    holds the encoded text features of the negative prompt (``[1, L, D]``); classifier-free guidance needs it.
     ``schedule_tokens`` sets the schedule's shift (the generated clip's token count; default: the first
     generated sequence's length, prepended references included).
     """

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
 from ltxtune.diffusion import positions
 from ltxtune.errors import DataError
+
+
+class LatentClip(Protocol):
+    """What tokens are made from (a batch's ``Clip``): latents ``[B, C, ...]`` and, for video, fps ``[B]``."""
+
+    @property
+    def latents(self) -> Tensor: ...
+
+    @property
+    def fps(self) -> Tensor | None: ...
 
 
 @dataclass(frozen=True)
@@ -21,17 +31,17 @@ class VideoTokens:
     height: int
     width: int
     fps: Tensor
+    name: ClassVar[str] = "video"  # the stream (and track) these tokens belong to
+    time_unit: ClassVar[str] = "latent frames"
 
     @classmethod
-    def from_source(cls, source: dict[str, Any]) -> VideoTokens:
-        latents = source["latents"]
+    def from_clip(cls, clip: LatentClip) -> VideoTokens:
+        """From latents ``[B, 128, F, H, W]``; a clip without fps is at ``positions.DEFAULT_FPS``."""
+        latents, fps = clip.latents, clip.fps
         _, _, f, h, w = latents.shape
-        fps = source.get("fps")
         if fps is None:
             fps = torch.full((latents.shape[0],), positions.DEFAULT_FPS)
         return cls(positions.patchify_video(latents), f, h, w, fps.float())
-
-    time_unit: ClassVar[str] = "latent frames"
 
     def positions(self) -> Tensor:
         return positions.video_positions(self.frames, self.height, self.width, self.fps, self.tokens.device)
@@ -87,11 +97,13 @@ class AudioTokens:
     frames: int
     height: ClassVar[int] = 1
     width: ClassVar[int] = 1
+    name: ClassVar[str] = "audio"
     time_unit: ClassVar[str] = "audio latent steps"
 
     @classmethod
-    def from_source(cls, source: dict[str, Any]) -> AudioTokens:
-        tokens = positions.patchify_audio(source["latents"])
+    def from_clip(cls, clip: LatentClip) -> AudioTokens:
+        """From latents ``[B, 8, T, 16]``."""
+        tokens = positions.patchify_audio(clip.latents)
         return cls(tokens, tokens.shape[1])
 
     def positions(self) -> Tensor:

@@ -1,12 +1,13 @@
 """The user's validation prompts: text, optionally with an image, a video or an audio file, encoded once.
 
-``validation_videos.prompts`` lists them. Each becomes a sample in the layout the strategy reads, built on a
+``validation_videos.prompts`` lists them. Each becomes a sample with the roles the strategy reads, built on a
 held-out sample as its template (the clip's size and length, any mask it needs): the text features come from
 the configured text encoder, the image from the video VAE encoder as the clip's first latent frame, the video
-as the IC-LoRA reference (a strategy that reads ``reference_latents``) or as the clip itself (extension: its
-given frames come from it), the audio as the audio track. The strategy's own conditions then decide what is
-given and what is generated, exactly as for a held-out sample. The encoders are built, used and freed before
-training; the encoded prompts are cached in the run directory (``validation_prompts.pt``).
+as the IC-LoRA reference (a strategy that reads one, whatever its directory) or as the clip itself (extension:
+its given frames come from it), the audio likewise as the audio reference or the audio clip. The strategy's own
+conditions then decide what is given and what is generated, exactly as for a held-out sample. The encoders are
+built, used and freed before training; the encoded prompts are cached in the run directory
+(``validation_prompts.pt``).
 """
 
 from __future__ import annotations
@@ -14,21 +15,18 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, Clip, TextFeatures
 from ltxtune.errors import ConfigError, DataError
 
 CACHE_FILE = "validation_prompts.pt"
 _MEDIA = ("image", "video", "audio")
-# The batch keys a prompt's media go to (the built-in strategies' names).
-CLIP_KEYS = ("latents", "video_latents")
-REFERENCE_KEY, AUDIO_KEY = "reference_latents", "audio_latents"
 
 
 @dataclass(frozen=True)
@@ -64,18 +62,18 @@ def encode_prompts(prompts: list[Prompt], template: Batch, encoders: Any, run_di
     if cache.is_file():
         stored = torch.load(cache, map_location="cpu", weights_only=True)
         if stored.get("prompts") == wanted:
-            return [as_batch(sources, f"prompt{i}") for i, sources in enumerate(stored["sources"])]
+            return [Batch.from_dict(sources) for sources in stored["sources"]]
     built = encoders()  # the text encoder and the VAE encoders, loaded now and freed below
     try:
-        sources = [prompt_sources(p, i, template, built) for i, p in enumerate(prompts)]
+        batches = [prompt_batch(p, i, template.to(torch.device("cpu")), built) for i, p in enumerate(prompts)]
     finally:
         del built
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"prompts": wanted, "sources": sources}, cache)
-    return [as_batch(s, f"prompt{i}") for i, s in enumerate(sources)]
+    torch.save({"prompts": wanted, "sources": [batch.to_dict() for batch in batches]}, cache)
+    return batches
 
 
 NEGATIVE_CACHE_FILE = "validation_negative_prompt.pt"
@@ -105,53 +103,68 @@ def encode_negative(text: str, text_encoder: Callable[[], Any], run_dir: Path) -
     return features
 
 
-def as_batch(sources: dict[str, dict[str, Any]], name: str) -> Batch:
-    return Batch(names=(name,), sources=sources)
-
-
-def prompt_sources(prompt: Prompt, index: int, template: Batch, encoders: Any) -> dict[str, dict[str, Any]]:
-    """The template's sources (one sample, on the CPU) with the prompt's text and media in place."""
-    sources = {key: {k: v[:1].cpu() if isinstance(v, Tensor) else v[:1] for k, v in fields.items()}
-               for key, fields in template.sources.items()}  # fmt: skip
+def prompt_batch(prompt: Prompt, index: int, template: Batch, encoders: Any) -> Batch:
+    """The template (one held-out sample) with the prompt's text and media in their roles: the image as the
+    clip's first latent frame, the video as the video reference or else the clip, the audio as the audio
+    reference or else the audio clip. What the prompt does not give of a generated clip is zeros."""
     features = encoders.text.encode(prompt.text).to_file()
-    sources["conditions"] = {k: v.unsqueeze(0) for k, v in features.items()}
-    clip_key = next((k for k in CLIP_KEYS if k in sources), None)
-    if clip_key is not None:
-        clip = sources[clip_key]["latents"]
-        sources[clip_key] = {**sources[clip_key], "latents": torch.zeros_like(clip)}
-        _, _, frames, height, width = clip.shape
-        pixels = (8 * (frames - 1) + 1, 32 * height, 32 * width)
-        if prompt.image is not None:
-            image = read_media(prompt, index, "image", 1, pixels[2], pixels[1])
-            sources[clip_key]["latents"][0, :, :1] = encoders.video.encode(image)[:, :1]
-        if prompt.video is not None:
-            if REFERENCE_KEY in sources:
-                ref = sources[REFERENCE_KEY]["latents"]
-                _, _, rf, rh, rw = ref.shape
-                video = read_media(prompt, index, "video", 8 * (rf - 1) + 1, 32 * rw, 32 * rh)
-                sources[REFERENCE_KEY] = {**sources[REFERENCE_KEY], "latents": encoders.video.encode(video)[None]}
-            else:
-                video = read_media(prompt, index, "video", pixels[0], pixels[2], pixels[1])
-                sources[clip_key]["latents"] = encoders.video.encode(video)[None]
-    elif prompt.image is not None or prompt.video is not None:
-        raise ConfigError(f"prompts[{index}]", asdict(prompt), "no image or video: this strategy renders no video")
-    if AUDIO_KEY in sources:
-        steps = sources[AUDIO_KEY]["latents"].shape[2]
-        seconds = steps / encoders.audio.latents_per_second if encoders.audio is not None else 0.0
-        if prompt.audio is not None and encoders.audio is not None:
-            from ltxtune.data.preprocess.media import MediaError, read_audio
+    text = TextFeatures.from_file({k: v.unsqueeze(0) for k, v in features.items()})
+    batch = replace(template, names=(f"prompt{index}",), text=text)
+    if batch.video_latents is None:
+        if prompt.image is not None or prompt.video is not None:
+            raise ConfigError(f"prompts[{index}]", asdict(prompt), "no image or video: this strategy renders no video")
+    else:
+        batch = with_video_media(batch, prompt, index, encoders)
+    if batch.audio_latents is not None:
+        batch = with_audio_media(batch, prompt, index, encoders)
+    return batch
 
-            try:
-                wave = read_audio(Path(prompt.audio).expanduser(), seconds, encoders.audio.sample_rate)
-            except MediaError as exc:
-                raise DataError(f"validation prompt {index}: {prompt.audio}: {exc}") from exc
-            if wave is None:
-                raise DataError(f"validation prompt {index}: {prompt.audio} has no audio stream")
-            latents = encoders.audio.encode(wave, seconds)[None]
-        else:
-            latents = torch.zeros_like(sources[AUDIO_KEY]["latents"])
-        sources[AUDIO_KEY] = {**sources[AUDIO_KEY], "latents": latents}
-    return sources
+
+def with_video_media(batch: Batch, prompt: Prompt, index: int, encoders: Any) -> Batch:
+    """The clip zeroed, then the prompt's image (its first latent frame) and video (the reference, or the clip)."""
+    clip = torch.zeros_like(batch.video_latents.latents)  # [1, 128, F, H, W]
+    _, _, frames, height, width = clip.shape
+    if prompt.image is not None:
+        image = read_media(prompt, index, "image", 1, 32 * width, 32 * height)
+        clip[0, :, :1] = encoders.video.encode(image)[:, :1]
+    reference = batch.reference_latents
+    if prompt.video is not None and reference is not None:
+        _, _, rf, rh, rw = reference.latents.shape
+        video = read_media(prompt, index, "video", 8 * (rf - 1) + 1, 32 * rw, 32 * rh)
+        batch = replace(batch, reference_latents=replace(reference, latents=encoders.video.encode(video)[None]))
+    elif prompt.video is not None:
+        video = read_media(prompt, index, "video", 8 * (frames - 1) + 1, 32 * width, 32 * height)
+        clip = encoders.video.encode(video)[None]
+    return replace(batch, video_latents=replace(batch.video_latents, latents=clip))
+
+
+def with_audio_media(batch: Batch, prompt: Prompt, index: int, encoders: Any) -> Batch:
+    """The prompt's audio as the audio reference when the strategy reads one, else as the audio clip (zeros
+    without it); the clip keeps its length ``[1, 8, T, 16]``."""
+    reference = batch.reference_audio_latents
+    role = "reference_audio_latents" if reference is not None and prompt.audio is not None else "audio_latents"
+    clip: Clip = getattr(batch, role)
+    latents = torch.zeros_like(clip.latents)
+    if prompt.audio is not None and encoders.audio is not None:
+        latents = read_audio_latents(prompt, index, encoders, clip.latents.shape[2])
+    changed = {role: replace(clip, latents=latents)}
+    if role != "audio_latents":
+        changed["audio_latents"] = replace(batch.audio_latents, latents=torch.zeros_like(batch.audio_latents.latents))
+    return replace(batch, **changed)
+
+
+def read_audio_latents(prompt: Prompt, index: int, encoders: Any, steps: int) -> Tensor:
+    """``steps`` latent steps ``[1, 8, T, 16]`` of the prompt's audio file, encoded."""
+    from ltxtune.data.preprocess.media import MediaError, read_audio
+
+    seconds = steps / encoders.audio.latents_per_second
+    try:
+        wave = read_audio(Path(prompt.audio).expanduser(), seconds, encoders.audio.sample_rate)
+    except MediaError as exc:
+        raise DataError(f"validation prompt {index}: {prompt.audio}: {exc}") from exc
+    if wave is None:
+        raise DataError(f"validation prompt {index}: {prompt.audio} has no audio stream")
+    return encoders.audio.encode(wave, seconds)[None]
 
 
 def read_media(prompt: Prompt, index: int, media: str, frames: int, width: int, height: int) -> Tensor:

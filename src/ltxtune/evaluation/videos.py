@@ -21,20 +21,11 @@ from ltx_core.types import VideoLatentShape
 from torch import Tensor, nn
 
 from ltxtune.data import legacy
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, TextEncoder, TextFeatures
 from ltxtune.data.dataset import load_sample_file
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.positions import DEFAULT_FPS, unpatchify_audio
-from ltxtune.diffusion.sampling import (
-    Sampled,
-    TextEncoder,
-    empty_prompt,
-    encode_conditions,
-    representative_draw,
-    sample,
-    start_inputs,
-    take,
-)
+from ltxtune.diffusion.sampling import Sampled, empty_prompt, representative_draw, sample, start_inputs
 from ltxtune.errors import ConfigError, check_choice, check_range
 from ltxtune.evaluation.media import decode_frames, decode_waveform, write_mp4, write_wav
 from ltxtune.evaluation.previews import PreviewGrid, PreviewMap
@@ -103,7 +94,7 @@ class ValidationVideos:
         if negative_prompt is not None and (not isinstance(negative_prompt, str) or negative_conditions is not None):
             raise ConfigError("negative_prompt", negative_prompt, "a text, with negative_conditions=null")
         self.negative_prompt = negative_prompt
-        self._negative_features: dict[str, Tensor] | None = None
+        self._negative_features: dict[str, Tensor] | None = None  # the negative prompt's, as encoded
         check_range("seed", seed, 0)
         check_choice("decoder_dtype", decoder_dtype, _DTYPES)
         check_range("decoder_seed", decoder_seed, 0)
@@ -144,20 +135,21 @@ class ValidationVideos:
             module.to(device)
         return self._audio_decoder
 
-    def negative(self, conditions: dict[str, Tensor], encode_text: TextEncoder, run_dir: Path) -> dict[str, Tensor]:
-        """The negative prompt's encoded text features ``[1, L, D]`` (the empty prompt's by default)."""
-        device = conditions["prompt_attention_mask"].device
+    def negative(self, text: TextFeatures, encode_text: TextEncoder, run_dir: Path) -> TextFeatures:
+        """The negative prompt's text features ``[1, L, D]`` through the model's text path (the empty prompt's by
+        default), with the streams ``text`` (a sample's stored features) has."""
+        device, keys = text.attention_mask.device, text.to_file().keys()
         if self.negative_prompt is not None:
             if self._negative_features is None:
                 self._negative_features = encode_negative(self.negative_prompt, self.build_text_encoder, run_dir)
-            raw = {k: self._negative_features[k].to(device) for k in conditions}
+            raw = {k: self._negative_features[k].to(device) for k in keys}
         elif self.negative_conditions is None:
-            raw = empty_prompt(conditions)
+            raw = empty_prompt(text).to_file()
         else:
             path = Path(self.negative_conditions).expanduser()
             stored = legacy.normalise(path, load_sample_file(path))
-            raw = {k: stored[k].unsqueeze(0).to(device) for k in conditions}
-        return encode_text(raw)
+            raw = {k: stored[k].unsqueeze(0).to(device) for k in keys}
+        return TextFeatures.from_file(encode_text(raw))
 
     @torch.no_grad()
     def __call__(
@@ -187,15 +179,15 @@ class ValidationVideos:
         previews = PreviewGrid(self.preview_map(batches)) if self.previews else None
         self.guidance, _ = self.guidance.fit(len(transformer.transformer_blocks))  # preflight said it before
         try:
-            held_out = [take(batch, j) for batch in batches for j in range(len(batch))][: self.num_prompts]
+            held_out = [batch.take(j) for batch in batches for j in range(len(batch))][: self.num_prompts]
             given = self.prompt_batches(batches, run_dir)
             for i, one in enumerate([*given, *held_out]):
                 negative, guidance = None, self.guidance.without_cfg()  # no text, no negative prompt
-                if "conditions" in one:
+                if one.text is not None:
                     guidance = self.guidance
                     if guidance.uses_negative():
-                        negative = self.negative(dict(one["conditions"]), encode_text, run_dir)
-                    one = encode_conditions(one, encode_text)
+                        negative = self.negative(one.text, encode_text, run_dir)
+                    one = one.encoded(encode_text)
                 key = (one.names[0], self.seed + i)
                 if key not in self._draws:  # the search prepares the inputs many times: once per run is enough
                     self._draws[key] = representative_draw(strategy, one, self.seed + i)
@@ -236,9 +228,8 @@ class ValidationVideos:
         if not self.prompts:
             return []
         if self._prompt_batches is None:
-            self._prompt_batches = encode_prompts(self.prompts, take(batches[0], 0), self.build_encoders, run_dir)
-        device = next(v for v in batches[0].sources["conditions"].values() if isinstance(v, Tensor)).device
-        return [batch.to(device) for batch in self._prompt_batches]
+            self._prompt_batches = encode_prompts(self.prompts, batches[0].take(0), self.build_encoders, run_dir)
+        return [batch.to(batches[0].device) for batch in self._prompt_batches]
 
     def build_encoders(self) -> Any:
         """The ``encoders`` node's text, video and audio encoders (built once, to encode the prompts)."""
@@ -310,17 +301,9 @@ class TargetGrid:
         return VideoLatentPatchifier(patch_size=1).unpatchify(sequence[:, -self.tokens :], output_shape=shape)
 
 
-# Where the built-in strategies put the generated clip's clean latents (flexible's video track: video_latents).
-CLIP_KEYS = ("latents", "video_latents")
-
-
 def clean_latents(batch: Batch) -> Tensor | None:
     """The batch's own video latents ``[B, 128, F, H, W]`` (the clip a caption describes), if it has them."""
-    for key in CLIP_KEYS:
-        latents = batch.sources.get(key, {}).get("latents")
-        if isinstance(latents, Tensor) and latents.dim() == 5:
-            return latents
-    return None
+    return batch.video_latents.latents if batch.video_latents is not None else None
 
 
 def video_grid(inputs: ModelInputs, batch: Batch) -> TargetGrid:
@@ -338,13 +321,10 @@ def target_grid(batch: Batch, seq_len: int) -> TargetGrid:
     grid, so the largest latents in the batch are the target's. Raises ``ValueError`` when none fit.
     """
     grids = []
-    for fields in batch.sources.values():
-        latents = fields.get("latents")
-        if isinstance(latents, Tensor) and latents.dim() == 5:
-            _, _, f, h, w = latents.shape
-            fps = fields.get("fps")
-            fps = float(fps[0]) if isinstance(fps, Tensor) else DEFAULT_FPS
-            grids.append(TargetGrid(f, h, w, fps))
+    for clip in batch.clips().values():
+        if clip.latents.dim() == 5:
+            _, _, f, h, w = clip.latents.shape
+            grids.append(TargetGrid(f, h, w, float(clip.fps[0]) if clip.fps is not None else DEFAULT_FPS))
     fitting = [g for g in grids if g.tokens <= seq_len]
     if not fitting:
         raise ValueError(f"no video latents [B, 128, F, H, W] in the batch fit its {seq_len} video tokens")

@@ -13,7 +13,8 @@ import torch
 from ltx_core.model.transformer.modality import Modality
 from torch import Tensor
 
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, TextFeatures
+from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow
 from ltxtune.diffusion.samplers import ConstantSampler, TimestepSampler
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
@@ -103,28 +104,28 @@ class ModelInputs:
         return replace(self, **modalities)
 
 
-def video_modality(
-    noised: flow.NoisedTokens, pos: Tensor, conditions: dict[str, Tensor], enabled: bool = True
-) -> Modality:
+def video_modality(noised: flow.NoisedTokens, pos: Tensor, text: TextFeatures, enabled: bool = True) -> Modality:
+    """The video stream: ``noised`` tokens at positions ``pos`` ``[B, 3, T, 2]``, attending to the video text."""
     return Modality(
         latent=noised.latent,
         sigma=noised.sigma,
         timesteps=noised.timesteps,
         positions=pos,
-        context=conditions["video_prompt_embeds"],
-        context_mask=conditions["prompt_attention_mask"].long(),
+        context=text.video_embeds,
+        context_mask=text.attention_mask.long(),  # ltx-core fails on a bool mask
         enabled=enabled,
     )
 
 
-def audio_modality(noised: flow.NoisedTokens, pos: Tensor, conditions: dict[str, Tensor]) -> Modality:
+def audio_modality(noised: flow.NoisedTokens, pos: Tensor, text: TextFeatures) -> Modality:
+    """The audio stream: ``noised`` tokens at positions ``pos`` ``[B, 1, T, 2]``, attending to the audio text."""
     return Modality(
         latent=noised.latent,
         sigma=noised.sigma,
         timesteps=noised.timesteps,
         positions=pos,
-        context=conditions["audio_prompt_embeds"],
-        context_mask=conditions["prompt_attention_mask"].long(),
+        context=text.audio_embeds,
+        context_mask=text.attention_mask.long(),
     )
 
 
@@ -158,17 +159,13 @@ class TrainingStrategy(ABC):
     TRAINING_KNOBS: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def get_data_sources(self) -> dict[str, str]:
-        """Directories under ``data.root`` -> the batch key their files appear under."""
+    def data_needs(self) -> DataNeeds:
+        """The directory under ``data.root`` of each role the strategy reads (what the batch holds).
 
-    def get_audio_sources(self) -> set[str] | None:
-        """The directories of ``get_data_sources`` that hold audio (empty: the strategy never feeds audio).
-
-        A sample with no file there is a clip without sound: left out and counted, not a broken dataset; and
-        text features need ``audio_prompt_embeds`` only when there is one. ``None`` (the default, for a
-        strategy that does not say): every text feature is required and loaded, every directory must be whole.
+        The dataset reads and checks those directories; with ``audio_latents`` the strategy feeds audio: text
+        features then need ``audio_prompt_embeds``, and a sample without an audio file is a clip without sound
+        (left out and counted, not a broken dataset).
         """
-        return None
 
     @abstractmethod
     def prepare_training_inputs(
@@ -197,8 +194,7 @@ class TrainingStrategy(ABC):
         frame, reference scale factors) are checked where the inputs are prepared, so the default prepares
         ``batch`` once, at a fixed sigma, and drops the result. Raises ``ConfigError`` or ``DataError``.
         """
-        device = next(v.device for f in batch.sources.values() for v in f.values() if isinstance(v, Tensor))
-        generator = torch.Generator(device=device).manual_seed(0)
+        generator = torch.Generator(device=batch.device).manual_seed(0)
         self.prepare_training_inputs(batch, ConstantSampler(0.5), generator)
 
 

@@ -24,6 +24,7 @@ from ltx_core.model.transformer.modality import Modality
 from torch import Tensor
 
 from ltxtune.data.batch import Batch
+from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow, positions
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
@@ -93,9 +94,9 @@ class Condition(ABC):
         check_probability("probability", probability)
         self.probability = probability
 
-    def get_data_sources(self) -> dict[str, str]:
-        """Directories under ``data.root`` this condition reads -> their batch keys."""
-        return {}
+    def needs(self, track: str) -> DataNeeds:
+        """The roles this condition reads on ``track`` (``video`` or ``audio``), with their directories."""
+        return DataNeeds()
 
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         """Facts inference needs to use the condition the way it was trained (JSON-serializable)."""
@@ -249,11 +250,11 @@ class Mask(IntrinsicCondition):
         check_range("threshold", threshold, 0.0, 1.0)
         self.mask_dir, self.threshold = mask_dir, threshold
 
-    def get_data_sources(self) -> dict[str, str]:
-        return {self.mask_dir: self.mask_dir}
+    def needs(self, track: str) -> DataNeeds:
+        return DataNeeds.of_track(track, mask=self.mask_dir)
 
     def region(self, target: Tokens, batch: Batch) -> Tensor:
-        mask = batch[self.mask_dir]["mask"]
+        mask = batch.mask(target.name)
         b, t = target.tokens.shape[:2]
         if mask[0].numel() != t:
             raise DataError(
@@ -279,8 +280,8 @@ class Reference(Condition):
         self.latents_dir = latents_dir
         self.scale: tuple[int, int] | None = None  # (spatial, temporal), known once data has been seen
 
-    def get_data_sources(self) -> dict[str, str]:
-        return {self.latents_dir: self.latents_dir}
+    def needs(self, track: str) -> DataNeeds:
+        return DataNeeds.of_track(track, reference=self.latents_dir)
 
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         spatial, temporal = self.scale or (1, 1)
@@ -309,7 +310,7 @@ class Reference(Condition):
 
     def apply(self, stream: Stream, batch: Batch, generator: torch.Generator | None) -> Stream:
         target = stream.target
-        ref = type(target).from_source(batch[self.latents_dir])
+        ref = type(target).from_clip(batch.reference(target.name))
         self.observe_scale(target, ref)
         device = target.tokens.device
         if float(torch.rand((), generator=generator, device=device)) >= self.probability:

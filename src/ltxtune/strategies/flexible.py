@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import torch
 from ltx_core.model.transformer.modality import Modality
 
-from ltxtune.data.batch import Batch
+from ltxtune.data.batch import Batch, Clip
+from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.errors import ConfigError
 from ltxtune.strategies.base import (
@@ -24,7 +25,7 @@ from ltxtune.strategies.base import (
     audio_modality,
     video_modality,
 )
-from ltxtune.strategies.conditions import Condition, Reference, Stream
+from ltxtune.strategies.conditions import Condition, Stream
 
 
 class Track:
@@ -38,8 +39,7 @@ class Track:
     """
 
     name: ClassVar[str]
-    batch_key: ClassVar[str]
-    tokens: ClassVar[Callable[[dict[str, Any]], VideoTokens | AudioTokens]]
+    tokens: ClassVar[Callable[[Clip], VideoTokens | AudioTokens]]
     modality: ClassVar[Callable[..., Modality]]
     accepts_video_only: ClassVar[bool]
 
@@ -65,14 +65,21 @@ class Track:
                     f"a condition for {self.name} (Prefix, Suffix, Mask, Reference): it has no frames or pixels",
                 )
 
-    def get_data_sources(self) -> dict[str, str]:
-        sources = {self.latents_dir: self.batch_key}
-        for condition in self.conditions:
-            sources.update(condition.get_data_sources())
-        return sources
+    def needs(self) -> DataNeeds:
+        """The track's clip and what its conditions read; two of them reading one role (two references on a
+        track) are refused, naming the second."""
+        needs = DataNeeds.of_track(self.name, latents=self.latents_dir)
+        for i, condition in enumerate(self.conditions):
+            try:
+                needs = needs.merged(condition.needs(self.name))
+            except ConfigError as exc:
+                already = f"{exc.key} from {getattr(needs, exc.key)}/: a batch holds one"
+                allowed = f"a condition reading no second {exc.key} (the track reads {already})"
+                raise ConfigError(f"{self.name}.conditions[{i}]", type(condition).__name__, allowed) from None
+        return needs
 
     def prepare(self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None) -> ModalityInputs:
-        target = self.tokens(batch[self.batch_key])
+        target = self.tokens(batch.target(self.name))
         if not self.is_generated:
             stream = Stream.frozen(target)
         else:
@@ -83,15 +90,15 @@ class Track:
                 stream = condition.apply(stream, batch, generator)
             except ConfigError as exc:
                 raise exc.within(f"{self.name}.conditions[{i}]") from None
-        modality = self.modality(stream.noised, stream.positions, batch["conditions"])
+        modality = self.modality(stream.noised, stream.positions, batch.text)
         return stream.inputs(self.name, modality, self.is_generated)
 
 
 class VideoTrack(Track):
     """Video latents ``[B, 128, F, H, W]`` -> ``[B, F*H*W, 128]`` tokens, attending to the video text features."""
 
-    name, batch_key = "video", "video_latents"
-    tokens = VideoTokens.from_source
+    name = "video"
+    tokens = VideoTokens.from_clip
     modality = staticmethod(video_modality)
     accepts_video_only = True
 
@@ -104,8 +111,8 @@ class VideoTrack(Track):
 class AudioTrack(Track):
     """Audio latents ``[B, 8, T, 16]`` -> ``[B, T, 128]`` tokens, attending to the audio text features."""
 
-    name, batch_key = "audio", "audio_latents"
-    tokens = AudioTokens.from_source
+    name = "audio"
+    tokens = AudioTokens.from_clip
     modality = staticmethod(audio_modality)
     accepts_video_only = False
 
@@ -134,23 +141,17 @@ class Flexible(TrainingStrategy):
             raise ConfigError(f"{tracks[-1].name}.is_generated", False, allowed)
         for track in tracks:
             track.check()
+        self.data_needs()  # two conditions of a track reading one role are refused here, before any data
 
     @property
     def tracks(self) -> list[Track]:
         return [t for t in (self.video, self.audio) if t is not None]
 
-    def get_data_sources(self) -> dict[str, str]:
-        sources = {self.conditions_dir: "conditions"}
+    def data_needs(self) -> DataNeeds:
+        needs = DataNeeds(text=self.conditions_dir)
         for track in self.tracks:
-            sources.update(track.get_data_sources())
-        return sources
-
-    def get_audio_sources(self) -> set[str]:
-        """The audio track's latents and references: a clip without sound has none of them. Its masks are not
-        sound: a missing audio mask stays an error naming its directory."""
-        if self.audio is None:
-            return set()
-        return {self.audio.latents_dir} | {c.latents_dir for c in self.audio.conditions if isinstance(c, Reference)}
+            needs = needs.merged(track.needs())
+        return needs
 
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None

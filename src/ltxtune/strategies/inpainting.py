@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ltxtune.data.batch import Batch
+from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import positions
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import VideoTokens
@@ -34,15 +35,12 @@ class Inpainting(TrainingStrategy):
         self.mask_threshold = mask_threshold
         self.latents_dir, self.mask_latents_dir, self.conditions_dir = latents_dir, mask_latents_dir, conditions_dir
 
-    def get_data_sources(self) -> dict[str, str]:
-        return {self.latents_dir: "latents", self.mask_latents_dir: "mask_latents", self.conditions_dir: "conditions"}
-
-    def get_audio_sources(self) -> set[str]:
-        return set()
+    def data_needs(self) -> DataNeeds:
+        return DataNeeds(text=self.conditions_dir, video_latents=self.latents_dir, mask_latents=self.mask_latents_dir)
 
     def inpaint_mask(self, batch: Batch, video: VideoTokens) -> Tensor:
         """``[B, T]`` True on the tokens to generate."""
-        mask = positions.patchify_video(batch["mask_latents"]["latents"]).mean(dim=-1)
+        mask = positions.patchify_video(batch.mask_latents.latents).mean(dim=-1)
         if mask.shape != video.tokens.shape[:2]:
             found, expected = mask.shape[1], video.tokens.shape[1]
             raise DataError(
@@ -54,11 +52,11 @@ class Inpainting(TrainingStrategy):
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:
-        video = VideoTokens.from_source(batch["latents"])
+        video = VideoTokens.from_clip(batch.video_latents)
         inpaint = self.inpaint_mask(batch, video)
         sigma = sampler.sample_for(video.tokens, generator)
         stream = Stream.generated(video, sigma, generator).condition(~inpaint)  # the hole is generated
-        modality = video_modality(stream.noised, stream.positions, batch["conditions"])
+        modality = video_modality(stream.noised, stream.positions, batch.text)
         return ModelInputs.of(stream.inputs("video", modality))
 
     def get_checkpoint_metadata(self) -> dict[str, float]:

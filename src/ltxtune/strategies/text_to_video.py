@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ltxtune.data.batch import Batch
+from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.strategies.base import (
     AudioTokens,
@@ -38,24 +39,19 @@ class TextToVideo(TrainingStrategy):
         self.first_frame_p, self.with_audio = first_frame_p, with_audio
         self.latents_dir, self.audio_latents_dir, self.conditions_dir = latents_dir, audio_latents_dir, conditions_dir
 
-    def get_data_sources(self) -> dict[str, str]:
-        sources = {self.latents_dir: "latents", self.conditions_dir: "conditions"}
-        if self.with_audio:
-            sources[self.audio_latents_dir] = "audio_latents"
-        return sources
-
-    def get_audio_sources(self) -> set[str]:
-        return {self.audio_latents_dir} if self.with_audio else set()
+    def data_needs(self) -> DataNeeds:
+        audio = self.audio_latents_dir if self.with_audio else None
+        return DataNeeds(text=self.conditions_dir, video_latents=self.latents_dir, audio_latents=audio)
 
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:
-        video = VideoTokens.from_source(batch["latents"])
+        video = VideoTokens.from_clip(batch.video_latents)
         sigma = sampler.sample_for(video.tokens, generator)
         first_frame = FirstFrame(self.first_frame_p).draw(video, batch, generator)  # drawn before the noise
         stream = Stream.generated(video, sigma, generator).condition(first_frame)
-        streams = [stream.inputs("video", video_modality(stream.noised, stream.positions, batch["conditions"]))]
+        streams = [stream.inputs("video", video_modality(stream.noised, stream.positions, batch.text))]
         if self.with_audio:  # at the video's sigma, with its own noise
-            audio = Stream.generated(AudioTokens.from_source(batch["audio_latents"]), sigma, generator)
-            streams.append(audio.inputs("audio", audio_modality(audio.noised, audio.positions, batch["conditions"])))
+            audio = Stream.generated(AudioTokens.from_clip(batch.audio_latents), sigma, generator)
+            streams.append(audio.inputs("audio", audio_modality(audio.noised, audio.positions, batch.text)))
         return ModelInputs.of(*streams)

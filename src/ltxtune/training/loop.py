@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.samplers import TimestepSampler
-from ltxtune.diffusion.sampling import encode_conditions
 from ltxtune.errors import DataError, TrainingError
 from ltxtune.evaluation.validator import Validator
 from ltxtune.model.adapters import trainable_parameters
@@ -196,7 +195,7 @@ class Trainer:
         """Per-sample loss ``[B]`` (of the training strategy unless another is given), the inputs, and each scored
         modality's per-sample loss."""
         strategy = strategy or self.strategy
-        batch = encode_conditions(batch, self.model.encode_text)
+        batch = batch.encoded(self.model.encode_text)
         inputs = strategy.prepare_training_inputs(batch, sampler, generator)
         video_pred, audio_pred = self.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
         total = strategy.compute_loss(video_pred, audio_pred, inputs)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 
 from ltxtune.data.batch import collate
-from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
@@ -53,8 +52,7 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
     """Check the run ``parts`` describe without loading weights; raises ``ConfigError`` / ``DataError``."""
     check_combination(parts, processes, warn=main)
     strategy = type(parts.strategy).__name__
-    expect = SampleExpectations.of(parts.model, parts.strategy.get_audio_sources())
-    split = parts.data.split(parts.strategy.get_data_sources(), strategy, expect)
+    split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
     check_data(parts, split.train)
     return RunPlan(split, sample_tokens(parts.strategy, split.train), compat, processes)
 

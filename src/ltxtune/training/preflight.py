@@ -32,17 +32,17 @@ def check_model_inputs(
     separate = "audio_caption_channels" in inspect.signature(type(model)).parameters
     keys = ("model.caption_channels", "model.audio_caption_channels" if separate else "model.caption_channels")
     where = str(data_root / "conditions")
-    text = batch["conditions"]
-    # A strategy without audio reads no audio text features (data/checks.py drops them): no width to check.
-    names = ("video_prompt_embeds", "audio_prompt_embeds")
-    streams = zip(keys, names, model.text_widths, needs.text_widths, strict=True)
-    read = [(key, name, ours, theirs) for key, name, ours, theirs in streams if name in text]
+    text = batch.text
+    # A strategy without audio reads no audio text features (its batches have none): no width to check.
+    stored = {"video_prompt_embeds": text.video_embeds, "audio_prompt_embeds": text.audio_embeds}
+    streams = zip(keys, stored, model.text_widths, needs.text_widths, strict=True)
+    read = [(key, name, ours, theirs) for key, name, ours, theirs in streams if stored[name] is not None]
     for key, _, ours, theirs in read:
         if ours != theirs:
             raise ConfigError(key, ours, f"{theirs}, the text width {source} takes{_hint(needs)}")
-    length = text["video_prompt_embeds"].shape[1]
+    length = text.video_embeds.shape[1]
     for key, name, wanted, _ in read:
-        width = text[name].shape[2]
+        width = stored[name].shape[2]
         if width != wanted:
             raise DataError(
                 f"{where}: {name} are {width} wide, but {key}={wanted}"
@@ -60,9 +60,9 @@ def check_model_inputs(
     if needs.blocks is not None and guidance is not None:
         for line in guidance.fit(needs.blocks, "validation_videos.guidance")[1]:
             print(line, flush=True)
-    for fields in batch.sources.values():
-        latents = fields.get("latents")
-        if latents is None or latents.dim() not in (4, 5):
+    for clip in batch.clips().values():
+        latents = clip.latents
+        if latents.dim() not in (4, 5):
             continue
         channels = latents.shape[1] if latents.dim() == 5 else latents.shape[1] * latents.shape[3]
         wanted = needs.video_channels if latents.dim() == 5 else needs.audio_channels

@@ -30,7 +30,7 @@ class BatchStream:
 
     def describe(self, names: Sequence[str]) -> str:
         """Samples by file, for a message: ``a.pt, b.pt under /data (latents/, conditions/)``."""
-        dirs = ", ".join(f"{d}/" for d in self.dataset.sources)
+        dirs = ", ".join(f"{d}/" for d in self.dataset.needs.directories())
         return f"{', '.join(names)} under {self.dataset.root} ({dirs})"
 
     def next(self) -> Batch:

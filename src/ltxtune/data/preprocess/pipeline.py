@@ -1,4 +1,4 @@
-"""From dataset rows to the precomputed layout (SPEC B.5): one sample at a time, atomically, resumably.
+"""From dataset rows to the precomputed layout (docs/data.md): one sample at a time, atomically, resumably.
 
 A sample's files are written one by one, each atomically (a temporary name, then ``os.replace``), and
 ``latents/`` last: the trainer lists samples from ``latents/``, so an interrupted sample is never seen as

@@ -1,6 +1,6 @@
 """Caption encoders: a small deterministic one of ours (the default), and LTX-2's Gemma path.
 
-Both return what ``conditions/`` holds (SPEC B.5): the text features *before* the transformer's embeddings
+Both return what ``conditions/`` holds (docs/data.md): the text features *before* the transformer's embeddings
 connectors, padded to a fixed token count, with the attention mask.
 """
 
