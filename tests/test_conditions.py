@@ -1,4 +1,4 @@
-"""Each condition covers exactly the tokens it says, drawn the way SPEC B.3 says, and refuses bad settings."""
+"""Each condition covers exactly the tokens it says, drawn as docs/custom-strategies.md says; bad settings refused."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The user's validation prompts (issue 14): text with an optional image, video or audio, encoded once with the
+"""The user's validation prompts: text with an optional image, video or audio, encoded once with the
 configured encoders and rendered beside (or instead of) held-out samples."""
 
 from __future__ import annotations
