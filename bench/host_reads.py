@@ -5,7 +5,7 @@
 Counts the calls of ``Tensor.item``, ``float(tensor)``, ``int(tensor)``, ``bool(tensor)`` and ``Tensor.tolist``
 made while ``Trainer.train_steps`` runs (data, forward, backward, clipping, optimizer, metrics, the non-finite
 guard; no validation), and prints them per step. Works on the CPU: it counts the calls, it does not time them.
-Written to compare commits (e.g. before and after the non-finite guard of issue 13), so it uses only what every
+Written to compare commits (e.g. with and without a change to the training step), so it uses only what every
 version of the trainer has.
 """
 

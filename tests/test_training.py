@@ -1,4 +1,4 @@
-"""End to end on the tiny LTX-2: the model trains, the loss falls, the run directory holds what SPEC A.3 says."""
+"""End to end on the tiny LTX-2: the model trains, the loss falls, the run directory holds what docs/outputs.md says."""
 
 from __future__ import annotations
 
