@@ -14,10 +14,12 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, check_range
@@ -127,6 +129,107 @@ def _moving_blob(
     return tint[0].view(-1, 1, 1, 1) * blob + tint[1].view(-1, 1, 1, 1)
 
 
+@dataclass(frozen=True)
+class _Classes:
+    """What the samples of each caption share: the blob's path and tint, the audio's rhythm, the text features,
+    and the fixed channel directions every latent is spread over."""
+
+    basis: Tensor  # [128, R]
+    motion: Tensor  # [classes, 4]: start y, x, then the move over the clip
+    tint: Tensor  # [classes, 2, R]: the blob's and the background's
+    audio_basis: Tensor  # [8 * 16, R]
+    audio_freqs: Tensor  # [classes, R]
+    text: Tensor  # [classes, L, D]
+    audio_text: Tensor  # [classes, L, D_audio]
+    lengths: list[int]  # the caption's tokens (the rest is padding)
+
+
+def _draw_classes(g: torch.Generator, classes: int, text_tokens: int, caption_dim: int, audio_dim: int) -> _Classes:
+    basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
+    # Each class's blob starts somewhere in the middle of the frame and crosses a third of it, its own way.
+    angle = 2 * math.pi * torch.rand(classes, generator=g)
+    start = 0.35 + 0.3 * torch.rand(classes, 2, generator=g)
+    motion = torch.cat([start - 0.17 * torch.stack([angle.sin(), angle.cos()], 1),
+                        0.34 * torch.stack([angle.sin(), angle.cos()], 1)], dim=1)  # fmt: skip
+    tint = torch.stack([2.0 * torch.randn(classes, _PATTERN_RANK, generator=g),
+                        0.7 * torch.randn(classes, _PATTERN_RANK, generator=g)], dim=1)  # fmt: skip
+    audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
+    audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
+    text = torch.randn(classes, text_tokens, caption_dim, generator=g)
+    audio_text = torch.randn(classes, text_tokens, audio_dim, generator=g)
+    lengths = [max(1, text_tokens - 2 * k) for k in range(classes)]
+    return _Classes(basis, motion, tint, audio_basis, audio_freqs, text, audio_text, lengths)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    frames: int
+    height: int
+    width: int
+    reference_downscale: int
+    fps: float
+    audio_steps: int
+
+
+def _media(g: torch.Generator, c: _Classes, k: int, shape: _Shape) -> dict[str, dict[str, Any]]:
+    """The clip, its reference and its audio (and the audio reference) of one sample of class ``k``."""
+    frames, height, width, scale = shape.frames, shape.height, shape.width, shape.reference_downscale
+    rh, rw = height // scale, width // scale
+    phase = 0.3 * torch.randn(_PATTERN_RANK, generator=g)
+    offset = 0.04 * torch.randn(2, generator=g)
+    video = torch.einsum("cr,rfhw->cfhw", c.basis, _moving_blob(c.motion[k], c.tint[k], offset, frames, height, width))
+    ref_field = _moving_blob(c.motion[k], c.tint[k], offset, frames, rh, rw, scale=scale)
+    reference = torch.einsum("cr,rfhw->cfhw", c.basis, ref_field)
+    t = torch.arange(shape.audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
+    wave = torch.sin(2 * math.pi * c.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
+    audio = (c.audio_basis @ wave).view(8, 16, shape.audio_steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
+    # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
+    ref_wave = torch.sin(2 * math.pi * c.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
+    ref_audio = (c.audio_basis @ ref_wave).view(8, 16, shape.audio_steps).permute(0, 2, 1).contiguous()
+    info = {"num_frames": frames, "height": height, "width": width, "fps": shape.fps}
+    return {
+        "latents": {"latents": video, **info},
+        "reference_latents": {"latents": reference, **info, "height": rh, "width": rw},
+        "audio_latents": {"latents": audio, "num_time_steps": shape.audio_steps},
+        "reference_audio_latents": {"latents": ref_audio, "num_time_steps": shape.audio_steps},
+    }
+
+
+def _text(g: torch.Generator, c: _Classes, k: int) -> dict[str, Tensor]:
+    """The caption's text features, a little jittered per sample, and its attention mask."""
+    text_tokens, caption_dim = c.text.shape[1:]
+    audio_dim = c.audio_text.shape[2]
+    mask = torch.zeros(text_tokens, dtype=torch.long)
+    mask[: c.lengths[k]] = 1
+    jitter = 0.05 * torch.randn(text_tokens, caption_dim, generator=g)
+    # LTX-2.3's audio features have their own width: their own jitter (the draws stay as before otherwise)
+    audio_jitter = jitter if audio_dim == caption_dim else 0.05 * torch.randn(text_tokens, audio_dim, generator=g)
+    video_embeds = (c.text[k] + jitter) * mask.view(-1, 1)
+    audio_embeds = (c.audio_text[k] + audio_jitter) * mask.view(-1, 1)
+    return {"video_prompt_embeds": video_embeds, "audio_prompt_embeds": audio_embeds, "prompt_attention_mask": mask}
+
+
+def _masks(g: torch.Generator, shape: _Shape) -> dict[str, dict[str, Any]]:
+    """A rectangle to inpaint in every frame (and its mask latents), and a span of the audio to regenerate."""
+    frames, height, width = shape.frames, shape.height, shape.width
+    keep = torch.ones(frames, height, width)
+    y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))
+    x0 = int(torch.randint(0, max(1, width // 2), (1,), generator=g))
+    keep[:, y0 : y0 + max(1, height // 2), x0 : x0 + max(1, width // 2)] = 0
+    # Mask latents vary inside the hole (0.2..1.0) so that mask_threshold decides which tokens are inpainted.
+    ramp = 0.2 + 0.8 * torch.rand(frames, height, width, generator=g)
+    mask_latents = ((1 - keep) * ramp).unsqueeze(0).expand(128, -1, -1, -1).contiguous()
+    audio_keep = torch.ones(shape.audio_steps)
+    start = int(torch.randint(0, max(1, shape.audio_steps // 2), (1,), generator=g))
+    audio_keep[start : start + max(1, shape.audio_steps // 2)] = 0
+    info = {"num_frames": frames, "height": height, "width": width, "fps": shape.fps}
+    return {
+        "mask_latents": {"latents": mask_latents, **info},
+        "video_masks": {"mask": keep},
+        "audio_masks": {"mask": audio_keep},
+    }
+
+
 def write_dataset(
     root: Path,
     num_samples: int,
@@ -141,87 +244,17 @@ def write_dataset(
     audio_caption_dim: int | None = None,
 ) -> None:
     g = torch.Generator().manual_seed(seed)
-    classes = len(CAPTIONS)
-    basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
-    # Each class's blob starts somewhere in the middle of the frame and crosses a third of it, its own way.
-    angle = 2 * math.pi * torch.rand(classes, generator=g)
-    start = 0.35 + 0.3 * torch.rand(classes, 2, generator=g)
-    motion = torch.cat([start - 0.17 * torch.stack([angle.sin(), angle.cos()], 1),
-                        0.34 * torch.stack([angle.sin(), angle.cos()], 1)], dim=1)  # fmt: skip
-    tint = torch.stack([2.0 * torch.randn(classes, _PATTERN_RANK, generator=g),
-                        0.7 * torch.randn(classes, _PATTERN_RANK, generator=g)], dim=1)  # fmt: skip
-    audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
-    audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
-    text = torch.randn(classes, text_tokens, caption_dim, generator=g)
-    audio_dim = audio_caption_dim or caption_dim
-    audio_text = torch.randn(classes, text_tokens, audio_dim, generator=g)
-    lengths = [max(1, text_tokens - 2 * k) for k in range(classes)]
+    classes = _draw_classes(g, len(CAPTIONS), text_tokens, caption_dim, audio_caption_dim or caption_dim)
     pixel_frames = (frames - 1) * 8 + 1
     audio_steps = max(1, round(pixel_frames / fps * _AUDIO_STEPS_PER_SECOND))
-    rh, rw = height // reference_downscale, width // reference_downscale
-
-    for directory in (
-        "latents",
-        "conditions",
-        "audio_latents",
-        "reference_audio_latents",
-        "reference_latents",
-        "video_masks",
-        "audio_masks",
-        "mask_latents",
-    ):
-        (root / directory).mkdir(parents=True, exist_ok=True)
+    shape = _Shape(frames, height, width, reference_downscale, fps, audio_steps)
     for i in range(num_samples):
-        k = i % classes
-        name = f"sample_{i:04d}.pt"
-        phase = 0.3 * torch.randn(_PATTERN_RANK, generator=g)
-        offset = 0.04 * torch.randn(2, generator=g)
-        field = _moving_blob(motion[k], tint[k], offset, frames, height, width)
-        video = torch.einsum("cr,rfhw->cfhw", basis, field)
-        ref_field = _moving_blob(motion[k], tint[k], offset, frames, rh, rw, scale=reference_downscale)
-        reference = torch.einsum("cr,rfhw->cfhw", basis, ref_field)
-        t = torch.arange(audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
-        wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
-        audio = (audio_basis @ wave).view(8, 16, audio_steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
-        # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
-        ref_wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
-        ref_audio = (audio_basis @ ref_wave).view(8, 16, audio_steps).permute(0, 2, 1).contiguous()
-
-        n = lengths[k]
-        mask = torch.zeros(text_tokens, dtype=torch.long)
-        mask[:n] = 1
-        jitter = 0.05 * torch.randn(text_tokens, caption_dim, generator=g)
-        # LTX-2.3's audio features have their own width: their own jitter (the draws stay as before otherwise)
-        audio_jitter = jitter if audio_dim == caption_dim else 0.05 * torch.randn(text_tokens, audio_dim, generator=g)
-        video_embeds = (text[k] + jitter) * mask.view(-1, 1)
-        audio_embeds = (audio_text[k] + audio_jitter) * mask.view(-1, 1)
-
-        keep = torch.ones(frames, height, width)
-        y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))
-        x0 = int(torch.randint(0, max(1, width // 2), (1,), generator=g))
-        keep[:, y0 : y0 + max(1, height // 2), x0 : x0 + max(1, width // 2)] = 0
-        # Mask latents vary inside the hole (0.2..1.0) so that mask_threshold decides which tokens are inpainted.
-        ramp = 0.2 + 0.8 * torch.rand(frames, height, width, generator=g)
-        mask_latents = ((1 - keep) * ramp).unsqueeze(0).expand(128, -1, -1, -1).contiguous()
-        audio_keep = torch.ones(audio_steps)
-        start = int(torch.randint(0, max(1, audio_steps // 2), (1,), generator=g))
-        audio_keep[start : start + max(1, audio_steps // 2)] = 0
-
-        latent_info = {"num_frames": frames, "height": height, "width": width, "fps": fps}
-        torch.save({"latents": video, **latent_info}, root / "latents" / name)
-        torch.save(
-            {"latents": reference, "num_frames": frames, "height": rh, "width": rw, "fps": fps},
-            root / "reference_latents" / name,
-        )
-        torch.save({"latents": mask_latents, **latent_info}, root / "mask_latents" / name)
-        torch.save({"latents": audio, "num_time_steps": audio_steps}, root / "audio_latents" / name)
-        torch.save({"latents": ref_audio, "num_time_steps": audio_steps}, root / "reference_audio_latents" / name)
-        torch.save(
-            {"video_prompt_embeds": video_embeds, "audio_prompt_embeds": audio_embeds, "prompt_attention_mask": mask},
-            root / "conditions" / name,
-        )
-        torch.save({"mask": keep}, root / "video_masks" / name)
-        torch.save({"mask": audio_keep}, root / "audio_masks" / name)
+        k = i % len(CAPTIONS)
+        # The draws in the order they were always made: the same seed gives the same dataset.
+        files = {**_media(g, classes, k, shape), "conditions": _text(g, classes, k), **_masks(g, shape)}
+        for directory, content in files.items():
+            (root / directory).mkdir(parents=True, exist_ok=True)
+            torch.save(content, root / directory / f"sample_{i:04d}.pt")
     (root / "captions.json").write_text(
-        json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % classes] for i in range(num_samples)}, indent=1)
+        json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % len(CAPTIONS)] for i in range(num_samples)}, indent=1)
     )
