@@ -13,8 +13,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import BucketBatchSampler
-from ltxtune.evaluation.loss import ValidationLoss
-from ltxtune.evaluation.validator import Validator
+from ltxtune.evaluation.validation import build_validation
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.training.checkpoint import Checkpointer
 from ltxtune.training.distributed import FSDP_ENV, parallelism
@@ -95,13 +94,15 @@ def assemble_trainer(
         rank=accelerator.process_index,
         world=accelerator.num_processes,
     )
-    validator = Validator(
-        loss=ValidationLoss(val_set, parts.validation, settings.batch_size, accelerator.device),
-        videos=parts.validation_videos,
-        every=parts.validation.every,
-        run_dir=run_dir,
-        strategy=parts.evaluation,
-        offload_optimizer=parts.validation.offload_optimizer,
+    validator = build_validation(
+        parts.validation,
+        parts.validation_videos,
+        parts.evaluation,
+        val_set,
+        run_dir,
+        batch_size=settings.batch_size,
+        device=accelerator.device,
+        write=accelerator.is_main_process,
     )
     return Trainer(
         accelerator=accelerator,
