@@ -17,10 +17,11 @@ from conftest import ROOT, compose_cfg
 from ltxtune.data.batch import Batch, collate
 from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow
+from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import ConfigError, check_range
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy, video_modality
+from ltxtune.strategies.base import TrainingStrategy, video_modality
 from ltxtune.training.parts import build_parts
 from ltxtune.training.run import train
 

@@ -9,12 +9,14 @@ from ltx_core.guidance.perturbations import BatchedPerturbationConfig, Perturbat
 
 from conftest import compose_cfg
 from ltxtune.diffusion.guidance import Guidance
-from ltxtune.diffusion.sampling import _denoise, _predict, empty_prompt, negative_context, sample, start_inputs
+from ltxtune.diffusion.sampling import _denoise, _predict, sample
 from ltxtune.errors import ConfigError
-from ltxtune.evaluation.prompts import NEGATIVE_CACHE_FILE
-from ltxtune.evaluation.videos import ValidationVideos
+from ltxtune.evaluation.prompts import NEGATIVE_CACHE_FILE, empty_prompt
+from ltxtune.evaluation.sampling import negative_context, start_inputs
+from ltxtune.evaluation.settings import VideoSettings
+from ltxtune.evaluation.videos import build_clips
 from ltxtune.training.parts import build_parts
-from test_sampling import setup
+from test_sampling import render, setup
 
 INFERENCE = {
     "video": {"cfg_scale": 3.0, "stg_scale": 1.0, "stg_blocks": [1], "rescale_scale": 0.7, "modality_scale": 3.0},
@@ -48,14 +50,14 @@ def test_inference_guidance_makes_the_four_passes_in_one_call_and_combines_them_
     inputs = start_inputs(strategy, one, 0)
     calls, hook = recording(model)
     try:
-        out = sample(model, inputs, 3, guidance, negative)
+        out = sample(model, inputs, 3, guidance, negative_context(inputs, negative))
     finally:
         hook.remove()
     # One forward per step, four samples: the prompt, the negative prompt, STG (self-attention skipped in
     # block 1 for both streams), modality isolation (both cross-attentions skipped).
     assert calls == [[(), (), ("SKIP_VIDEO_SELF_ATTN", "SKIP_AUDIO_SELF_ATTN"),
                       ("SKIP_A2V_CROSS_ATTN", "SKIP_V2A_CROSS_ATTN")]] * 3  # fmt: skip
-    cfg_only = sample(model, inputs, 3, Guidance.cfg(3.0), negative)
+    cfg_only = sample(model, inputs, 3, Guidance.cfg(3.0), negative_context(inputs, negative))
     assert not torch.allclose(out.video, cfg_only.video) and not torch.allclose(out.audio, cfg_only.audio)
 
     # The batched passes equal separate calls, and the step combines them as ltx-core's guider does.
@@ -76,7 +78,8 @@ def test_inference_guidance_makes_the_four_passes_in_one_call_and_combines_them_
 def test_cfg_alone_costs_two_predictions_and_skip_step_reuses_the_last_one(synthetic_root) -> None:
     _, strategy, model, batches = setup(synthetic_root)
     one = batches[0].take(0)
-    inputs, negative = start_inputs(strategy, one, 0), empty_prompt(one.text)
+    inputs = start_inputs(strategy, one, 0)
+    negative = negative_context(inputs, empty_prompt(one.text))
     calls, hook = recording(model)
     try:
         sample(model, inputs, 4, Guidance.from_config({"video": {"cfg_scale": 3.0}}), negative)
@@ -99,10 +102,10 @@ def test_the_model_option_brings_inferences_sampling_and_bad_guidance_is_one_lin
     with pytest.raises(ConfigError, match=r"validation_videos.guidance.audio.rescale_scale=1.5"):
         build_parts(compose_cfg("validation_videos.guidance.audio.rescale_scale=1.5", data_root=synthetic_root))
     _, strategy, model, batches = setup(synthetic_root)
-    deep = ValidationVideos(num_prompts=1, num_steps=1, guidance={"video": {"stg_scale": 1.0, "stg_blocks": [7]}})
+    deep = VideoSettings(num_prompts=1, num_steps=1, guidance={"video": {"stg_scale": 1.0, "stg_blocks": [7]}})
     calls, hook = recording(model)
     try:
-        deep(model, batches, strategy, 0, synthetic_root.parent / "deep")
+        render(deep, model, batches, strategy, 0, synthetic_root.parent / "deep")
     finally:
         hook.remove()
     assert calls == [[()]]  # block 7 of a 2-block model: STG is off and its pass not made (cfg_scale 1: off)
@@ -110,19 +113,19 @@ def test_the_model_option_brings_inferences_sampling_and_bad_guidance_is_one_lin
 
 def test_a_negative_prompt_text_is_encoded_once_cached_and_used(synthetic_root, tmp_path) -> None:
     cfg, strategy, model, batches = setup(synthetic_root)
-    videos = ValidationVideos(num_prompts=1, num_steps=2, negative_prompt="blurry, jittery, distorted",
-                              encoders=cfg.validation_videos.encoders)  # fmt: skip
+    videos = build_clips(VideoSettings(num_prompts=1, num_steps=2, negative_prompt="blurry, jittery, distorted",
+                                       encoders=cfg.validation_videos.encoders), batches, tmp_path)  # fmt: skip
     conditions = batches[0].take(0).text
-    features = videos.negative(conditions, lambda c: c, tmp_path)
+    features = videos.prompts.negative(conditions, lambda c: c)
     assert (tmp_path / NEGATIVE_CACHE_FILE).is_file()
     empty = empty_prompt(conditions)
     assert features.video_embeds.shape[-1] == empty.video_embeds.shape[-1]
     assert not torch.equal(features.video_embeds, empty.video_embeds[:, : features.video_embeds.shape[1]])
-    written = videos(model, batches, strategy, 0, tmp_path)
-    plain = ValidationVideos(num_prompts=1, num_steps=2)(model, batches, strategy, 1, tmp_path)
+    written = videos(model, lambda c: c, batches, strategy, 0).files
+    plain = render(VideoSettings(num_prompts=1, num_steps=2), model, batches, strategy, 1, tmp_path)
     assert written[0].read_bytes() != plain[0].read_bytes()
     with pytest.raises(ConfigError, match="negative_prompt"):
-        ValidationVideos(negative_prompt="x", negative_conditions=str(written[0]))
+        VideoSettings(negative_prompt="x", negative_conditions=str(written[0]))
 
 
 def test_stg_blocks_beyond_the_models_depth_are_named_before_the_first_step(synthetic_root, tmp_path, capsys):

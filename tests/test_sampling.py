@@ -14,10 +14,14 @@ from conftest import compose_cfg
 from ltxtune.data.batch import Batch, Clip, TextFeatures
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.positions import patchify_video
-from ltxtune.diffusion.sampling import condition_tokens, empty_prompt, sample, sigma_schedule, start_inputs
+from ltxtune.diffusion.sampling import sample, sigma_schedule
 from ltxtune.errors import ConfigError
 from ltxtune.evaluation.loss import ValidationLoss
-from ltxtune.evaluation.videos import ValidationVideos, target_grid, wandb_media
+from ltxtune.evaluation.media import wandb_media
+from ltxtune.evaluation.prompts import Prompts, empty_prompt
+from ltxtune.evaluation.sampling import condition_tokens, negative_context, start_inputs, target_grid
+from ltxtune.evaluation.settings import VideoSettings
+from ltxtune.evaluation.videos import build_clips
 from ltxtune.model.vae import build_tiny_decoder, video_decoder, write_tiny_vae_checkpoint
 from ltxtune.training.parts import build_parts
 
@@ -32,6 +36,12 @@ def setup(root: Path, *overrides: str):
     model = parts.model.build(0, CPU)
     batches = ValidationLoss(val_set, parts.validation, 2, CPU).batches
     return cfg, parts.strategy, model.transformer, batches
+
+
+def render(videos: VideoSettings, model, batches, strategy, step: int, run_dir: Path) -> list[Path]:
+    """The files one validation's clips write: what the trainer hands its trackers (none when disabled)."""
+    clips = build_clips(videos, batches, run_dir)
+    return [] if clips is None else list(clips(model, lambda text: text, batches, strategy, step).files)
 
 
 def decoded(path: Path) -> tuple[int, int, int]:
@@ -82,7 +92,8 @@ def test_conditions_of_the_strategy_stay_fixed(synthetic_root, overrides, given)
     if given is None:
         given = int((patchify_video(one.mask_latents.latents).mean(-1) <= 0.5).sum())
     assert condition_tokens(inputs) == int(fixed.sum()) == given
-    out = sample(model, inputs, 3, guidance=Guidance.cfg(2.0), negative=empty_prompt(one.text)).video
+    negative = negative_context(inputs, empty_prompt(one.text))
+    out = sample(model, inputs, 3, guidance=Guidance.cfg(2.0), negative=negative).video
     assert torch.equal(out[0, fixed], x0[0, fixed])  # bit-exact, as the model was given them
     assert not torch.allclose(out[0, ~fixed], inputs.video.latent[0, ~fixed])
 
@@ -120,11 +131,13 @@ def test_frozen_modality_conditions_the_generated_one_unchanged(
     one = batches[0].take(0)
     inputs = start_inputs(strategy, one, 0)
     assert getattr(inputs, f"{frozen}_targets") is None and not getattr(inputs, frozen).timesteps.any()
-    out = sample(model, inputs, 2, guidance=Guidance.cfg(2.0), negative=empty_prompt(one.text))
+    out = sample(
+        model, inputs, 2, guidance=Guidance.cfg(2.0), negative=negative_context(inputs, empty_prompt(one.text))
+    )
     assert torch.equal(getattr(out, frozen), getattr(inputs, frozen).latent)  # the clean data, as given
     assert not torch.allclose(getattr(out, generated), getattr(inputs, generated).latent)
     # v2a renders its (frozen) video: the clip the audio was generated for.
-    written = ValidationVideos(num_prompts=1, num_steps=2)(model, batches, strategy, 0, tmp_path)
+    written = render(VideoSettings(num_prompts=1, num_steps=2), model, batches, strategy, 0, tmp_path)
     assert [p.name for p in written] == ["prompt0.mp4", "preview.png"]
 
 
@@ -138,7 +151,8 @@ def test_guidance_runs_cond_and_uncond_in_one_call_and_changes_the_result(synthe
     )
     try:
         plain = sample(model, inputs, 3).video
-        guided = sample(model, inputs, 3, guidance=Guidance.cfg(4.0), negative=empty_prompt(one.text)).video
+        negative = negative_context(inputs, empty_prompt(one.text))
+        guided = sample(model, inputs, 3, guidance=Guidance.cfg(4.0), negative=negative).video
     finally:
         hook.remove()
     assert batch_sizes == [1] * 3 + [2] * 3  # one call per step; with guidance, the negative prompt rides along
@@ -151,15 +165,15 @@ def test_videos_decode_to_the_configured_frames_and_size(tmp_path) -> None:
     # 2 latent frames of 2 x 4 cells: 8 * (2 - 1) + 1 = 9 frames of 64 x 128 pixels.
     shape = ("data.frames=2", "data.height=2", "data.width=4", "data.reference_downscale=1")
     cfg, strategy, model, batches = setup(tmp_path / "data", *shape, "validation_videos.num_steps=2")
-    videos = instantiate(cfg.validation_videos)
+    videos = build_clips(instantiate(cfg.validation_videos), batches, tmp_path / "run")
     model.train()
     state = torch.get_rng_state()
-    *paths, preview = videos(model, batches, strategy, 50, tmp_path / "run")
+    *paths, preview = videos(model, lambda text: text, batches, strategy, 50).files
     assert paths == [tmp_path / "run" / "samples" / "step_000050" / f"prompt{i}.mp4" for i in range(2)]
     assert preview.name == "preview.png" and all(decoded(p) == (9, 128, 64) for p in paths)
     assert model.training  # the trainer's mode is given back
     assert torch.equal(torch.get_rng_state(), state)  # training's random stream is untouched
-    *again, _ = videos(model, batches, strategy, 100, tmp_path / "run")
+    *again, _ = videos(model, lambda text: text, batches, strategy, 100).files
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]  # same seeds, same model
 
 
@@ -167,7 +181,7 @@ def test_default_videos_are_17_frames_of_192x128_and_wandb_logs_them_offline(syn
     import wandb
 
     cfg, strategy, model, batches = setup(synthetic_root)
-    paths = instantiate(cfg.validation_videos)(model, batches, strategy, 0, tmp_path)
+    paths = render(instantiate(cfg.validation_videos), model, batches, strategy, 0, tmp_path)
     assert [decoded(p) for p in paths if p.suffix == ".mp4"] == [(17, 192, 128)] * 2
     run = wandb.init(mode="offline", dir=str(tmp_path), project="ltxtune-test", reinit="finish_previous")
     try:
@@ -181,7 +195,7 @@ def test_default_videos_are_17_frames_of_192x128_and_wandb_logs_them_offline(syn
 
 def test_disabled_videos_write_nothing(synthetic_root, tmp_path) -> None:
     cfg, strategy, model, batches = setup(synthetic_root, "validation_videos.enabled=false")
-    assert instantiate(cfg.validation_videos)(model, batches, strategy, 0, tmp_path) == []
+    assert render(instantiate(cfg.validation_videos), model, batches, strategy, 0, tmp_path) == []
     assert not (tmp_path / "samples").exists()
 
 
@@ -190,16 +204,16 @@ def test_negative_prompt_file_and_bad_values_are_checked(synthetic_root, tmp_pat
     negative = tmp_path / "negative.pt"
     conditions = batches[0].take(1).text
     torch.save({k: v[0] for k, v in conditions.to_file().items()}, negative)
-    videos = ValidationVideos(num_prompts=1, num_steps=2, negative_conditions=str(negative))
+    videos = VideoSettings(num_prompts=1, num_steps=2, negative_conditions=str(negative))
     assert torch.equal(
-        videos.negative(conditions, lambda c: c, tmp_path).video_embeds,
+        Prompts([], None, None, str(negative), tmp_path).negative(conditions, lambda c: c).video_embeds,
         conditions.video_embeds,
     )
-    assert [p.suffix for p in videos(model, batches, strategy, 0, tmp_path)] == [".mp4", ".png"]
+    assert [p.suffix for p in render(videos, model, batches, strategy, 0, tmp_path)] == [".mp4", ".png"]
     with pytest.raises(ConfigError, match="negative_conditions"):
-        ValidationVideos(negative_conditions=str(tmp_path / "missing.pt"))
+        VideoSettings(negative_conditions=str(tmp_path / "missing.pt"))
     with pytest.raises(ConfigError, match="num_steps"):
-        ValidationVideos(num_steps=0)
+        VideoSettings(num_steps=0)
 
 
 def test_real_layout_vae_loads_through_ltx_core_and_decodes_like_the_original(tmp_path) -> None:
@@ -241,6 +255,7 @@ def test_text_connectors_encode_the_empty_negative_prompt(tmp_path) -> None:
     }
     latents = Clip(torch.randn(1, 128, 2, 2, 2, generator=g), torch.tensor([24.0]))
     batch = Batch(("a",), TextFeatures.from_file(model.encode_text(conditions)), video_latents=latents)
-    negative = ValidationVideos().negative(TextFeatures.from_file(conditions), model.encode_text, tmp_path)
-    out = sample(model.transformer, start_inputs(TextToVideo(0.0), batch, 0), 2, Guidance.cfg(3.0), negative).video
+    negative = Prompts([], None, None, None, tmp_path).negative(TextFeatures.from_file(conditions), model.encode_text)
+    inputs = start_inputs(TextToVideo(0.0), batch, 0)
+    out = sample(model.transformer, inputs, 2, Guidance.cfg(3.0), negative_context(inputs, negative)).video
     assert out.shape == (1, 8, 128) and torch.isfinite(out).all()

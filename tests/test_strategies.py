@@ -9,10 +9,11 @@ import torch
 
 from conftest import compose_cfg
 from ltxtune.data.batch import Batch, collate
+from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.positions import patchify_audio, patchify_video
 from ltxtune.diffusion.samplers import ConstantSampler, UniformSampler
 from ltxtune.errors import ConfigError
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.strategies.conditions import FirstFrame, Prefix
 from ltxtune.strategies.flexible import AudioTrack, Flexible, VideoTrack
 from ltxtune.strategies.inpainting import Inpainting

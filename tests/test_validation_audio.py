@@ -11,11 +11,11 @@ from safetensors.torch import save_file
 
 from conftest import compose_cfg
 from ltxtune.errors import ConfigError
-from ltxtune.evaluation.media import decode_waveform, write_mp4, write_wav
-from ltxtune.evaluation.videos import ValidationVideos, wandb_media
+from ltxtune.evaluation.media import decode_waveform, wandb_media, write_mp4, write_wav
+from ltxtune.evaluation.settings import VideoSettings
 from ltxtune.model.audio_vae import audio_decoder, build_tiny_audio_decoder, write_tiny_audio_checkpoint
 from ltxtune.training.parts import build_parts
-from test_sampling import setup
+from test_sampling import render, setup
 
 CPU = torch.device("cpu")
 AAC_FRAME = 1024  # samples per AAC frame: the finest step an AAC stream's length can take
@@ -48,7 +48,7 @@ def test_audio_video_clips_have_a_sound_track_as_long_as_the_picture(synthetic_r
     """
     _, strategy, model, batches = setup(synthetic_root, *overrides)
     state = torch.get_rng_state()
-    paths = ValidationVideos(num_prompts=2, num_steps=2, previews=False)(model, batches, strategy, 0, tmp_path)
+    paths = render(VideoSettings(num_prompts=2, num_steps=2, previews=False), model, batches, strategy, 0, tmp_path)
     assert torch.equal(torch.get_rng_state(), state)  # the audio decoder too leaves training's draws alone
     assert [p.name for p in paths] == ["prompt0.mp4", "prompt1.mp4"]
     for path in paths:
@@ -64,7 +64,7 @@ def test_audio_video_clips_have_a_sound_track_as_long_as_the_picture(synthetic_r
 def test_text_to_audio_writes_a_wav_with_every_decoded_sample(synthetic_root, tmp_path) -> None:
     _, strategy, model, batches = setup(synthetic_root, "experiment=t2a")
     steps = batches[0].audio_latents.latents.shape[2]  # [B, 8, T, 16]
-    paths = ValidationVideos(num_prompts=2, num_steps=2)(model, batches, strategy, 0, tmp_path)
+    paths = render(VideoSettings(num_prompts=2, num_steps=2), model, batches, strategy, 0, tmp_path)
     assert [p.name for p in paths] == ["prompt0.wav", "prompt1.wav"]
     for path in paths:
         seconds, rate, samples = streams(path)["audio"]

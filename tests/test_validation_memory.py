@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import compose_cfg
-from ltxtune.evaluation.videos import ValidationVideos
+from ltxtune.evaluation.settings import VideoSettings
+from ltxtune.evaluation.videos import build_clips
 from ltxtune.training.offload import optimizer_state_on_host
 from ltxtune.training.run import train
 
@@ -58,7 +59,7 @@ def test_the_decoders_wait_in_host_memory_between_validations(synthetic_root, tm
     _, strategy, model, batches = setup(synthetic_root, "strategy.with_audio=true")
     cuda = torch.device("cuda")
     batches = [b.to(cuda) for b in batches]
-    videos = ValidationVideos(num_prompts=1, num_steps=1)
-    videos(model.to(cuda), batches, strategy, 0, tmp_path)
-    assert next(videos._decoder.parameters()).device.type == "cpu"
-    assert next(videos._audio_decoder.vocoder.parameters()).device.type == "cpu"
+    videos = build_clips(VideoSettings(num_prompts=1, num_steps=1), batches, tmp_path)
+    videos(model.to(cuda), lambda text: text, batches, strategy, 0)
+    assert next(videos.decoders._video.parameters()).device.type == "cpu"
+    assert next(videos.decoders._audio.vocoder.parameters()).device.type == "cpu"

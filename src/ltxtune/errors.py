@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 
@@ -43,3 +44,26 @@ def check_choice(key: str, value: Any, choices: tuple) -> None:
 
 class TrainingError(RuntimeError):
     """Training went wrong in a way the user can act on (a non-finite loss, a run directory in use)."""
+
+
+# A setting's annotation -> the Python types its value may have (a YAML int is a fine float).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "str | None": (str, type(None)),
+}
+
+
+def check_types(settings: object) -> None:
+    """Refuse a value of the wrong type (``trainer.batch_size=2.5``) before it fails deep in a run."""
+    for f in dataclasses.fields(settings):
+        value, allowed = getattr(settings, f.name), _TYPES.get(str(f.type))
+        if allowed is None:
+            continue
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            names = " or ".join(
+                "null" if t is type(None) else t.__name__ for t in allowed if t is not int or str(f.type) == "int"
+            )
+            raise ConfigError(f.name, value, f"a value of type {names}")

@@ -1,10 +1,9 @@
 """A denoising loop from ltx-core's parts: the LTX-2 sigma schedule, Euler steps, ltx-core's multimodal guider.
 
-Conditioning is whatever the strategy builds: ``start_inputs`` asks ``prepare_training_inputs`` for the
-inputs at sigma 1, where every token the strategy generates is pure noise and every condition (a first
-frame, a reference clip, the kept region of a mask, a frozen modality) is clean at timestep 0. ``sample``
-denoises the tokens with a non-zero timestep and keeps the others as they are, so any strategy, a user's
-own included, is sampled the way it was trained without code of its own here.
+``sample`` denoises the tokens of ``ModelInputs`` that have a non-zero timestep and keeps the others (a first
+frame, a reference clip, the kept region of a mask, a frozen modality: clean at timestep 0) as they are, so
+inputs prepared the way a strategy trains are sampled the way it was trained (``ltxtune.evaluation.sampling``
+prepares them).
 """
 
 from __future__ import annotations
@@ -20,14 +19,8 @@ from ltx_core.model.transformer.modality import Modality
 from ltx_core.utils import to_denoised
 from torch import Tensor, nn
 
-from ltxtune.data.batch import Batch, TextFeatures
 from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
-from ltxtune.diffusion.samplers import ConstantSampler
-from ltxtune.strategies.base import MODALITIES, ModelInputs, TrainingStrategy
-
-# Candidate condition draws per sample and the quantile picked from them (see ``start_inputs``).
-CONDITION_DRAWS = 64
-CONDITION_QUANTILE = 2 / 3
+from ltxtune.diffusion.inputs import MODALITIES, ModelInputs
 
 
 @dataclass(frozen=True)
@@ -45,57 +38,6 @@ def sigma_schedule(num_steps: int, tokens: int) -> Tensor:
     """LTX-2's schedule ``[num_steps + 1]`` from 1 to 0, shifted for a sequence of ``tokens`` tokens."""
     # The scheduler reads the token count from a latent's shape [B, C, ...]: a meta tensor carries it for free.
     return LTX2Scheduler().execute(steps=num_steps, latent=torch.empty(1, 1, tokens, device="meta"))
-
-
-def condition_tokens(inputs: ModelInputs) -> int:
-    """How many tokens are given as conditions (timestep 0) across both modalities."""
-    return sum(int(stream.condition_tokens()) for stream in inputs.streams())
-
-
-def _draw(strategy: TrainingStrategy, batch: Batch, seed: int, k: int) -> ModelInputs:
-    """Draw ``k`` of ``seed``: the strategy's inputs at sigma 1 from its own generator."""
-    generator = torch.Generator(batch.device).manual_seed(seed * CONDITION_DRAWS + k)
-    return strategy.prepare_training_inputs(batch, ConstantSampler(1.0), generator)
-
-
-def representative_draw(strategy: TrainingStrategy, batch: Batch, seed: int) -> int:
-    """Which of ``seed``'s ``CONDITION_DRAWS`` draws to sample from (see ``start_inputs``)."""
-    counts = sorted((condition_tokens(_draw(strategy, batch, seed, k)), k) for k in range(CONDITION_DRAWS))
-    return counts[int(CONDITION_QUANTILE * (CONDITION_DRAWS - 1) + 0.5)][1]
-
-
-def start_inputs(strategy: TrainingStrategy, batch: Batch, seed: int, draw: int | None = None) -> ModelInputs:
-    """The strategy's inputs at sigma 1 for a batch of one: the starting noise and the conditions.
-
-    Conditions are drawn with the probabilities the strategy trains with, so a single draw could leave out
-    an image-to-video first frame (drawn for half the samples) or add text-to-video's occasional one.
-    Among ``CONDITION_DRAWS`` seeded draws, ordered by how many tokens they condition, the one at the
-    ``CONDITION_QUANTILE`` is used: a condition that training applies at least about a third of the time
-    is in the videos, a rarer one is not. Deterministic for ``seed``; ``draw`` (from
-    ``representative_draw``) skips the search for a batch seen before.
-    """
-    if draw is None:
-        draw = representative_draw(strategy, batch, seed)
-    return _draw(strategy, batch, seed, draw)
-
-
-def negative_context(inputs: ModelInputs, negative: TextFeatures) -> ModelInputs:
-    """``inputs`` with each stream's text context replaced by the (encoded) negative prompt's ``[1, L, D]``."""
-    changed = {}
-    for stream in inputs.streams():
-        modality = stream.modality
-        b = modality.context.shape[0]
-        embeds = negative.video_embeds if stream.name == "video" else negative.audio_embeds
-        context = embeds.to(modality.context).expand(b, -1, -1)
-        mask = negative.attention_mask.to(modality.context.device).long().expand(b, -1)
-        changed[stream.name] = replace(modality, context=context, context_mask=mask)
-    return inputs.with_modalities(changed)
-
-
-def empty_prompt(text: TextFeatures) -> TextFeatures:
-    """Text features of an empty prompt shaped like one sample of ``text``: zero features, every token padding."""
-    zeros = {key: torch.zeros_like(value[:1]) for key, value in text.to_file().items()}
-    return TextFeatures.from_file(zeros)
 
 
 def _at_sigma(modality: Modality, latent: Tensor, free: Tensor, sigma: Tensor) -> Modality:
@@ -163,16 +105,17 @@ def sample(
     inputs: ModelInputs,
     num_steps: int,
     guidance: Guidance | None = None,
-    negative: TextFeatures | None = None,
+    negative: ModelInputs | None = None,
     schedule_tokens: int | None = None,
 ) -> Sampled:
-    """Denoise ``inputs`` (from ``start_inputs``) in ``num_steps`` Euler steps, guided as inference guides.
+    """Denoise ``inputs`` (noise at sigma 1 where generated) in ``num_steps`` Euler steps, guided as inference guides.
 
     A modality with a target is generated: its tokens with a non-zero timestep start from their latent
     (noise at sigma 1) and are denoised; its timestep-0 tokens stay exactly as given. A modality without a
     target is a frozen condition, fed unchanged at every step. ``guidance`` holds each generated modality's
-    guider parameters (``ltxtune.diffusion.guidance``; none = the model's plain prediction). ``negative``
-    holds the encoded text features of the negative prompt (``[1, L, D]``); classifier-free guidance needs it.
+    guider parameters (``ltxtune.diffusion.guidance``; none = the model's plain prediction). ``negative``:
+    inputs whose streams attend to the negative prompt (only their text context is read); classifier-free
+    guidance needs it.
     ``schedule_tokens`` sets the schedule's shift (the generated clip's token count; default: the first
     generated sequence's length, prepended references included).
     """
@@ -199,7 +142,7 @@ def sample(
             )
             given = {kind: (current, guidance.perturbation(kind)) for kind in passes}
             if TEXT in given:
-                given[TEXT] = (negative_context(current, negative), guidance.perturbation(TEXT))
+                given[TEXT] = (current.with_context_of(negative), guidance.perturbation(TEXT))
             predicted = _predict(model, given)
             cond = predicted[COND]
             for n, guider in guiders.items():

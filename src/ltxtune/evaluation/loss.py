@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ltxtune.data.batch import Batch, collate
+from ltxtune.data.batch import Batch, TextEncoder, collate
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import group_by_shape
 from ltxtune.diffusion.samplers import ConstantSampler
-from ltxtune.strategies.base import ModelInputs
-from ltxtune.training.settings import ValidationSettings
+from ltxtune.evaluation.settings import ValidationSettings
+from ltxtune.strategies.base import TrainingStrategy
 
-LossFn = Callable[[Batch, ConstantSampler, torch.Generator], tuple[Tensor, ModelInputs]]
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (forwards done, forwards in all)
 
 
 class ValidationLoss:
@@ -35,9 +34,16 @@ class ValidationLoss:
         self.batches = [collate([dataset[i] for i in chunk]).to(device) for chunk in indices]
 
     @torch.no_grad()
-    def __call__(self, loss_fn: LossFn, progress: Progress = lambda done, total: None) -> dict[str, float]:
-        """``{"val/loss": mean, "val/loss_sigma_<s>": mean at s, ...}`` (every sigma weighs the same);
-        ``progress(done, total)`` after each of the ``len(sigmas) * len(batches)`` forwards."""
+    def __call__(
+        self,
+        transformer: nn.Module,
+        encode_text: TextEncoder,
+        strategy: TrainingStrategy,
+        progress: Progress = lambda done, total: None,
+    ) -> dict[str, float]:
+        """``{"val/loss": mean, "val/loss_sigma_<s>": mean at s, ...}`` (every sigma weighs the same) of
+        ``strategy``'s per-sample loss with ``transformer`` (text through ``encode_text``); ``progress(done,
+        total)`` after each of the ``len(sigmas) * len(batches)`` forwards."""
         metrics, total, count = {}, 0.0, 0
         forwards = len(self.settings.sigmas) * len(self.batches)
         for j, sigma in enumerate(self.settings.sigmas):
@@ -45,10 +51,23 @@ class ValidationLoss:
             at_sigma, n = 0.0, 0
             for k, batch in enumerate(self.batches):
                 g = torch.Generator(self.device).manual_seed(self.settings.seed * 1_000_003 + j * 1009 + k)
-                losses, _ = loss_fn(batch, sampler, g)
+                losses = per_sample_loss(transformer, strategy, batch.encoded(encode_text), sampler, g)
                 at_sigma += float(losses.float().sum())
                 n += losses.numel()
                 progress(j * len(self.batches) + k + 1, forwards)
             metrics[f"val/loss_sigma_{float(sigma):g}"] = at_sigma / n
             total, count = total + at_sigma, count + n
         return {"val/loss": total / count, **metrics}
+
+
+def per_sample_loss(
+    transformer: nn.Module,
+    strategy: TrainingStrategy,
+    batch: Batch,
+    sampler: ConstantSampler,
+    generator: torch.Generator,
+) -> Tensor:
+    """The strategy's per-sample loss ``[B]`` of one batch (text features encoded), as a training step has it."""
+    inputs = strategy.prepare_training_inputs(batch, sampler, generator)
+    video, audio = transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
+    return strategy.compute_loss(video, audio, inputs)

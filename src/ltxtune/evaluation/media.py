@@ -4,7 +4,9 @@ VAE decoder and vocoder -> a waveform; both written with PyAV (an ``.mp4`` with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,3 +62,21 @@ def write_wav(path: Path, audio: Tensor, sample_rate: int) -> Path:
     """Write ``audio [2, S]`` as a 16-bit ``.wav`` (an audio-only clip: every sample, none added)."""
     write_audio(path, audio, sample_rate)
     return path
+
+
+def wandb_media(paths: Sequence[Path]) -> dict[str, Any]:
+    """``{"val/video/prompt<i>": wandb.Video}`` for ``.mp4`` paths (their sound included),
+    ``{"val/audio/prompt<i>": wandb.Audio}`` for ``.wav`` ones and ``{"val/preview": wandb.Image}`` for the
+    latent preview; all from the file (no moviepy or soundfile).
+    """
+    import wandb
+
+    media = {}
+    for p in paths:
+        if p.suffix == ".wav":
+            media[f"val/audio/{p.stem}"] = wandb.Audio(str(p))
+        elif p.suffix == ".png":
+            media[f"val/{p.stem}"] = wandb.Image(str(p))
+        else:
+            media[f"val/video/{p.stem}"] = wandb.Video(str(p), format="mp4")
+    return media

@@ -17,13 +17,19 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from ltxtune.data.batch import Batch, Clip, TextFeatures
+from ltxtune.data import legacy
+from ltxtune.data.batch import Batch, Clip, TextEncoder, TextFeatures
+from ltxtune.data.dataset import load_sample_file
 from ltxtune.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # the encoders load VAEs and a text model: built only when there are prompts to encode
+    from ltxtune.data.preprocess.pipeline import Encoders
+    from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 
 CACHE_FILE = "validation_prompts.pt"
 _MEDIA = ("image", "video", "audio")
@@ -55,7 +61,9 @@ def parse_prompts(entries: Sequence[Any]) -> list[Prompt]:
     return prompts
 
 
-def encode_prompts(prompts: list[Prompt], template: Batch, encoders: Any, run_dir: Path) -> list[Batch]:
+def encode_prompts(
+    prompts: list[Prompt], template: Batch, encoders: Callable[[], Encoders], run_dir: Path
+) -> list[Batch]:
     """One single-sample batch per prompt, built on ``template`` (a held-out sample); cached in ``run_dir``."""
     cache = run_dir / CACHE_FILE
     wanted = [asdict(p) for p in prompts]
@@ -79,7 +87,7 @@ def encode_prompts(prompts: list[Prompt], template: Batch, encoders: Any, run_di
 NEGATIVE_CACHE_FILE = "validation_negative_prompt.pt"
 
 
-def encode_negative(text: str, text_encoder: Callable[[], Any], run_dir: Path) -> dict[str, Tensor]:
+def encode_negative(text: str, text_encoder: Callable[[], PromptEncoder], run_dir: Path) -> dict[str, Tensor]:
     """The negative prompt's text features ``{key: [1, L, D]}``, encoded once and cached in ``run_dir``.
 
     Only the text encoder is built (and freed). Every rank may encode it (each renders under FSDP); the cache
@@ -103,7 +111,7 @@ def encode_negative(text: str, text_encoder: Callable[[], Any], run_dir: Path) -
     return features
 
 
-def prompt_batch(prompt: Prompt, index: int, template: Batch, encoders: Any) -> Batch:
+def prompt_batch(prompt: Prompt, index: int, template: Batch, encoders: Encoders) -> Batch:
     """The template (one held-out sample) with the prompt's text and media in their roles: the image as the
     clip's first latent frame, the video as the video reference or else the clip, the audio as the audio
     reference or else the audio clip. What the prompt does not give of a generated clip is zeros."""
@@ -120,7 +128,7 @@ def prompt_batch(prompt: Prompt, index: int, template: Batch, encoders: Any) -> 
     return batch
 
 
-def with_video_media(batch: Batch, prompt: Prompt, index: int, encoders: Any) -> Batch:
+def with_video_media(batch: Batch, prompt: Prompt, index: int, encoders: Encoders) -> Batch:
     """The clip zeroed, then the prompt's image (its first latent frame) and video (the reference, or the clip)."""
     clip = torch.zeros_like(batch.video_latents.latents)  # [1, 128, F, H, W]
     _, _, frames, height, width = clip.shape
@@ -138,7 +146,7 @@ def with_video_media(batch: Batch, prompt: Prompt, index: int, encoders: Any) ->
     return replace(batch, video_latents=replace(batch.video_latents, latents=clip))
 
 
-def with_audio_media(batch: Batch, prompt: Prompt, index: int, encoders: Any) -> Batch:
+def with_audio_media(batch: Batch, prompt: Prompt, index: int, encoders: Encoders) -> Batch:
     """The prompt's audio as the audio reference when the strategy reads one, else as the audio clip (zeros
     without it); the clip keeps its length ``[1, 8, T, 16]``."""
     reference = batch.reference_audio_latents
@@ -153,7 +161,7 @@ def with_audio_media(batch: Batch, prompt: Prompt, index: int, encoders: Any) ->
     return replace(batch, **changed)
 
 
-def read_audio_latents(prompt: Prompt, index: int, encoders: Any, steps: int) -> Tensor:
+def read_audio_latents(prompt: Prompt, index: int, encoders: Encoders, steps: int) -> Tensor:
     """``steps`` latent steps ``[1, 8, T, 16]`` of the prompt's audio file, encoded."""
     from ltxtune.data.preprocess.media import MediaError, read_audio
 
@@ -178,3 +186,80 @@ def read_media(prompt: Prompt, index: int, media: str, frames: int, width: int, 
         raise DataError(
             f"validation prompt {index}: {path}: {exc} (the clip is {frames} frames of {width}x{height})"
         ) from None
+
+
+class Prompts:
+    """The user's prompts as samples, and the negative prompt's text features; each encoded once, on first use.
+
+    Args:
+        prompts: the user's prompts (``parse_prompts``).
+        encoders: the ``encoders`` group's node (``video``, ``audio``, ``text``: ``_target_`` nodes), built to
+            encode and freed.
+        negative_prompt: the negative prompt as a text; ``negative_conditions``: a ``conditions/``-layout file
+            of its stored features instead; neither: the empty prompt.
+        run_dir: where the encoded prompts are cached (``CACHE_FILE``, ``NEGATIVE_CACHE_FILE``).
+    """
+
+    def __init__(
+        self,
+        prompts: Sequence[Prompt],
+        encoders: Mapping[str, Any] | None,
+        negative_prompt: str | None,
+        negative_conditions: str | None,
+        run_dir: Path,
+    ) -> None:
+        self.prompts, self.encoders = list(prompts), encoders
+        self.negative_prompt, self.negative_conditions, self.run_dir = negative_prompt, negative_conditions, run_dir
+        self._batches: list[Batch] | None = None
+        self._negative: dict[str, Tensor] | None = None  # the negative prompt's stored features [1, L, D]
+
+    def batches(self, template: Batch) -> list[Batch]:
+        """The prompts as samples with ``template``'s roles (one held-out sample), on its device."""
+        if not self.prompts:
+            return []
+        if self._batches is None:
+            self._batches = encode_prompts(self.prompts, template, self.build_encoders, self.run_dir)
+        return [batch.to(template.device) for batch in self._batches]
+
+    def negative(self, text: TextFeatures, encode_text: TextEncoder) -> TextFeatures:
+        """The negative prompt's features ``[1, L, D]`` through the model's text path ``encode_text``, with the
+        streams of ``text`` (a sample's stored features)."""
+        device, keys = text.attention_mask.device, text.to_file().keys()
+        if self.negative_prompt is not None:
+            if self._negative is None:
+                self._negative = encode_negative(self.negative_prompt, self.build_text_encoder, self.run_dir)
+            raw = {k: self._negative[k].to(device) for k in keys}
+        elif self.negative_conditions is None:
+            raw = empty_prompt(text).to_file()
+        else:
+            path = Path(self.negative_conditions).expanduser()
+            stored = legacy.normalise(path, load_sample_file(path))
+            raw = {k: stored[k].unsqueeze(0).to(device) for k in keys}
+        return TextFeatures.from_file(encode_text(raw))
+
+    def build_encoders(self) -> Encoders:
+        """The text, video and audio encoders of the ``encoders`` node (built to encode the prompts)."""
+        from hydra.utils import instantiate
+
+        from ltxtune.data.preprocess.pipeline import Encoders
+
+        node = self.node("the prompts")
+        return Encoders(
+            video=instantiate(node["video"]), audio=instantiate(node["audio"]), text=instantiate(node["text"])
+        )
+
+    def build_text_encoder(self) -> PromptEncoder:
+        """The ``encoders`` node's text encoder alone (the negative prompt needs no VAE)."""
+        from hydra.utils import instantiate
+
+        return instantiate(self.node("the negative prompt")["text"])
+
+    def node(self, what: str) -> Mapping[str, Any]:
+        if self.encoders is None:
+            raise ConfigError("encoders", None, f"an encoders group option (tiny, ltx2) to encode {what} with")
+        return self.encoders
+
+
+def empty_prompt(text: TextFeatures) -> TextFeatures:
+    """Text features of an empty prompt shaped like one sample of ``text``: zero features, every token padding."""
+    return TextFeatures.from_file({key: torch.zeros_like(value[:1]) for key, value in text.to_file().items()})

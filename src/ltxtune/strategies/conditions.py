@@ -26,10 +26,11 @@ from torch import Tensor
 from ltxtune.data.batch import Batch
 from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow, positions
+from ltxtune.diffusion.inputs import ModalityInputs
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
 from ltxtune.ranks import is_main_rank
-from ltxtune.strategies.base import ModalityInputs, check_probability
+from ltxtune.strategies.base import check_probability
 
 Tokens = VideoTokens | AudioTokens
 

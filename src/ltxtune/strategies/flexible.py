@@ -14,17 +14,11 @@ from ltx_core.model.transformer.modality import Modality
 
 from ltxtune.data.batch import Batch, Clip
 from ltxtune.data.needs import DataNeeds
+from ltxtune.diffusion.inputs import ModalityInputs, ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
+from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError
-from ltxtune.strategies.base import (
-    AudioTokens,
-    ModalityInputs,
-    ModelInputs,
-    TrainingStrategy,
-    VideoTokens,
-    audio_modality,
-    video_modality,
-)
+from ltxtune.strategies.base import TrainingStrategy, audio_modality, video_modality
 from ltxtune.strategies.conditions import Condition, Stream
 
 

@@ -8,10 +8,11 @@ from torch import Tensor
 from ltxtune.data.batch import Batch
 from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import positions
+from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import DataError, check_range
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy, video_modality
+from ltxtune.strategies.base import TrainingStrategy, video_modality
 from ltxtune.strategies.conditions import Stream
 
 

@@ -6,16 +6,10 @@ import torch
 
 from ltxtune.data.batch import Batch
 from ltxtune.data.needs import DataNeeds
+from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
-from ltxtune.strategies.base import (
-    AudioTokens,
-    ModelInputs,
-    TrainingStrategy,
-    VideoTokens,
-    audio_modality,
-    check_probability,
-    video_modality,
-)
+from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
+from ltxtune.strategies.base import TrainingStrategy, audio_modality, check_probability, video_modality
 from ltxtune.strategies.conditions import FirstFrame, Stream
 
 

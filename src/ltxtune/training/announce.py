@@ -22,7 +22,7 @@ def start_lines(
     trainable = sum(p.numel() for p in trainer.trainable)
     settings, validator = trainer.settings, trainer.validator
     every = f"every {validator.every} steps" if validator.every else "at the start and the end"
-    clips = f", {validator.videos.num_prompts} clips" if validator.videos.enabled else ""
+    clips = f", {validator.clips.num_prompts} clips" if validator.clips is not None else ""
     sharded = ", FSDP (one shard per process)" if trainer.parallel.sharded else ""
     lines = [
         f"model {model}: {total / 1e6:,.2f} M parameters, {trainable / 1e6:,.3f} M trainable"

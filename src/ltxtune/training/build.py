@@ -13,8 +13,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from ltxtune.data.sampler import BucketBatchSampler
-from ltxtune.evaluation.loss import ValidationLoss
-from ltxtune.evaluation.validator import Validator
+from ltxtune.evaluation.validation import build_validation
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.training.checkpoint import Checkpointer
 from ltxtune.training.distributed import FSDP_ENV, parallelism
@@ -104,13 +103,15 @@ def build_training(
         world=accelerator.num_processes,
     )
     # Validation: the loss at fixed sigmas on the held-out samples, and the clips.
-    validator = Validator(
-        loss=ValidationLoss(split.val, parts.validation, settings.batch_size, accelerator.device),
-        videos=parts.validation_videos,
-        every=parts.validation.every,
-        run_dir=run_dir,
-        strategy=parts.evaluation,
-        offload_optimizer=parts.validation.offload_optimizer,
+    validator = build_validation(
+        parts.validation,
+        parts.validation_videos,
+        parts.evaluation,
+        split.val,
+        run_dir,
+        batch_size=settings.batch_size,
+        device=accelerator.device,
+        write=accelerator.is_main_process,
     )
     # Where metrics go: metrics.jsonl and the logger, written by the main process.
     trackers = [MetricsFile(), parts.logger] if accelerator.is_main_process else []

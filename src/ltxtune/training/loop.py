@@ -17,12 +17,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ltxtune.data.batch import Batch
+from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.errors import DataError, TrainingError
-from ltxtune.evaluation.validator import Validator
+from ltxtune.evaluation.validation import Validation
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.model.base import LoadedModel
-from ltxtune.strategies.base import ModelInputs, TrainingStrategy
+from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.training.checkpoint import CheckpointState
 from ltxtune.training.distributed import Replicated, Sharded, full_value
 from ltxtune.training.offload import optimizer_state_on_host
@@ -116,7 +117,7 @@ class Trainer:
         sampler: TimestepSampler,
         optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
         stream: BatchStream,
-        validator: Validator,
+        validator: Validation,
         trackers: Sequence[Tracker],
         settings: TrainerSettings,
     ) -> None:
@@ -186,15 +187,10 @@ class Trainer:
     # -- one forward ---------------------------------------------------------------------------------
 
     def losses(
-        self,
-        batch: Batch,
-        sampler: TimestepSampler,
-        generator: torch.Generator,
-        strategy: TrainingStrategy | None = None,
+        self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator
     ) -> tuple[Tensor, ModelInputs, dict[str, Tensor]]:
-        """Per-sample loss ``[B]`` (of the training strategy unless another is given), the inputs, and each scored
-        modality's per-sample loss."""
-        strategy = strategy or self.strategy
+        """Per-sample loss ``[B]``, the inputs, and each scored modality's per-sample loss."""
+        strategy = self.strategy
         batch = batch.encoded(self.model.encode_text)
         inputs = strategy.prepare_training_inputs(batch, sampler, generator)
         video_pred, audio_pred = self.transformer(video=inputs.video, audio=inputs.audio, perturbations=None)
@@ -203,47 +199,14 @@ class Trainer:
             per_modality = strategy.modality_losses(video_pred, audio_pred, inputs)
         return total, inputs, per_modality
 
-    def validation_loss(self) -> dict[str, float]:
-        """``val/loss`` and ``val/loss_sigma_<s>``, measured with the validator's strategy."""
-        self.transformer.eval()
-        try:
-            return self.validator.loss(
-                lambda b, s, g: self.losses(b, s, g, self.validator.strategy)[:2],
-                progress=lambda done, total: self.show(f"step {self.step}: validation loss {done}/{total}"),
-            )
-        finally:
-            self.transformer.train()
-
     def validate(self) -> None:
         """``val/loss``, then the validation clips (every rank samples: FSDP gathers shards; rank 0 writes);
         with ``validation.offload_optimizer`` the optimizer state waits in host memory meanwhile."""
         with optimizer_state_on_host(self.optimizer, self.validator.offload_optimizer):
-            self._validate()
-
-    def _validate(self) -> None:
-        metrics = self.validation_loss()
-        if not math.isfinite(metrics["val/loss"]):
-            raise TrainingError(
-                f"step {self.step}: the validation loss is {metrics['val/loss']}: the weights are no longer finite"
-                " numbers (lower optimizer.lr, or look for NaN/inf values in the held-out samples)"
-            )
-        self.log(metrics)
-        videos = self.validator.videos
-        if videos.enabled:
-            self.show(f"step {self.step}: validation clips")
-        paths = videos(
-            self.accelerator.unwrap_model(self.transformer),
-            self.validator.loss.batches,
-            self.validator.strategy,
-            self.step,
-            self.validator.run_dir,
-            encode_text=self.model.encode_text,
-            write=self.accelerator.is_main_process,
-        )
-        if videos.preview_distance is not None:
-            self.log({"val/preview_distance": videos.preview_distance})
+            result = self.validator(self.model, self.step, self.show)
+        self.log(result.metrics)
         for tracker in self.trackers:
-            tracker.log_videos(paths, self.step)
+            tracker.log_videos(list(result.files), self.step)
         self.show("train")
 
     # -- one optimizer step --------------------------------------------------------------------------

@@ -20,12 +20,12 @@ from ltxtune.errors import ConfigError
 if TYPE_CHECKING:  # the classes the config groups build; imported for the types only (they pull in torch)
     from ltxtune.data.spec import PrecomputedData
     from ltxtune.diffusion.samplers import TimestepSampler
-    from ltxtune.evaluation.videos import ValidationVideos
+    from ltxtune.evaluation.settings import ValidationSettings, VideoSettings
     from ltxtune.model.adapters import Adapter
     from ltxtune.model.base import ModelSpec
     from ltxtune.strategies.base import TrainingStrategy
     from ltxtune.training.optim import AdamW, Schedule
-    from ltxtune.training.settings import CheckpointSettings, LoaderSettings, TrainerSettings, ValidationSettings
+    from ltxtune.training.settings import CheckpointSettings, LoaderSettings, TrainerSettings
     from ltxtune.training.tracking import Tracker
 
 
@@ -85,7 +85,7 @@ class Parts:
     optimizer: AdamW
     scheduler: Schedule
     logger: Tracker
-    validation_videos: ValidationVideos  # last: its decoder follows model.checkpoint, whose error comes first
+    validation_videos: VideoSettings  # last: its decoder follows model.checkpoint, whose error comes first
     evaluation: TrainingStrategy  # what validation measures: the strategy with its training-only knobs fixed
 
 

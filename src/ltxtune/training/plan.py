@@ -93,7 +93,7 @@ def check_data(parts: Parts, train_set: PrecomputedDataset) -> None:
     except ConfigError as exc:
         raise exc.within("strategy") from None
     videos = parts.validation_videos
-    guidance = videos.guidance if videos.enabled else None
+    guidance = videos.guidance_params() if videos.enabled else None
     check_model_inputs(
         parts.model, parts.data.root, batch, guidance, text_tokens_key=isinstance(parts.data, SyntheticData)
     )

@@ -121,7 +121,7 @@ class WandbLogger:
         self.run.log(metrics, step=step)
 
     def log_videos(self, paths: list[Path], step: int) -> None:
-        from ltxtune.evaluation.videos import wandb_media
+        from ltxtune.evaluation.media import wandb_media
 
         if paths:
             self.run.log(wandb_media(paths), step=step)
