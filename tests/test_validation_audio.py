@@ -11,9 +11,14 @@ from safetensors.torch import save_file
 
 from conftest import compose_cfg
 from ltxtune.errors import ConfigError
-from ltxtune.evaluation.media import decode_waveform, wandb_media, write_mp4, write_wav
+from ltxtune.evaluation.media import wandb_media, write_mp4, write_wav
 from ltxtune.evaluation.settings import VideoSettings
-from ltxtune.model.audio_vae import audio_decoder, build_tiny_audio_decoder, write_tiny_audio_checkpoint
+from ltxtune.model.audio_vae import (
+    audio_decoder,
+    build_tiny_audio_decoder,
+    decode_waveform,
+    write_tiny_audio_checkpoint,
+)
 from ltxtune.training.parts import build_parts
 from test_sampling import render, setup
 

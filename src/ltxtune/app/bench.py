@@ -89,7 +89,7 @@ def bare_step(cfg) -> Callable[[], None]:
         sigma = parts.sampler.sample_for(x0, g)
         cond = torch.zeros(x0.shape[:2], dtype=torch.bool)
         noised = flow.noise_tokens(x0, sigma, cond, g)
-        from ltx_core.model.transformer.modality import Modality
+        from ltxtune.diffusion.inputs import Modality
 
         text = batch.text
         video = Modality(

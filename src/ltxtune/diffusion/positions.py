@@ -20,6 +20,12 @@ def patchify_video(latents: Tensor) -> Tensor:
     return _video_patchifier.patchify(latents)
 
 
+def unpatchify_video(tokens: Tensor, frames: int, height: int, width: int) -> Tensor:
+    """``[B, F*H*W, C]`` (frame-major, as ``patchify_video`` gives) -> ``[B, C, F, H, W]``."""
+    shape = VideoLatentShape(tokens.shape[0], tokens.shape[-1], frames, height, width)
+    return _video_patchifier.unpatchify(tokens, output_shape=shape)
+
+
 def patchify_audio(latents: Tensor) -> Tensor:
     """``[B, 8, T, 16]`` -> ``[B, T, 128]``."""
     return _audio_patchifier.patchify(latents)

@@ -15,12 +15,11 @@ import torch
 from ltx_core.components.diffusion_steps import EulerDiffusionStep
 from ltx_core.components.schedulers import LTX2Scheduler
 from ltx_core.guidance.perturbations import BatchedPerturbationConfig, PerturbationConfig
-from ltx_core.model.transformer.modality import Modality
 from ltx_core.utils import to_denoised
 from torch import Tensor, nn
 
 from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
-from ltxtune.diffusion.inputs import MODALITIES, ModelInputs
+from ltxtune.diffusion.inputs import MODALITIES, Modality, ModelInputs
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from ltxtune.diffusion.positions import unpatchify_audio
 from ltxtune.diffusion.tokens import AudioTokens
-from ltxtune.evaluation.media import decode_frames, decode_waveform, write_mp4, write_wav
+from ltxtune.evaluation.media import write_mp4, write_wav
 from ltxtune.evaluation.sampling import SampledClip
-from ltxtune.model.audio_vae import WaveformDecoder, audio_decoder
-from ltxtune.model.vae import video_decoder
+from ltxtune.model.audio_vae import WaveformDecoder, audio_decoder, decode_waveform
+from ltxtune.model.vae import decode_frames, video_decoder
 
 
 class Decoders:

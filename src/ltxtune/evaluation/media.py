@@ -1,5 +1,5 @@
-"""Latents to media: video latents -> ltx-core's VAE decoder -> uint8 frames, audio latents -> ltx-core's audio
-VAE decoder and vocoder -> a waveform; both written with PyAV (an ``.mp4`` with sound, or a ``.wav``).
+"""Decoded media to files: uint8 frames and a waveform (``ltxtune.model.vae`` / ``audio_vae`` decode them) written
+with PyAV (an ``.mp4`` with sound, or a ``.wav``), and the wandb media of those files.
 """
 
 from __future__ import annotations
@@ -8,37 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
-from ltx_core.model.audio_vae import decode_audio
-from ltx_core.model.video_vae import TilingConfig, decode_video
-from torch import Tensor, nn
+from torch import Tensor
 
 from ltxtune.data.preprocess.media import write_audio, write_clip
-from ltxtune.model.audio_vae import WaveformDecoder
-
-
-@torch.no_grad()
-def decode_frames(decoder: nn.Module, latents: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Video latents ``[1, 128, F, H, W]`` -> uint8 RGB frames ``[8*(F-1)+1, 32*H, 32*W, 3]`` on the CPU.
-
-    Uses ltx-core's ``decode_video`` with its default tiling (512 px, 64 frames), so a full-size clip
-    decodes in bounded memory; a small clip is a single tile.
-    """
-    dtype = next(decoder.parameters()).dtype
-    chunks = decode_video(latents.to(dtype), decoder, TilingConfig.default(), generator)
-    return torch.cat([chunk.cpu() for chunk in chunks])
-
-
-@torch.no_grad()
-def decode_waveform(decoder: WaveformDecoder, latents: Tensor) -> Tensor:
-    """Audio latents ``[1, 8, T, 16]`` -> stereo waveform ``[2, S]`` float32 on the CPU, at ``decoder.sample_rate``.
-
-    ltx-core's ``decode_audio``: the causal decoder gives ``4T - 3`` mel frames (10 ms each for LTX-2), so
-    S falls 3 mel frames short of T latent steps' 40 ms each.
-    """
-    dtype = next(decoder.decoder.parameters()).dtype
-    return decode_audio(latents.to(dtype), decoder.decoder, decoder.vocoder).waveform.float().cpu()
 
 
 def fit_length(audio: Tensor, samples: int) -> Tensor:

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-from ltx_core.components.patchifiers import VideoLatentPatchifier
-from ltx_core.types import VideoLatentShape
 from torch import Tensor, nn
 
 from ltxtune.data.batch import Batch, TextFeatures
+from ltxtune.diffusion import positions
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.positions import DEFAULT_FPS
@@ -89,8 +88,7 @@ class TargetGrid:
 
     def latents(self, sequence: Tensor) -> Tensor:
         """The clip's last ``F*H*W`` tokens of ``sequence [1, T, 128]`` -> latents ``[1, 128, F, H, W]``."""
-        shape = VideoLatentShape(1, sequence.shape[-1], self.frames, self.height, self.width)
-        return VideoLatentPatchifier(patch_size=1).unpatchify(sequence[:, -self.tokens :], output_shape=shape)
+        return positions.unpatchify_video(sequence[:, -self.tokens :], self.frames, self.height, self.width)
 
 
 def video_grid(inputs: ModelInputs, batch: Batch) -> TargetGrid:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from ltx_core.model.audio_vae import decode_audio
+from torch import Tensor, nn
 
 from ltxtune.model.vae import holds, init_decoder, load_frozen
 
@@ -153,3 +154,14 @@ def write_tiny_audio_checkpoint(path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"config": json.dumps(config)})
     return path
+
+
+@torch.no_grad()
+def decode_waveform(decoder: WaveformDecoder, latents: Tensor) -> Tensor:
+    """Audio latents ``[1, 8, T, 16]`` -> stereo waveform ``[2, S]`` float32 on the CPU, at ``decoder.sample_rate``.
+
+    ltx-core's ``decode_audio``: the causal decoder gives ``4T - 3`` mel frames (10 ms each for LTX-2), so
+    S falls 3 mel frames short of T latent steps' 40 ms each.
+    """
+    dtype = next(decoder.decoder.parameters()).dtype
+    return decode_audio(latents.to(dtype), decoder.decoder, decoder.vocoder).waveform.float().cpu()

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from ltx_core.model.video_vae import TilingConfig, decode_video
+from torch import Tensor, nn
 
 from ltxtune.errors import DataError
 
@@ -150,3 +151,15 @@ def write_tiny_vae_checkpoint(path: Path, seed: int = 0, config: dict[str, Any] 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"config": json.dumps({"vae": config})})
     return path
+
+
+@torch.no_grad()
+def decode_frames(decoder: nn.Module, latents: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Video latents ``[1, 128, F, H, W]`` -> uint8 RGB frames ``[8*(F-1)+1, 32*H, 32*W, 3]`` on the CPU.
+
+    Uses ltx-core's ``decode_video`` with its default tiling (512 px, 64 frames), so a full-size clip
+    decodes in bounded memory; a small clip is a single tile.
+    """
+    dtype = next(decoder.parameters()).dtype
+    chunks = decode_video(latents.to(dtype), decoder, TilingConfig.default(), generator)
+    return torch.cat([chunk.cpu() for chunk in chunks])

@@ -6,13 +6,12 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
-from ltx_core.model.transformer.modality import Modality
 from torch import Tensor
 
 from ltxtune.data.batch import Batch, TextFeatures
 from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow
-from ltxtune.diffusion.inputs import ModelInputs
+from ltxtune.diffusion.inputs import Modality, ModelInputs
 from ltxtune.diffusion.samplers import ConstantSampler, TimestepSampler
 from ltxtune.errors import check_range
 

@@ -20,13 +20,12 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
-from ltx_core.model.transformer.modality import Modality
 from torch import Tensor
 
 from ltxtune.data.batch import Batch
 from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion import flow, positions
-from ltxtune.diffusion.inputs import ModalityInputs
+from ltxtune.diffusion.inputs import Modality, ModalityInputs
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
 from ltxtune.ranks import is_main_rank

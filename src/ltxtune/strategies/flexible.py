@@ -10,11 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
-from ltx_core.model.transformer.modality import Modality
 
 from ltxtune.data.batch import Batch, Clip
 from ltxtune.data.needs import DataNeeds
-from ltxtune.diffusion.inputs import ModalityInputs, ModelInputs
+from ltxtune.diffusion.inputs import Modality, ModalityInputs, ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError
