@@ -1,4 +1,5 @@
-"""The flow-matching math of SPEC B.2 on cases small enough to check by hand."""
+"""The flow-matching math (noising, velocity target, per-token timesteps, masked loss) on cases small enough to
+check by hand."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from ltxtune.data.needs import DataNeeds
 from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
 from ltxtune.data.preprocess.cli import build_encoders, preprocess
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
-from ltxtune.data.preprocess.manifest import Columns, Row, read_rows
+from ltxtune.data.preprocess.manifest import Columns, Row, read_manifest
 from ltxtune.data.preprocess.pipeline import Preprocessor
 from ltxtune.data.preprocess.text import HashTextEncoder
 from ltxtune.data.sampler import BucketBatchSampler
@@ -134,23 +134,23 @@ def test_dataset_files_in_csv_json_and_jsonl_read_the_same(tmp_path) -> None:
     write_csv(tmp_path / "d.csv", rows)
     (tmp_path / "d.json").write_text(json.dumps(rows))
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    read = [read_rows(tmp_path / f"d.{ext}", Columns()) for ext in ("csv", "json", "jsonl")]
+    read = [read_manifest(tmp_path / f"d.{ext}", Columns())[0] for ext in ("csv", "json", "jsonl")]
     assert read[0] == read[1] == read[2]
     assert [r.name for r in read[0]] == ["v/a.pt", "v/a-1.pt"] and read[0][0].caption == "hi"
     assert read[0][0].media == tmp_path / "v" / "a.mp4"
     with pytest.raises(DataError, match="no column 'video'"):
-        read_rows(tmp_path / "d.csv", Columns(media="video"))
+        read_manifest(tmp_path / "d.csv", Columns(media="video"))[0]
 
 
 def test_reference_trainer_column_names_are_read_without_renaming(tmp_path) -> None:
     theirs = [{"video": "v/a.mp4", "caption": "hi", "reference_video": "v/r.mp4", "video_mask": "v/m.mp4"}]
     (tmp_path / "theirs.json").write_text(json.dumps(theirs))
-    row = read_rows(tmp_path / "theirs.json", Columns())[0]
+    row = read_manifest(tmp_path / "theirs.json", Columns())[0][0]
     assert (row.media, row.reference, row.mask) == (tmp_path / "v/a.mp4", tmp_path / "v/r.mp4", tmp_path / "v/m.mp4")
     write_csv(tmp_path / "both.csv", [{"media_path": "a.mp4", "video": "b.mp4", "caption": "hi"}])
     with pytest.raises(DataError, match=r"'media_path' and 'video' both name the media.*columns.media="):
-        read_rows(tmp_path / "both.csv", Columns())
-    assert read_rows(tmp_path / "both.csv", Columns(media="video"))[0].media == tmp_path / "b.mp4"
+        read_manifest(tmp_path / "both.csv", Columns())[0]
+    assert read_manifest(tmp_path / "both.csv", Columns(media="video"))[0][0].media == tmp_path / "b.mp4"
 
 
 def test_a_dataset_file_in_the_reference_naming_preprocesses_like_ours(clips, tmp_path) -> None:
@@ -324,7 +324,7 @@ def test_bad_inputs_are_skipped_with_reasons_and_leave_no_partial_sample(clips, 
 
 @pytest.mark.slow
 def test_rerun_resumes_and_processes_share_the_rows(clips, encoders, tmp_path) -> None:
-    rows = read_rows(clips / "dataset.csv", Columns())
+    rows = read_manifest(clips / "dataset.csv", Columns())[0]
     pre = Preprocessor(str(tmp_path), ["192x128x25", "128x128x25"], rank=0, world=2)
     first = pre.run(rows, lambda: encoders)
     assert first.done == 3 and sorted(p.name for p in (tmp_path / "latents/videos").iterdir()) == [

@@ -1,4 +1,4 @@
-"""Timestep samplers: SPEC B.4's shifted logit-normal (measured medians, long sequences) and uniform."""
+"""Timestep samplers: the shifted logit-normal (measured medians, long sequences) and uniform."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What validation measures: one protocol for every job of a sweep (issue 14), whatever it trains with."""
+"""What validation measures: one protocol for every job of a sweep, whatever it trains with."""
 
 from __future__ import annotations
 

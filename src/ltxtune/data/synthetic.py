@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,111 @@ def _moving_blob(
     return tint[0].view(-1, 1, 1, 1) * blob + tint[1].view(-1, 1, 1, 1)
 
 
+@dataclass(frozen=True)
+class Patterns:
+    """What each caption class looks and sounds like (index ``[k]`` = class k), drawn once per dataset."""
+
+    basis: torch.Tensor  # [128, R]: the latent channels' directions
+    motion: torch.Tensor  # [K, 4]: the blob's path (y0, x0, dy, dx)
+    tint: torch.Tensor  # [K, 2, R]: blob and background
+    audio_basis: torch.Tensor  # [8 * 16, R]
+    audio_freqs: torch.Tensor  # [K, R]
+    text: torch.Tensor  # [K, L, D]
+    audio_text: torch.Tensor  # [K, L, D']
+
+
+def draw_patterns(g: torch.Generator, text_tokens: int, caption_dim: int, audio_dim: int) -> Patterns:
+    classes = len(CAPTIONS)
+    basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
+    # Each class's blob starts somewhere in the middle of the frame and crosses a third of it, its own way.
+    angle = 2 * math.pi * torch.rand(classes, generator=g)
+    start = 0.35 + 0.3 * torch.rand(classes, 2, generator=g)
+    motion = torch.cat([start - 0.17 * torch.stack([angle.sin(), angle.cos()], 1),
+                        0.34 * torch.stack([angle.sin(), angle.cos()], 1)], dim=1)  # fmt: skip
+    tint = torch.stack([2.0 * torch.randn(classes, _PATTERN_RANK, generator=g),
+                        0.7 * torch.randn(classes, _PATTERN_RANK, generator=g)], dim=1)  # fmt: skip
+    audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
+    audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
+    text = torch.randn(classes, text_tokens, caption_dim, generator=g)
+    audio_text = torch.randn(classes, text_tokens, audio_dim, generator=g)
+    return Patterns(basis, motion, tint, audio_basis, audio_freqs, text, audio_text)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The clips' size: latent frames, height, width, the reference's downscale, fps, audio latent steps."""
+
+    frames: int
+    height: int
+    width: int
+    reference_downscale: int
+    fps: float
+
+    @property
+    def audio_steps(self) -> int:
+        pixel_frames = (self.frames - 1) * 8 + 1
+        return max(1, round(pixel_frames / self.fps * _AUDIO_STEPS_PER_SECOND))
+
+
+def clip_files(g: torch.Generator, p: Patterns, k: int, grid: Grid) -> dict[str, dict[str, Any]]:
+    """The video, its reference and the audio (and its reference) of one sample of class ``k``."""
+    f, h, w, scale, steps = grid.frames, grid.height, grid.width, grid.reference_downscale, grid.audio_steps
+    phase = 0.3 * torch.randn(_PATTERN_RANK, generator=g)
+    offset = 0.04 * torch.randn(2, generator=g)
+    video = torch.einsum("cr,rfhw->cfhw", p.basis, _moving_blob(p.motion[k], p.tint[k], offset, f, h, w))
+    ref_field = _moving_blob(p.motion[k], p.tint[k], offset, f, h // scale, w // scale, scale=scale)
+    reference = torch.einsum("cr,rfhw->cfhw", p.basis, ref_field)
+    t = torch.arange(steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
+    wave = torch.sin(2 * math.pi * p.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
+    audio = (p.audio_basis @ wave).view(8, 16, steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
+    # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
+    ref_wave = torch.sin(2 * math.pi * p.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
+    ref_audio = (p.audio_basis @ ref_wave).view(8, 16, steps).permute(0, 2, 1).contiguous()
+    info = {"num_frames": f, "height": h, "width": w, "fps": grid.fps}
+    return {
+        "latents": {"latents": video, **info},
+        "reference_latents": {"latents": reference, **info, "height": h // scale, "width": w // scale},
+        "audio_latents": {"latents": audio, "num_time_steps": steps},
+        "reference_audio_latents": {"latents": ref_audio, "num_time_steps": steps},
+    }
+
+
+def text_file(g: torch.Generator, p: Patterns, k: int) -> dict[str, torch.Tensor]:
+    """Class ``k``'s caption features with this sample's jitter; class k's caption has ``L - 2k`` tokens."""
+    text_tokens, caption_dim, audio_dim = p.text.shape[1], p.text.shape[2], p.audio_text.shape[2]
+    mask = torch.zeros(text_tokens, dtype=torch.long)
+    mask[: max(1, text_tokens - 2 * k)] = 1
+    jitter = 0.05 * torch.randn(text_tokens, caption_dim, generator=g)
+    # LTX-2.3's audio features have their own width: their own jitter (the draws stay as before otherwise)
+    audio_jitter = jitter if audio_dim == caption_dim else 0.05 * torch.randn(text_tokens, audio_dim, generator=g)
+    return {
+        "video_prompt_embeds": (p.text[k] + jitter) * mask.view(-1, 1),
+        "audio_prompt_embeds": (p.audio_text[k] + audio_jitter) * mask.view(-1, 1),
+        "prompt_attention_mask": mask,
+    }
+
+
+def mask_files(g: torch.Generator, grid: Grid) -> dict[str, dict[str, Any]]:
+    """A rectangular hole per sample: the video mask (1 = given), its encoded latents, and an audio mask."""
+    f, h, w, steps = grid.frames, grid.height, grid.width, grid.audio_steps
+    keep = torch.ones(f, h, w)
+    y0 = int(torch.randint(0, max(1, h // 2), (1,), generator=g))
+    x0 = int(torch.randint(0, max(1, w // 2), (1,), generator=g))
+    keep[:, y0 : y0 + max(1, h // 2), x0 : x0 + max(1, w // 2)] = 0
+    # Mask latents vary inside the hole (0.2..1.0) so that mask_threshold decides which tokens are inpainted.
+    ramp = 0.2 + 0.8 * torch.rand(f, h, w, generator=g)
+    mask_latents = ((1 - keep) * ramp).unsqueeze(0).expand(128, -1, -1, -1).contiguous()
+    audio_keep = torch.ones(steps)
+    start = int(torch.randint(0, max(1, steps // 2), (1,), generator=g))
+    audio_keep[start : start + max(1, steps // 2)] = 0
+    info = {"num_frames": f, "height": h, "width": w, "fps": grid.fps}
+    return {
+        "mask_latents": {"latents": mask_latents, **info},
+        "video_masks": {"mask": keep},
+        "audio_masks": {"mask": audio_keep},
+    }
+
+
 def write_dataset(
     root: Path,
     num_samples: int,
@@ -140,88 +246,18 @@ def write_dataset(
     seed: int,
     audio_caption_dim: int | None = None,
 ) -> None:
+    """Every directory a built-in strategy reads, ``num_samples`` samples each; the draws follow ``seed``."""
     g = torch.Generator().manual_seed(seed)
+    patterns = draw_patterns(g, text_tokens, caption_dim, audio_caption_dim or caption_dim)
+    grid = Grid(frames, height, width, reference_downscale, fps)
     classes = len(CAPTIONS)
-    basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
-    # Each class's blob starts somewhere in the middle of the frame and crosses a third of it, its own way.
-    angle = 2 * math.pi * torch.rand(classes, generator=g)
-    start = 0.35 + 0.3 * torch.rand(classes, 2, generator=g)
-    motion = torch.cat([start - 0.17 * torch.stack([angle.sin(), angle.cos()], 1),
-                        0.34 * torch.stack([angle.sin(), angle.cos()], 1)], dim=1)  # fmt: skip
-    tint = torch.stack([2.0 * torch.randn(classes, _PATTERN_RANK, generator=g),
-                        0.7 * torch.randn(classes, _PATTERN_RANK, generator=g)], dim=1)  # fmt: skip
-    audio_basis = torch.randn(8 * 16, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
-    audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
-    text = torch.randn(classes, text_tokens, caption_dim, generator=g)
-    audio_dim = audio_caption_dim or caption_dim
-    audio_text = torch.randn(classes, text_tokens, audio_dim, generator=g)
-    lengths = [max(1, text_tokens - 2 * k) for k in range(classes)]
-    pixel_frames = (frames - 1) * 8 + 1
-    audio_steps = max(1, round(pixel_frames / fps * _AUDIO_STEPS_PER_SECOND))
-    rh, rw = height // reference_downscale, width // reference_downscale
-
-    for directory in (
-        "latents",
-        "conditions",
-        "audio_latents",
-        "reference_audio_latents",
-        "reference_latents",
-        "video_masks",
-        "audio_masks",
-        "mask_latents",
-    ):
-        (root / directory).mkdir(parents=True, exist_ok=True)
     for i in range(num_samples):
-        k = i % classes
-        name = f"sample_{i:04d}.pt"
-        phase = 0.3 * torch.randn(_PATTERN_RANK, generator=g)
-        offset = 0.04 * torch.randn(2, generator=g)
-        field = _moving_blob(motion[k], tint[k], offset, frames, height, width)
-        video = torch.einsum("cr,rfhw->cfhw", basis, field)
-        ref_field = _moving_blob(motion[k], tint[k], offset, frames, rh, rw, scale=reference_downscale)
-        reference = torch.einsum("cr,rfhw->cfhw", basis, ref_field)
-        t = torch.arange(audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
-        wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
-        audio = (audio_basis @ wave).view(8, 16, audio_steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
-        # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
-        ref_wave = torch.sin(2 * math.pi * audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
-        ref_audio = (audio_basis @ ref_wave).view(8, 16, audio_steps).permute(0, 2, 1).contiguous()
-
-        n = lengths[k]
-        mask = torch.zeros(text_tokens, dtype=torch.long)
-        mask[:n] = 1
-        jitter = 0.05 * torch.randn(text_tokens, caption_dim, generator=g)
-        # LTX-2.3's audio features have their own width: their own jitter (the draws stay as before otherwise)
-        audio_jitter = jitter if audio_dim == caption_dim else 0.05 * torch.randn(text_tokens, audio_dim, generator=g)
-        video_embeds = (text[k] + jitter) * mask.view(-1, 1)
-        audio_embeds = (audio_text[k] + audio_jitter) * mask.view(-1, 1)
-
-        keep = torch.ones(frames, height, width)
-        y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))
-        x0 = int(torch.randint(0, max(1, width // 2), (1,), generator=g))
-        keep[:, y0 : y0 + max(1, height // 2), x0 : x0 + max(1, width // 2)] = 0
-        # Mask latents vary inside the hole (0.2..1.0) so that mask_threshold decides which tokens are inpainted.
-        ramp = 0.2 + 0.8 * torch.rand(frames, height, width, generator=g)
-        mask_latents = ((1 - keep) * ramp).unsqueeze(0).expand(128, -1, -1, -1).contiguous()
-        audio_keep = torch.ones(audio_steps)
-        start = int(torch.randint(0, max(1, audio_steps // 2), (1,), generator=g))
-        audio_keep[start : start + max(1, audio_steps // 2)] = 0
-
-        latent_info = {"num_frames": frames, "height": height, "width": width, "fps": fps}
-        torch.save({"latents": video, **latent_info}, root / "latents" / name)
-        torch.save(
-            {"latents": reference, "num_frames": frames, "height": rh, "width": rw, "fps": fps},
-            root / "reference_latents" / name,
-        )
-        torch.save({"latents": mask_latents, **latent_info}, root / "mask_latents" / name)
-        torch.save({"latents": audio, "num_time_steps": audio_steps}, root / "audio_latents" / name)
-        torch.save({"latents": ref_audio, "num_time_steps": audio_steps}, root / "reference_audio_latents" / name)
-        torch.save(
-            {"video_prompt_embeds": video_embeds, "audio_prompt_embeds": audio_embeds, "prompt_attention_mask": mask},
-            root / "conditions" / name,
-        )
-        torch.save({"mask": keep}, root / "video_masks" / name)
-        torch.save({"mask": audio_keep}, root / "audio_masks" / name)
+        k, name = i % classes, f"sample_{i:04d}.pt"
+        # The draws of one sample, in this order: its clips, its text, its masks.
+        files = {**clip_files(g, patterns, k, grid), "conditions": text_file(g, patterns, k), **mask_files(g, grid)}
+        for directory, contents in files.items():
+            (root / directory).mkdir(parents=True, exist_ok=True)
+            torch.save(contents, root / directory / name)
     (root / "captions.json").write_text(
         json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % classes] for i in range(num_samples)}, indent=1)
     )

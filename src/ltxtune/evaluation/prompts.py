@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,11 +25,10 @@ from torch import Tensor
 from ltxtune.data import legacy
 from ltxtune.data.batch import Batch, Clip, TextEncoder, TextFeatures
 from ltxtune.data.dataset import load_sample_file
+from ltxtune.data.preprocess.media import MediaError, read_audio, read_frames
+from ltxtune.data.preprocess.pipeline import Encoders
+from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 from ltxtune.errors import ConfigError, DataError
-
-if TYPE_CHECKING:  # the encoders load VAEs and a text model: built only when there are prompts to encode
-    from ltxtune.data.preprocess.pipeline import Encoders
-    from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 
 CACHE_FILE = "validation_prompts.pt"
 _MEDIA = ("image", "video", "audio")
@@ -163,8 +162,6 @@ def with_audio_media(batch: Batch, prompt: Prompt, index: int, encoders: Encoder
 
 def read_audio_latents(prompt: Prompt, index: int, encoders: Encoders, steps: int) -> Tensor:
     """``steps`` latent steps ``[1, 8, T, 16]`` of the prompt's audio file, encoded."""
-    from ltxtune.data.preprocess.media import MediaError, read_audio
-
     seconds = steps / encoders.audio.latents_per_second
     try:
         wave = read_audio(Path(prompt.audio).expanduser(), seconds, encoders.audio.sample_rate)
@@ -177,8 +174,6 @@ def read_audio_latents(prompt: Prompt, index: int, encoders: Encoders, steps: in
 
 def read_media(prompt: Prompt, index: int, media: str, frames: int, width: int, height: int) -> Tensor:
     """``frames`` frames of the prompt's ``media`` file, resized and centre-cropped to the clip's size."""
-    from ltxtune.data.preprocess.media import MediaError, read_frames
-
     path = Path(getattr(prompt, media)).expanduser()
     try:
         return read_frames(path, frames, width, height)
@@ -240,8 +235,6 @@ class Prompts:
     def build_encoders(self) -> Encoders:
         """The text, video and audio encoders of the ``encoders`` node (built to encode the prompts)."""
         from hydra.utils import instantiate
-
-        from ltxtune.data.preprocess.pipeline import Encoders
 
         node = self.node("the prompts")
         return Encoders(

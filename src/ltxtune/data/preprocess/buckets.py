@@ -28,11 +28,6 @@ class Bucket:
     def aspect(self) -> float:
         return self.width / self.height
 
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """``(F, H, W)`` of this bucket's video latents."""
-        return (self.frames - 1) // TEMPORAL + 1, self.height // SPATIAL, self.width // SPATIAL
-
     def __str__(self) -> str:
         return f"{self.width}x{self.height}x{self.frames}"
 

@@ -105,11 +105,6 @@ def columns_of(path: Path, records: Sequence[Mapping[str, Any]], columns: Column
     return columns.resolve(path, found)
 
 
-def read_rows(path: Path, columns: Columns) -> list[Row]:
-    """Every row of the dataset file (``read_manifest``'s rows)."""
-    return read_manifest(path, columns)[0]
-
-
 def read_manifest(path: Path, columns: Columns) -> tuple[list[Row], dict[str, str | None]]:
     """Every row of the dataset file, with paths resolved against the file's folder, and the column each
     field was read from (``columns_of``), from one read of the file.
