@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Start-up to the end of the first step (issue 16) against the bare imports it cannot avoid, run side by side:
+# Start-up to the end of the first step against the bare imports it cannot avoid, run side by side:
 # each round runs both commands, one after the other, so that load from elsewhere on the machine hits both alike.
 # Prints wall and CPU (user + system) seconds of each run, then the medians and their ratio.
 # Usage: bash bench/first_step.sh [rounds]   (from the repo root, with the environment activated; default 3)
+# Target: the one-step run at most 1.5 times the bare imports (docs/performance.md).
 set -euo pipefail
 py=${PYTHON:-python}
 rounds=${1:-3}

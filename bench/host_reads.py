@@ -5,7 +5,7 @@
 Counts the calls of ``Tensor.item``, ``float(tensor)``, ``int(tensor)``, ``bool(tensor)`` and ``Tensor.tolist``
 made while ``Trainer.train_steps`` runs (data, forward, backward, clipping, optimizer, metrics, the non-finite
 guard; no validation), and prints them per step. Works on the CPU: it counts the calls, it does not time them.
-Written to compare commits (e.g. before and after the non-finite guard of issue 13), so it uses only what every
+Written to compare commits (e.g. with and without a change to the training step), so it uses only what every
 version of the trainer has.
 """
 
@@ -44,25 +44,24 @@ def main() -> None:
     from tqdm import tqdm
 
     import ltxtune
-    from ltxtune.training.assemble import assemble_trainer, reset_accelerate_state
+    from ltxtune.training.build import build_training, reset_accelerate_state
     from ltxtune.training.parts import build_parts
+    from ltxtune.training.plan import plan_run
+    from ltxtune.training.run import compat_facts
 
     root = Path(ltxtune.__file__).resolve().parents[2]  # the checkout being measured, with its own conf/
 
     with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["logger=none", "validation.every=0", *args.overrides])
     parts = build_parts(cfg)
-    split = parts.data.split(parts.strategy.get_data_sources(), "bench")
-    train_set, val_set = (split.train, split.val) if hasattr(split, "train") else split
+    plan = plan_run(parts, compat_facts(cfg), processes=1)
     reset_accelerate_state()
-    trainer = assemble_trainer(
-        parts, train_set, val_set, root / "outputs/bench-host-reads", Accelerator(cpu=True), trackers=[], metadata={}
-    )
+    trainer = build_training(parts, plan, root / "outputs/bench-host-reads", Accelerator(cpu=True)).trainer
     trainer.bar, trainer.last["val/loss"] = tqdm(disable=True), float("nan")  # what fit() sets up
-    trainer.train_steps(2)  # warm-up: lazy initialisations read values once
+    trainer.train_steps(2, None)  # warm-up: lazy initialisations read values once
     counts: collections.Counter = collections.Counter()
     count_reads(counts)
-    trainer.train_steps(2 + args.steps)
+    trainer.train_steps(2 + args.steps, None)
     total = sum(counts.values())
     per_kind = ", ".join(f"{k} {v / args.steps:g}" for k, v in sorted(counts.items()))
     print(f"{' '.join(args.overrides) or 'defaults'}: {total / args.steps:g} host reads per step ({per_kind})")

@@ -22,7 +22,7 @@ seconds=$(( $(date +%s) - start ))
 
 python - <<'PY'
 import sys
-from ltxtune.environment import broken_imports
+from ltxtune.app.environment import broken_imports
 broken = broken_imports()
 for b in broken:
     print(b.line(), file=sys.stderr)

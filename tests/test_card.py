@@ -74,7 +74,7 @@ def test_failed_run_leaves_no_card_not_even_an_earlier_runs(lora_run, synthetic_
     (run_dir / "README.md").write_text((lora_run / "README.md").read_text())  # an earlier run's card
     (run_dir / "result.json").write_text((lora_run / "result.json").read_text())
 
-    def broken(self, max_steps):
+    def broken(self, *args, **kwargs):
         raise RuntimeError("the machine went away")
 
     monkeypatch.setattr(Trainer, "fit", broken)

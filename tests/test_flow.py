@@ -1,5 +1,4 @@
-"""The flow-matching math (noising, velocity target, per-token timesteps, masked loss) on cases small enough to
-check by hand."""
+"""The flow-matching math (noising, velocity target, masked loss) on cases small enough to check by hand."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ from omegaconf import DictConfig
 from safetensors.torch import save_file
 
 from conftest import CONF, ROOT, compose_cfg
+from ltxtune.app.preprocess import build_encoders, preprocess
 from ltxtune.data.batch import collate
 from ltxtune.data.needs import DataNeeds
 from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
-from ltxtune.data.preprocess.cli import build_encoders, preprocess
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Columns, Row, read_manifest
 from ltxtune.data.preprocess.pipeline import Preprocessor
@@ -274,7 +274,7 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
     cfg = compose_cfg(
         "data=precomputed", f"data.root={out}", "data.val_samples=2", "strategy.with_audio=true", "trainer.max_steps=3"
     )
-    objective = train(cfg, tmp_path / "run")
+    objective = train(cfg, tmp_path / "run").objective
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 3 and math.isfinite(objective)
     assert result["left_out_samples"] == 2  # with audio: the two samples without sound are left out, named

@@ -179,7 +179,7 @@ def test_text_features_without_audio_embeds_train_video_only_and_an_audio_strate
 def test_val_samples_zero_trains_and_measures_the_objective_on_fixed_training_samples(synthetic_root, tmp_path):
     objectives = []
     for name in ("a", "b"):
-        objectives.append(train(compose_cfg("data.val_samples=0", data_root=synthetic_root), tmp_path / name))
+        objectives.append(train(compose_cfg("data.val_samples=0", data_root=synthetic_root), tmp_path / name).objective)
     result = json.loads((tmp_path / "a" / "result.json").read_text())
     assert result["status"] == "completed" and result["validation"] == "training_subset"
     assert objectives[0] == objectives[1] and objectives[0] < float("inf")

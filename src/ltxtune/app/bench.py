@@ -22,7 +22,10 @@ from hydra import compose, initialize_config_dir
 from ltxtune.app.train import CONFIG_DIR
 from ltxtune.data.batch import collate
 from ltxtune.diffusion import flow, positions
+from ltxtune.training.build import build_training, reset_accelerate_state
 from ltxtune.training.parts import build_parts
+from ltxtune.training.plan import plan_run
+from ltxtune.training.run import compat_facts
 
 
 def compose_default(data_root: str, *overrides: str):
@@ -49,22 +52,11 @@ def ltxtune_step(cfg) -> Callable[[], None]:
     """One ``Trainer.train_step`` (data loading included) and a schedule step."""
     from accelerate import Accelerator
 
-    from ltxtune.training.assemble import assemble_trainer, reset_accelerate_state
-
     parts = build_parts(cfg)
-    split = parts.data.split(parts.strategy.data_needs(), "bench")
+    plan = plan_run(parts, compat_facts(cfg), processes=1)
     reset_accelerate_state()
     accelerator = Accelerator(cpu=True)
-    trainer = assemble_trainer(
-        parts,
-        split.train,
-        split.val,
-        Path("outputs/bench"),
-        accelerator,
-        trackers=[],
-        metadata={},
-        schedule_steps=10_000,
-    )
+    trainer = build_training(parts, plan, Path("outputs/bench"), accelerator, schedule_steps=10_000).trainer
 
     def step() -> None:
         trainer.train_step()

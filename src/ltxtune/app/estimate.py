@@ -2,8 +2,8 @@
 
 Parameter counts come from the model built on the meta device (no memory, no weights read); token counts
 from the strategy's own inputs for the first training sample; peak memory is an estimate (see ``Estimate``).
-Before counting, the config and the first sample go through the checks a run makes before its first step
-(``run.check_combination``, ``run.check_data``), so a dry run that passes does not hide a first-step failure.
+Before counting, the config and the first sample go through the plan a run makes before its first step
+(``plan_run``), so a dry run that passes does not hide a first-step failure.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 from omegaconf import DictConfig
 
 from ltxtune.model.adapters import trainable_parameters
+from ltxtune.model.base import LoadedModel
 from ltxtune.model.quantize import WEIGHT_BYTES
-from ltxtune.training.announce import sample_tokens
 from ltxtune.training.parts import build_parts
-from ltxtune.training.run import check_combination, check_data
+from ltxtune.training.plan import plan_run
+from ltxtune.training.run import compat_facts
 
 _BYTES = {"float32": 4, "bfloat16": 2}
 # Activation values a transformer block keeps per token and model width for backward (attention projections,
@@ -65,14 +66,8 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     """The cost of the run ``cfg`` describes, per process when ``processes`` share it."""
     from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
-    from ltxtune.model.base import LoadedModel
-
     parts = build_parts(cfg)
-    check_combination(parts)
-    strategy_name = cfg.strategy._target_.rsplit(".", 1)[-1]
-    train_set = parts.data.split(parts.strategy.data_needs(), strategy_name, parts.model.text_widths).train
-    check_data(cfg, parts, train_set)  # what the first step would hit, as a run checks it
-    tokens = sample_tokens(parts.strategy, train_set)
+    tokens = plan_run(parts, compat_facts(cfg), processes).tokens  # what the first step would hit, as a run checks
     video_tokens, audio_tokens = tokens.video, tokens.audio
 
     config = parts.model.config()

@@ -20,60 +20,55 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-PROCESSES_ENV = "LTXTUNE_JOB_PROCESSES"  # set by GpuSlots: the processes each job of the sweep runs
+from ltxtune.app.failures import user_error
+from ltxtune.ranks import is_main_rank
+from ltxtune.sweeps.devices import PROCESSES_ENV
+from ltxtune.training.result import RunResult
+from ltxtune.training.run import train
+from ltxtune.training.rundir import RunDir
+
 JOB_FILE = "job.json"
 
 log = logging.getLogger(__name__)
 
 
-def job_processes() -> int:
-    """How many processes this sweep job runs (1 unless ``GpuSlots`` gave it several GPUs)."""
-    return int(os.environ.get(PROCESSES_ENV, "1"))
-
-
-def run_ranks(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], processes: int) -> float:
+def run_ranks(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, Any], sweep_job: tuple[str, str] | None, processes: int
+) -> float:
     """Train the job with ``processes`` ranks on this job's GPUs; its objective (``inf`` unless completed)."""
-    from ltxtune.sweeps.jobs import IDENTITY_ENV, job_identity
-    from ltxtune.training.result import RunResult
-
     config = OmegaConf.to_container(cfg, resolve=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     job_file = run_dir / JOB_FILE
-    job_file.write_text(json.dumps({"config": config, "choices": choices, "run_dir": str(run_dir)}) + "\n")
+    job = {"config": config, "choices": choices, "run_dir": str(run_dir), "sweep_job": sweep_job}
+    job_file.write_text(json.dumps(job) + "\n")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     env = {k: v for k, v in os.environ.items() if k != PROCESSES_ENV}
-    if (identity := job_identity()) is not None:  # the ranks have no Hydra to say which sweep job they are
-        env[IDENTITY_ENV] = json.dumps(identity)
     ranks = subprocess.run([*launch, "-m", "ltxtune.app.job_ranks", str(job_file)], env=env, check=False)
-    result = RunResult.read(trained_in(cfg, run_dir))
+    try:  # where the ranks trained: the job's directory, or the run a checkpoint.resume path continues
+        trained_in = RunDir.locate(run_dir, cfg.checkpoint.get("resume"), main=False).path
+    except Exception:  # the ranks met the same problem and said so
+        trained_in = run_dir
+    result = RunResult.read(trained_in)
     if ranks.returncode != 0:
         why = result.error if result is not None and result.error else "see the ranks' output above"
         log.error("job failed: its %d ranks exited with code %d: %s", processes, ranks.returncode, why)
     return result.objective if result is not None and ranks.returncode == 0 else math.inf
 
 
-def trained_in(cfg: DictConfig, run_dir: Path) -> Path:
-    """Where the ranks trained: the job's directory, or the run a ``checkpoint.resume`` path continues."""
-    from ltxtune.training.checkpoint import resolve_resume, run_dir_of
-
-    try:
-        resume = resolve_resume(cfg.checkpoint.get("resume"), run_dir, checksums=False)
-    except Exception:  # the ranks met the same problem and said so
-        return run_dir
-    return run_dir_of(resume) if resume is not None else run_dir
-
-
 def main(job_file: Path) -> None:
     """One rank of a sweep job: the saved config, trained in the job's run directory."""
-    from ltxtune.app.train import user_error
-    from ltxtune.ranks import is_main_rank
-    from ltxtune.training.run import train_job
-
     # The ranks have no Hydra to set up logging: rank 0 says what the job does, as a one-process job would.
     logging.basicConfig(level=logging.INFO if is_main_rank() else logging.WARNING, format="[%(name)s] %(message)s")
     job = json.loads(job_file.read_text())
+    sweep_job = tuple(job["sweep_job"]) if job.get("sweep_job") else None
     try:
-        train_job(OmegaConf.create(job["config"]), Path(job["run_dir"]), job["choices"], rerun_incomplete=True)
+        train(
+            OmegaConf.create(job["config"]),
+            Path(job["run_dir"]),
+            job["choices"],
+            sweep_job=sweep_job,
+            rerun_incomplete=True,
+        )
     except Exception as exc:
         if (line := user_error(exc)) is None:
             raise

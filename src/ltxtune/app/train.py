@@ -5,17 +5,25 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ltxtune.app.job_ranks import job_processes
+from ltxtune.app.environment import check_training_environment
+from ltxtune.app.failures import user_error
 from ltxtune.ranks import is_main_rank, world_size
+from ltxtune.sweeps.devices import job_processes
+from ltxtune.sweeps.jobs import completed_objective, job_identity
+from ltxtune.training.result import RunResult
+
+T = TypeVar("T")
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger("ltxtune")
@@ -23,24 +31,50 @@ log = logging.getLogger("ltxtune")
 
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: train and return the objective; a bad value stops a single run with one line."""
-    from ltxtune.app.environment import check_training_environment
-
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
-    from ltxtune.training.run import train_job
-
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     if cfg.trainer.dry_run:  # before any process group: `WORLD_SIZE=8 python train.py ...` estimates 8 processes
-        return dry_run(cfg, multirun)
+        return ended_by_user_error(lambda: dry_run(cfg), multirun)
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    sweep_job = job_identity() if multirun else None
     if multirun and (processes := job_processes()) > 1:  # a sweep job on several GPUs starts its own ranks
-        from ltxtune.app.job_ranks import run_ranks
+        from ltxtune.app.job_ranks import run_ranks  # it imports the training run: torch, only for a job
 
-        return run_ranks(cfg, run_dir, choices, processes)
+        return run_ranks(cfg, run_dir, choices, sweep_job, processes)
+    job = partial(train_job, cfg, run_dir, choices, sweep_job, multirun, f"{hc.job.name}.log")
     try:
-        outcome = train_job(cfg, run_dir, choices, rerun_incomplete=multirun)
+        return ended_by_user_error(job, multirun)
+    except KeyboardInterrupt:
+        sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
+
+
+def train_job(
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: dict[str, Any],
+    sweep_job: tuple[str, str] | None,
+    multirun: bool,
+    log_file: str,
+) -> float:
+    """Train in ``run_dir`` (a sweep job run again may replace its incomplete attempt), say where the run went,
+    and return its objective."""
+    from ltxtune.training.run import train  # torch and friends load only once a job really runs
+
+    result = train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun)
+    if is_main_rank():
+        if result.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
+            remove_unused(run_dir, log_file)
+        print_summary(result.run_dir)
+    return result.objective
+
+
+def ended_by_user_error(job: Callable[[], T], multirun: bool) -> T | float:
+    """Run ``job``; a user's mistake ends a single run with one line, and a sweep job as failed (``inf``)."""
+    try:
+        return job()
     except Exception as exc:
         if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -48,52 +82,16 @@ def run_job(cfg: DictConfig) -> float:
             log.error("job failed: %s", line)
             return math.inf
         sys.exit(f"error: {line}")
-    except KeyboardInterrupt:
-        sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
-    if is_main_rank():
-        if outcome.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
-            remove_unused(run_dir, log_file=f"{hc.job.name}.log")
-        print_summary(outcome.run_dir)
-    return outcome.objective
 
 
-def dry_run(cfg: DictConfig, multirun: bool) -> float:
-    """``trainer.dry_run=true``: print what the run would cost and stop (a bad value ends in one line)."""
-    from ltxtune.app.estimate import estimate
+def dry_run(cfg: DictConfig) -> float:
+    """``trainer.dry_run=true``: print what the run would cost and stop."""
+    from ltxtune.app.estimate import estimate  # torch and ltx-core: only for a job, not for --help
 
-    try:
-        report = estimate(cfg, world_size()).report()
-    except Exception as exc:
-        if (line := user_error(exc)) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if multirun:
-            log.error("job failed: %s", line)
-            return math.inf
-        sys.exit(f"error: {line}")
+    report = estimate(cfg, world_size()).report()
     if is_main_rank():
         print(report)
     return math.inf
-
-
-def user_error(exc: BaseException) -> str | None:
-    """The one line a user's mistake or the system's refusal ends in; ``None`` for a bug (a traceback helps)."""
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, ValidationError
-
-    from ltxtune.errors import ConfigError, DataError, TrainingError
-
-    if isinstance(exc, ConfigError | DataError | TrainingError):
-        return str(exc)
-    if isinstance(exc, MissingMandatoryValue):
-        return f"{exc.full_key} must be set (it has no default: add {exc.full_key}=... to the command)"
-    if isinstance(exc, InterpolationToMissingValueError):  # a key that follows an unset one (${.checkpoint})
-        found = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(exc))
-        missing = found.group(1) if found else exc.full_key
-        return f"{missing} must be set (it has no default, and {exc.full_key} follows it: add {missing}=...)"
-    if isinstance(exc, ValidationError):
-        return f"{exc.full_key}: {str(exc).splitlines()[0]}"
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc} (check the path, its permissions and the free disk space)"
-    return None
 
 
 def remove_unused(run_dir: Path, log_file: str) -> None:
@@ -105,8 +103,6 @@ def remove_unused(run_dir: Path, log_file: str) -> None:
 
 
 def print_summary(run_dir: Path) -> None:
-    from ltxtune.training.result import RunResult
-
     result = RunResult.read(run_dir) or RunResult(error="result.json is missing or unreadable")
     train_loss, val_loss = (math.nan if v is None else v for v in (result.train_loss, result.val_loss))
     lines = [
@@ -211,12 +207,10 @@ def exit_without_teardown() -> None:
 def hydra_main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    if hc.mode == RunMode.MULTIRUN:  # a resumed sweep (same command, same sweep dir) skips the finished jobs
-        from ltxtune.sweeps import completed_objective
-
-        if (done := completed_objective(run_dir, cfg)) is not None:
-            log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
-            return done
+    # A resumed sweep (same command, same sweep dir) skips the finished jobs.
+    if hc.mode == RunMode.MULTIRUN and (done := completed_objective(run_dir, cfg)) is not None:
+        log.info("skipped %s: completed in an earlier run of this sweep (objective %.6g)", run_dir, done)
+        return done
     objective = run_job(cfg)
     global _finished_run
     _finished_run = hc.mode == RunMode.RUN

@@ -11,7 +11,10 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
+from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
+from ltxtune.model.ltx2 import TextConnectors
+from ltxtune.model.vae import write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
 _FIXED_ARCHITECTURE: dict[str, Any] = {
@@ -162,8 +165,6 @@ Tensors = dict[str, torch.Tensor]
 
 def tiny_checkpoint_tensors(config: dict[str, Any], seed: int) -> tuple[Tensors, Tensors]:
     """(transformer, text connectors) weights under their checkpoint keys, bf16, seeded."""
-    from ltxtune.model.ltx2 import TextConnectors
-
     transformer = build_transformer(config, seed, torch.device("cpu"))
     with torch.device("meta"):
         connectors = TextConnectors(config)
@@ -202,9 +203,6 @@ def write_split_checkpoint(
     """The same tiny model as a split release: ``transformer``, ``connectors``, ``vae`` (video) and
     ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file."""
     from safetensors.torch import save_file
-
-    from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
-    from ltxtune.model.vae import write_tiny_vae_checkpoint
 
     config = checkpoint_config(spec or TinyLTX2(), ltx23)
     blocks, texts = tiny_checkpoint_tensors(config, seed)

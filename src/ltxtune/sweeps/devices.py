@@ -24,9 +24,16 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 
-from ltxtune.app.job_ranks import PROCESSES_ENV
-
 log = logging.getLogger("ltxtune")
+
+
+PROCESSES_ENV = "LTXTUNE_JOB_PROCESSES"  # set for a sweep job given several GPUs: the ranks it starts itself
+
+
+def job_processes() -> int:
+    """How many processes this sweep job runs (1 unless ``GpuSlots`` gave it several GPUs)."""
+    return int(os.environ.get(PROCESSES_ENV, "1"))
+
 
 SLOTS_FILE = "gpu_slots.json"  # in the sweep directory: the slots, written when the sweep starts
 LOCKS_DIR = ".gpu_slots"

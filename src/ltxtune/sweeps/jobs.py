@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from ltxtune.training.result import RunResult
 
 SWEEP_FILE = "sweep.json"  # the swept keys, written when the sweep starts: jobs and summaries read it
 # Keys that never change what a finished job computed: a resumed sweep may change them and still skip it
@@ -73,14 +74,8 @@ def group_name(sweep_dir: Path) -> str:
     return "/".join(sweep_dir.absolute().parts[-2:])
 
 
-IDENTITY_ENV = "LTXTUNE_SWEEP_JOB"  # set for the ranks a sweep job starts itself (ltxtune.app.job_ranks)
-
-
 def job_identity() -> tuple[str, str] | None:
     """``(group, name)`` for wandb in a sweep job: the sweep's group, the job's swept overrides; else ``None``."""
-    if (passed := os.environ.get(IDENTITY_ENV)) is not None:
-        group, name = json.loads(passed)
-        return group, name
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hc = HydraConfig.get()
@@ -101,8 +96,6 @@ def completed_objective(run_dir: Path, config: DictConfig) -> float | None:
     and ``checkpoint.resume`` aside), so a different command reusing the directory re-runs the job instead of
     reporting stale numbers.
     """
-    from ltxtune.training.result import RunResult
-
     saved_path = run_dir / "config.yaml"
     result = RunResult.read(run_dir)
     if result is None or not result.completed or not saved_path.is_file():

@@ -50,10 +50,8 @@ class Plots:
 
 
 def plot_sweep(sweep_dir: Path, jobs: list[JobRecord], keys: list[str], best: JobRecord | None) -> Plots:
-    """Write every picture of ``sweep_dir``: one per swept key, the heatmap of a two-key grid, the curves,
-    and the Optuna study's plots when the directory holds one."""
-    from ltxtune.sweeps.study import plot_study
-
+    """Write the pictures of the jobs in ``sweep_dir``: one per swept key, the heatmap of a two-key grid and the
+    curves (the Optuna study's own plots are ``study.plot_study``'s)."""
     written = []
     for key in keys:
         fig = objective_figure(jobs, key, best)
@@ -64,8 +62,7 @@ def plot_sweep(sweep_dir: Path, jobs: list[JobRecord], keys: list[str], best: Jo
         written.append(save(heatmap_figure(grid, best), sweep_dir, HEATMAP_FILE, shows))
     shows = "the validation loss against the step, one line per job"
     written.append(save(val_loss_figure(jobs, keys), sweep_dir, VAL_LOSS_FILE, shows))
-    study = plot_study(sweep_dir)
-    return Plots(written=written + study.written, notes=study.notes)
+    return Plots(written=written, notes=[])
 
 
 def objective_file(key: str) -> str:

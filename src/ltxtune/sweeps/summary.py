@@ -21,6 +21,7 @@ import yaml
 from ltxtune.files import exclusive_lock
 from ltxtune.sweeps.jobs import JobRecord, group_name, parse_overrides, read_swept
 from ltxtune.sweeps.plots import Plots, plot_sweep
+from ltxtune.sweeps.study import plot_study
 from ltxtune.training.result import RunResult
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -101,7 +102,8 @@ def write_summary(sweep_dir: Path) -> list[JobRecord]:
         rows = [_row(j, keys, j is best) for j in jobs]
         csv_rows = [[_csv_cell(v) for v in row] + [_all_overrides(j)] for row, j in zip(rows, jobs, strict=True)]
         write_atomic(sweep_dir / "summary.csv", _csv_text([*header, "overrides"], csv_rows))
-        plots = plot_sweep(sweep_dir, jobs, keys, best)
+        jobs_plots, study = plot_sweep(sweep_dir, jobs, keys, best), plot_study(sweep_dir)
+        plots = Plots(written=jobs_plots.written + study.written, notes=jobs_plots.notes + study.notes)
         write_atomic(sweep_dir / "summary.md", _markdown(sweep_dir, header, rows, best, keys) + _plot_list(plots))
     return jobs
 

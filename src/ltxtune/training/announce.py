@@ -6,40 +6,12 @@ what is coming and let a user stop a run that was started with the wrong values 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
-from ltxtune.data.batch import collate
-from ltxtune.diffusion.samplers import UniformSampler
-
 if TYPE_CHECKING:
-    from ltxtune.data.dataset import PrecomputedDataset
-    from ltxtune.strategies.base import TrainingStrategy
     from ltxtune.training.loop import Trainer
-
-
-@dataclass(frozen=True)
-class SampleTokens:
-    """Tokens one sample puts through the transformer (conditions included): what a step's cost follows."""
-
-    video: int
-    audio: int
-    text: int
-
-    def __str__(self) -> str:
-        return f"{self.video} video, {self.audio} audio, {self.text} text"
-
-
-def sample_tokens(strategy: TrainingStrategy, dataset: PrecomputedDataset) -> SampleTokens:
-    """The token counts of the strategy's inputs for the dataset's first sample (one draw, its own generator)."""
-    inputs = strategy.prepare_training_inputs(collate([dataset[0]]), UniformSampler(), torch.Generator().manual_seed(0))
-    video = inputs.video.latent.shape[1] if inputs.video is not None else 0
-    audio = inputs.audio.latent.shape[1] if inputs.audio is not None else 0
-    context = inputs.video.context if inputs.video is not None else inputs.audio.context
-    return SampleTokens(video, audio, int(context.shape[1]))
+    from ltxtune.training.plan import SampleTokens
 
 
 def start_lines(
@@ -51,12 +23,13 @@ def start_lines(
     settings, validator = trainer.settings, trainer.validator
     every = f"every {validator.every} steps" if validator.every else "at the start and the end"
     clips = f", {validator.clips.num_prompts} clips" if validator.clips is not None else ""
+    sharded = ", FSDP (one shard per process)" if trainer.parallel.sharded else ""
     lines = [
         f"model {model}: {total / 1e6:,.2f} M parameters, {trainable / 1e6:,.3f} M trainable"
         f" ({100 * trainable / max(total, 1):.2f}%) on {trainer.accelerator.device}",
         f"strategy {strategy}: {tokens} tokens per sample",
         f"training: {settings.max_steps} steps of {settings.batch_size} x {settings.grad_accum} samples"
-        f" x {trainer.accelerator.num_processes} processes{trainer.parallel_note()}; val/loss {every}"
+        f" x {trainer.accelerator.num_processes} processes{sharded}; val/loss {every}"
         f" at {len(validator.loss.settings.sigmas)} sigmas{clips}",
         f"run directory: {run_dir}",
     ]

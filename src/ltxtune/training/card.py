@@ -1,7 +1,7 @@
 """The model card a completed run leaves beside its weights (``README.md``): what was trained, how, how well,
 and how to load it.
 
-``card_facts`` gathers the facts from the run (config, result, metrics, data); ``render`` turns them into
+``card_facts`` gathers the facts from the run (its parts, data split and measurements); ``render`` turns them into
 markdown and is pure; ``write_card`` writes the file. Only a completed run gets a card.
 """
 
@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from ltxtune import __version__
+from ltxtune.data.spec import Split
+from ltxtune.model.adapters import LoraAdapter, base_model
+from ltxtune.model.base import ModelSpec
+from ltxtune.training.parts import Parts
+
+if TYPE_CHECKING:
+    from ltxtune.training.loop import Trainer
 
 FILENAME = "README.md"
 MARKER = "<!-- ltxtune model card -->"  # a README.md without it is not ours and is never replaced
@@ -171,65 +176,68 @@ def remove_stale_card(run_dir: Path) -> None:
 # -- the facts of a run -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What a finished run measured and wrote, for its card."""
+
+    weights: str
+    steps: int
+    processes: int
+    metrics: dict[str, float]
+    strategy_metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, trainer: Trainer, weights: str, strategy_metadata: dict[str, Any]) -> RunFacts:
+        processes = trainer.accelerator.num_processes
+        return cls(weights, trainer.step, processes, dict(trainer.last), dict(strategy_metadata))
+
+
 def card_facts(
-    cfg: DictConfig,
-    run_dir: Path,
-    *,
-    weights: str,
-    steps: int,
-    choices: dict[str, Any],
-    metrics: dict[str, float],
-    strategy_metadata: dict[str, Any],
-    val_names: tuple[str, ...],
-    val_from_training: bool,
-    processes: int,
+    parts: Parts, split: Split, run: RunFacts, choices: dict[str, Any], config: dict[str, Any], run_dir: Path
 ) -> CardFacts:
-    """The card's facts from the run's resolved config and what it measured."""
-    model_choice = choices.get("model") or _short(cfg.model._target_)
-    strategy_choice = choices.get("strategy") or _short(cfg.strategy._target_)
-    base, base_python, setup = describe_base(cfg, model_choice)
-    prompts, note = validation_prompts(Path(str(cfg.data.root)).resolve(), val_names, val_from_training)
-    preview = Path("samples") / f"step_{steps:06d}" / "preview.png"
+    """The card's facts from the run's parts, its data split and what it measured; ``choices`` are the groups'
+    options and ``config`` the resolved config as written to ``config.yaml`` (its ``model`` and ``strategy``
+    nodes are shown as the user set them)."""
+    model_choice = choices.get("model") or type(parts.model).__name__
+    strategy_choice = choices.get("strategy") or type(parts.strategy).__name__
+    base, base_python, setup = describe_base(config["model"], parts.trainer.seed)
+    prompts, note = validation_prompts(parts.data.root.resolve(), tuple(split.val.names), split.val_from_training)
+    preview = Path("samples") / f"step_{run.steps:06d}" / "preview.png"
     return CardFacts(
-        weights=weights,
-        is_lora=weights == "lora.safetensors",
+        weights=run.weights,
+        is_lora=run.weights == "lora.safetensors",
         model=model_choice,
         base=base,
         base_python=base_python,
         setup_python=setup,
         strategy=strategy_choice,
-        strategy_lines=describe_strategy(cfg.strategy),
-        strategy_metadata=dict(strategy_metadata),
+        strategy_lines=describe_strategy(config["strategy"]),
+        strategy_metadata=dict(run.strategy_metadata),
         prompts=prompts,
         prompts_note=note,
-        settings=training_settings(cfg, choices, steps, processes),
-        losses=final_losses(metrics),
+        settings=training_settings(parts, run, choices),
+        losses=final_losses(run.metrics),
         preview=str(preview) if (run_dir / preview).is_file() else None,
-        steps=steps,
-        family=base_family(cfg),
+        steps=run.steps,
+        family=base_family(parts.model),
     )
 
 
-def base_family(cfg: DictConfig) -> str:
+def base_family(model: ModelSpec) -> str:
     """``LTX-2`` or ``LTX-2.3``, as the LoRA file's metadata says, from the checkpoint's config (tiny: LTX-2)."""
-    from ltxtune.model.adapters import base_model
-    from ltxtune.model.ltx2 import read_checkpoint_config
-
-    if "checkpoint" not in cfg.model:
-        return "LTX-2"
-    return base_model(read_checkpoint_config(Path(str(cfg.model.checkpoint)).expanduser()))["base_model"]
+    path = getattr(model, "path", None)
+    return base_model(model.config())["base_model"] if path is not None else "LTX-2"
 
 
-def describe_base(cfg: DictConfig, model_choice: str) -> tuple[str, str, tuple[str, ...]]:
+def describe_base(node: dict[str, Any], seed: int) -> tuple[str, str, tuple[str, ...]]:
     """The base model in words, its path as Python, and the lines that make that path exist (tiny model)."""
-    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model = dict(node)
     target = model.pop("_target_")
     if "checkpoint" in model:
         path = str(Path(str(model["checkpoint"])).expanduser().resolve())
         extra = ", ".join(f"{k}={v}" for k, v in model.items() if k != "checkpoint")
         return f"the checkpoint `{path}` ({extra}).", repr(path), ()
     args = ", ".join(f"{k}={v!r}" for k, v in model.items())
-    seed = int(cfg.trainer.seed)
     words = (
         f"ltx-core's `LTXModel` at a tiny size with random weights drawn from `trainer.seed={seed}` (`{target}`,"
         f" {args}): for trying the pipeline, not for making videos. The snippet below writes that base to a file"
@@ -243,21 +251,20 @@ def describe_base(cfg: DictConfig, model_choice: str) -> tuple[str, str, tuple[s
     return words, "str(Path('tiny-base.safetensors').resolve())", setup
 
 
-def describe_strategy(node: DictConfig) -> tuple[str, ...]:
+def describe_strategy(node: dict[str, Any]) -> tuple[str, ...]:
     """One line per argument of the strategy; tracks with their conditions (flexible) one line each."""
-    lines = [f"class `{node._target_}`"]
+    lines = [f"class `{node['_target_']}`"]
     for key, value in node.items():
         if key == "_target_":
             continue
-        if isinstance(value, DictConfig) and "_target_" in value:  # a flexible track
-            track = OmegaConf.to_container(value, resolve=True)
-            role = "generated" if track.get("is_generated", True) else "frozen (a condition)"
-            conditions = [_call(c) for c in track.get("conditions") or []]
+        if isinstance(value, dict) and "_target_" in value:  # a flexible track
+            role = "generated" if value.get("is_generated", True) else "frozen (a condition)"
+            conditions = [_call(c) for c in value.get("conditions") or []]
             lines.append(
-                f"{key}: {role}, from `{track.get('latents_dir')}/`; conditions: {', '.join(conditions) or 'none'}"
+                f"{key}: {role}, from `{value.get('latents_dir')}/`; conditions: {', '.join(conditions) or 'none'}"
             )
         elif value is not None:
-            lines.append(f"{key}: `{OmegaConf.to_container(value) if isinstance(value, DictConfig) else value}`")
+            lines.append(f"{key}: `{value}`")
         else:
             lines.append(f"{key}: none")
     return tuple(lines)
@@ -293,34 +300,33 @@ def validation_prompts(
     return shown, (f"No trigger words were trained in. Validation used the captions of the {which} (`{path}`){more}:")
 
 
-def training_settings(
-    cfg: DictConfig, choices: dict[str, Any], steps: int, processes: int
-) -> tuple[tuple[str, str], ...]:
-    t, opt = cfg.trainer, cfg.optimizer
+def training_settings(parts: Parts, run: RunFacts, choices: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    t = parts.trainer
+    processes = run.processes
     rows = [
-        ("steps", f"{steps} (`trainer.max_steps={t.max_steps}`)"),
+        ("steps", f"{run.steps} (`trainer.max_steps={t.max_steps}`)"),
         (
             "batch",
             f"{t.batch_size} samples x {t.grad_accum} accumulation x {processes} process{'es' * (processes > 1)}",
         ),
         (
             "learning rate",
-            f"{opt.lr} (`optimizer={choices.get('optimizer') or _short(opt._target_)}`,"
-            f" `scheduler={choices.get('scheduler') or _short(cfg.scheduler._target_)}`)",
+            f"{parts.optimizer.lr} (`optimizer={choices.get('optimizer') or type(parts.optimizer).__name__}`,"
+            f" `scheduler={choices.get('scheduler') or type(parts.scheduler).__name__}`)",
         ),
-        ("timestep sampler", f"`{choices.get('sampler') or _short(cfg.sampler._target_)}`"),
+        ("timestep sampler", f"`{choices.get('sampler') or type(parts.sampler).__name__}`"),
     ]
-    lora = cfg.lora
-    if "rank" in lora:
+    lora = parts.lora
+    if isinstance(lora, LoraAdapter):
         targets = ", ".join(lora.target_modules)
-        rows += [("LoRA", f"rank {lora.rank}, alpha {lora.alpha}, dropout {lora.dropout}, targets {targets}")]
+        rows += [("LoRA", f"rank {lora.rank}, alpha {lora.alpha:g}, dropout {lora.dropout}, targets {targets}")]
     else:
         rows += [("LoRA", "none: every transformer weight trained (`lora=none`)")]
-    dtype = OmegaConf.select(cfg, "model.dtype", default="float32")
+    dtype = getattr(parts.model, "dtype", "float32")
     rows += [
         ("precision", f"`trainer.mixed_precision={t.mixed_precision}`, base weights {dtype}"),
         ("seed", str(t.seed)),
-        ("data", f"`{Path(str(cfg.data.root)).resolve()}`"),
+        ("data", f"`{parts.data.root.resolve()}`"),
     ]
     return tuple(rows)
 

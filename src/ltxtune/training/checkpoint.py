@@ -8,20 +8,22 @@ temporary name and renamed into place, so a kill at any moment leaves the previo
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
+from accelerate import Accelerator
+from torch import Tensor, nn
 
 from ltxtune.errors import ConfigError
 from ltxtune.files import writing
-
-if TYPE_CHECKING:
-    from ltxtune.training.loop import Trainer
+from ltxtune.training.export import WeightsExport
 
 STATE_FILE = "state.pt"
 MANIFEST = "manifest.json"  # every file's size and sha256, written last: a checkpoint without a match is damaged
@@ -120,6 +122,19 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent
 
 
+@dataclass(frozen=True)
+class CompatFacts:
+    """The resolved config a checkpoint's weights depend on: resuming with other values is refused."""
+
+    model: dict[str, Any]
+    strategy: dict[str, Any]
+    lora: dict[str, Any]
+
+    def differences(self, current: CompatFacts) -> list[str]:
+        """``key: saved -> current`` for every value that differs, with its full key (``strategy.first_frame_p``)."""
+        return diff_config(dataclasses.asdict(self), dataclasses.asdict(current))
+
+
 def diff_config(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """``key: saved -> current`` for every leaf that differs between two nested config dicts."""
     out = []
@@ -133,31 +148,90 @@ def diff_config(saved: dict[str, Any], current: dict[str, Any], prefix: str = ""
     return out
 
 
-def check_compatible(checkpoint: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse to resume a run whose model, strategy or adapter differs: the weights would mean nothing."""
-    differences = diff_config(saved, current)
-    if differences:
-        raise ConfigError(
-            "checkpoint.resume",
-            str(checkpoint),
-            "a checkpoint of a run with the same model, strategy and lora; this one differs in "
-            + "; ".join(differences),
-        )
+@dataclass(frozen=True)
+class CheckpointState:
+    """What resuming needs, shared by the ranks: weights, optimizer, schedule, step, data position, torch RNG.
+
+    Stored in ``state.pt`` as a plain dict of these fields (loadable with ``weights_only=True``).
+    """
+
+    step: int
+    consumed: int  # micro-batches the loop has taken from its batch stream
+    trainable: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    torch_rng: Tensor
+    world_size: int
+    distributed: str = "ddp"
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    skipped_steps: int = 0
+    compat: CompatFacts | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        state["compat"] = dataclasses.asdict(self.compat) if self.compat is not None else None
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> CheckpointState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in state.items() if k in known}
+        if values.get("compat") is not None:
+            values["compat"] = CompatFacts(**values["compat"])
+        return cls(**values)
+
+
+class Checkpointable(Protocol):
+    """What the checkpointer needs of a trainer."""
+
+    accelerator: Accelerator
+    generator: torch.Generator
+    step: int
+    stopped_by: str
+
+    @property
+    def unwrapped(self) -> nn.Module: ...
+
+    def state_dict(self) -> CheckpointState: ...
+
+    def load_state_dict(self, state: CheckpointState) -> None: ...
+
+    def show(self, doing: str) -> None: ...
 
 
 class Checkpointer:
-    """Saves a ``Trainer``'s ``state_dict`` every ``every`` steps and restores it; only the main process writes
-    shared files and prunes."""
+    """Saves a trainer's state every ``every`` steps and restores it; only the main process writes shared files
+    and prunes."""
 
-    def __init__(self, run_dir: Path, keep_last: int, compat: dict[str, Any], every: int = 0) -> None:
+    def __init__(
+        self, run_dir: Path, export: WeightsExport, compat: CompatFacts, every: int = 0, keep_last: int = 2
+    ) -> None:
         self.root = run_dir / "checkpoints"
-        self.keep_last, self.compat, self.every = keep_last, compat, every
+        self.export, self.compat, self.every, self.keep_last = export, compat, every, keep_last
 
     def due(self, step: int, max_steps: int) -> bool:
         """Every ``every`` steps before the last (the run's end writes the final weights itself)."""
         return bool(self.every) and step % self.every == 0 and step < max_steps
 
-    def save(self, trainer: Trainer) -> Path:
+    def after_step(self, trainer: Checkpointable, max_steps: int) -> None:
+        """The loop's step boundary: save when due."""
+        if self.due(trainer.step, max_steps):
+            trainer.show(f"step {trainer.step}: saving a checkpoint")
+            self.save(trainer)
+            trainer.show("train")
+
+    def on_stop(self, trainer: Checkpointable) -> Path | None:
+        """A stopped run (SIGTERM, Ctrl-C) keeps its progress and says where; ``None`` with ``checkpoint.every=0``."""
+        saved = None
+        if self.every:
+            trainer.show(f"step {trainer.step}: saving a checkpoint")
+            saved = self.save(trainer)
+        where = f"checkpoint saved to {saved}" if saved else "no checkpoint (checkpoint.every=0 keeps none)"
+        if trainer.accelerator.is_main_process:
+            print(f"{trainer.stopped_by}: stopped at step {trainer.step}, {where}", flush=True)
+        return saved
+
+    def save(self, trainer: Checkpointable) -> Path:
         """Write the checkpoint of ``trainer.step``. A failed write (a full disk) removes the half-written
         directory, keeps the earlier checkpoints, and raises on every rank (``OSError`` naming the file)."""
         acc = trainer.accelerator
@@ -176,14 +250,11 @@ class Checkpointer:
             failure = exc
         acc.wait_for_everyone()
         # Under FSDP every rank takes part in gathering the shards onto the main process; under DDP it alone reads.
-        state = trainer.state_dict() if acc.is_main_process or trainer.parallel.sharded else {}
-        weights = state.get("trainable") if trainer.parallel.sharded else None
+        sharded = self.export.parallel.sharded
+        state = trainer.state_dict() if acc.is_main_process or sharded else None
         if acc.is_main_process and failure is None:
             try:
-                with writing(tmp / STATE_FILE, cleanup=tmp):
-                    trainer.write_weights(tmp / trainer.adapter.filename, weights)
-                    torch.save({**state, "compat": self.compat}, tmp / STATE_FILE)
-                    write_manifest(tmp)
+                self.write(tmp, trainer, state)
                 shutil.rmtree(final, ignore_errors=True)
                 tmp.rename(final)
                 self.prune()
@@ -197,6 +268,14 @@ class Checkpointer:
             raise OSError(errno.EIO, "another process could not write its part of the checkpoint", str(tmp))
         return final
 
+    def write(self, tmp: Path, trainer: Checkpointable, state: CheckpointState) -> None:
+        """The weights of the step, the state and the manifest, into ``tmp`` (main process)."""
+        weights = state.trainable if self.export.parallel.sharded else None
+        with writing(tmp / STATE_FILE, cleanup=tmp):
+            self.export.write(trainer.unwrapped, tmp / self.export.filename, trainer.step, weights)
+            torch.save(dataclasses.replace(state, compat=self.compat).to_dict(), tmp / STATE_FILE)
+            write_manifest(tmp)
+
     def prune(self) -> None:
         """Keep the newest ``keep_last`` checkpoints; called after a save, so the newest is never deleted."""
         for old in list_checkpoints(self.root)[: -self.keep_last]:
@@ -204,25 +283,42 @@ class Checkpointer:
         for stale in self.root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
-    def load(self, trainer: Trainer, checkpoint: Path) -> None:
+    def load(self, trainer: Checkpointable, checkpoint: Path) -> None:
+        """Continue ``trainer`` from ``checkpoint``; refuses one of another config, process count or mode."""
         acc = trainer.accelerator
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
-        check_compatible(checkpoint, state["compat"], self.compat)
-        if state["world_size"] != acc.num_processes:
+        state = CheckpointState.from_dict(torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True))
+        self.check(checkpoint, state, acc)
+        try:
+            trainer.load_state_dict(state)
+        except KeyError as missing:
+            allowed = f"weights this model has (missing {missing})"
+            raise ConfigError("checkpoint.resume", str(checkpoint), allowed) from None
+        trainer.generator.set_state(torch.load(checkpoint / f"rng_rank{acc.process_index}.pt", weights_only=True))
+
+    def check(self, checkpoint: Path, state: CheckpointState, acc: Accelerator) -> None:
+        """Refuse a checkpoint whose weights would mean nothing here, or whose data order would change."""
+        if differences := state.compat.differences(self.compat):
             raise ConfigError(
                 "checkpoint.resume",
                 str(checkpoint),
-                f"a run with {state['world_size']} processes (this one has "
+                "a checkpoint of a run with the same model, strategy and lora; this one differs in "
+                + "; ".join(differences),
+            )
+        if state.world_size != acc.num_processes:
+            raise ConfigError(
+                "checkpoint.resume",
+                str(checkpoint),
+                f"a run with {state.world_size} processes (this one has "
                 f"{acc.num_processes}): the data order and the noise of each rank would change",
             )
-        saved_mode, mode = state.get("distributed", "ddp"), "fsdp" if trainer.parallel.sharded else "ddp"
-        if saved_mode != mode:  # the optimizer state is keyed by parameter number in one, by name in the other
+        mode = "fsdp" if self.export.parallel.sharded else "ddp"
+        if state.distributed != mode:  # the optimizer state is keyed by parameter number in one, by name in the other
             raise ConfigError(
                 "checkpoint.resume",
                 str(checkpoint),
-                f"a checkpoint of a {mode} run (trainer.distributed; this one was saved under {saved_mode})",
+                f"a checkpoint of a {mode} run (trainer.distributed; this one was saved under {state.distributed})",
             )
-        steps = acc.gather(torch.tensor([int(state["step"])], device=acc.device))
+        steps = acc.gather(torch.tensor([state.step], device=acc.device))
         if len(set(steps.tolist())) > 1:
             raise ConfigError(
                 "checkpoint.resume",
@@ -230,9 +326,3 @@ class Checkpointer:
                 f"one checkpoint for every process; they found steps {sorted(set(steps.tolist()))} "
                 "(a checkpoint whose files differ in content but not in size): name one by its path",
             )
-        try:
-            trainer.load_state_dict(state)
-        except KeyError as missing:
-            allowed = f"weights this model has (missing {missing})"
-            raise ConfigError("checkpoint.resume", str(checkpoint), allowed) from None
-        trainer.generator.set_state(torch.load(checkpoint / f"rng_rank{acc.process_index}.pt", weights_only=True))

@@ -17,6 +17,8 @@ import torch
 from accelerate import Accelerator
 from torch import Tensor, nn
 
+from ltxtune.model.base import fsdp_units
+
 FSDP_ENV = "ACCELERATE_USE_FSDP"  # set by `accelerate launch --config_file conf/accelerate/fsdp.yaml`
 
 
@@ -91,8 +93,6 @@ class Sharded:
     def shard(self, transformer: nn.Module) -> None:
         """Shard in place; the parameters become DTensors, so the optimizer must be built afterwards."""
         from torch.distributed.fsdp import fully_shard
-
-        from ltxtune.model.base import fsdp_units
 
         for block in fsdp_units(transformer):
             fully_shard(block, reshard_after_forward=self.reshard_after_forward)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -23,10 +21,10 @@ from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.errors import DataError, TrainingError
 from ltxtune.evaluation.validation import Validation
-from ltxtune.model.adapters import Adapter, trainable_parameters
+from ltxtune.model.adapters import trainable_parameters
 from ltxtune.model.base import LoadedModel
 from ltxtune.strategies.base import TrainingStrategy
-from ltxtune.training.checkpoint import Checkpointer
+from ltxtune.training.checkpoint import CheckpointState
 from ltxtune.training.distributed import Replicated, Sharded, full_value
 from ltxtune.training.offload import optimizer_state_on_host
 from ltxtune.training.settings import TrainerSettings
@@ -104,7 +102,10 @@ class StepStats:
 
 
 class Trainer:
-    """Runs one training job on the objects the run built; owns no configuration parsing."""
+    """Runs one training job on the objects the run built; owns no configuration parsing.
+
+    ``optimizers`` is the optimizer and its learning-rate schedule, which steps with it.
+    """
 
     def __init__(
         self,
@@ -112,24 +113,20 @@ class Trainer:
         accelerator: Accelerator,
         parallel: Replicated | Sharded,
         model: LoadedModel,
-        adapter: Adapter,
         strategy: TrainingStrategy,
         sampler: TimestepSampler,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
         stream: BatchStream,
         validator: Validation,
-        checkpointer: Checkpointer | None,
-        trackers: list[Tracker],
+        trackers: Sequence[Tracker],
         settings: TrainerSettings,
-        metadata: dict[str, Any],
     ) -> None:
-        self.accelerator, self.model, self.adapter, self.strategy = accelerator, model, adapter, strategy
-        self.sampler, self.scheduler, self.settings, self.metadata = sampler, scheduler, settings, metadata
-        self.stream, self.validator, self.checkpointer, self.trackers = stream, validator, checkpointer, trackers
+        self.accelerator, self.model, self.strategy, self.sampler = accelerator, model, strategy, sampler
+        self.stream, self.validator, self.trackers, self.settings = stream, validator, list(trackers), settings
         self.generator = rank_generator(settings.seed, accelerator.process_index, accelerator.device)
         self.parallel = parallel
         self.transformer = parallel.wrap(accelerator, model.transformer)
+        optimizer, self.scheduler = optimizers
         self.optimizer = accelerator.prepare(optimizer)
         self.trainable = trainable_parameters(self.transformer)
         self.step = 0
@@ -142,59 +139,41 @@ class Trainer:
 
     # -- what a checkpoint keeps -----------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        """The transformer without its DDP wrapper (FSDP's shards stay in place)."""
+        return self.accelerator.unwrap_model(self.transformer)
+
+    def state_dict(self) -> CheckpointState:
         """Everything shared by the ranks that resuming needs: weights, optimizer, schedule, step, data position.
 
         Every rank must call it: under FSDP it gathers the shards (full tensors on the main process only).
         """
-        model = self.accelerator.unwrap_model(self.transformer)
-        return {
-            "step": self.step,
-            **self.stream.state_dict(),
-            "trainable": self.parallel.trainable_state(model),
-            "optimizer": self.parallel.optimizer_state(model, self.optimizer),
-            "distributed": "fsdp" if self.parallel.sharded else "ddp",
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "last_metrics": dict(self.last),
-            "world_size": self.accelerator.num_processes,
-            "skipped_steps": self.skipped_steps,
-        }
+        model = self.unwrapped
+        return CheckpointState(
+            step=self.step,
+            consumed=self.stream.consumed,
+            trainable=self.parallel.trainable_state(model),
+            optimizer=self.parallel.optimizer_state(model, self.optimizer),
+            distributed="fsdp" if self.parallel.sharded else "ddp",
+            scheduler=self.scheduler.state_dict(),
+            torch_rng=torch.get_rng_state(),
+            last_metrics=dict(self.last),
+            world_size=self.accelerator.num_processes,
+            skipped_steps=self.skipped_steps,
+        )
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: CheckpointState) -> None:
         """Continue from ``state_dict()``'s output; raises ``KeyError`` naming weights this model lacks."""
-        model = self.accelerator.unwrap_model(self.transformer)
-        if missing := sorted(set(state["trainable"]) - {n for n, _ in model.named_parameters()}):
+        model = self.unwrapped
+        if missing := sorted(set(state.trainable) - {n for n, _ in model.named_parameters()}):
             raise KeyError(missing[:3])
-        self.parallel.load(model, self.optimizer, state["trainable"], state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.stream.load_state_dict(state)
-        self.step, self.last = state["step"], dict(state["last_metrics"])
-        self.skipped_steps = state.get("skipped_steps", 0)
-
-    def save_weights(self, path: Path) -> Path:
-        """The inference file (LoRA or full checkpoint) of the current weights, as a finished run writes it.
-
-        Every rank must call it (FSDP gathers the shards); the main process writes."""
-        weights = self.gather_weights()
-        if self.accelerator.is_main_process:
-            self.write_weights(path, weights)
-        return path
-
-    def gather_weights(self) -> dict[str, Tensor] | None:
-        """The trainable weights whole (FSDP: gathered, on the main process); ``None`` where the module has them."""
-        if not self.parallel.sharded:
-            return None
-        return self.parallel.trainable_state(self.accelerator.unwrap_model(self.transformer))
-
-    def write_weights(self, path: Path, weights: dict[str, Tensor] | None) -> Path:
-        """Write the inference file from ``gather_weights()`` (main process only)."""
-        model = self.accelerator.unwrap_model(self.transformer)
-        return self.adapter.save(model, path, self.weights_metadata(), weights)
-
-    def parallel_note(self) -> str:
-        return ", FSDP (one shard per process)" if self.parallel.sharded else ""
+        self.parallel.load(model, self.optimizer, state.trainable, state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        torch.set_rng_state(state.torch_rng)
+        self.stream.load_state_dict({"consumed": state.consumed})
+        self.step, self.last = state.step, dict(state.last_metrics)
+        self.skipped_steps = state.skipped_steps
 
     def show(self, doing: str) -> None:
         """Say what the trainer does between steps (validation, a checkpoint): it can take seconds."""
@@ -316,11 +295,12 @@ class Trainer:
             for tracker in self.trackers:
                 tracker.log(metrics, self.step)
 
-    def fit(self, max_steps: int) -> dict[str, float]:
+    def fit(self, max_steps: int, after_step: Callable[[Trainer, int], None] | None = None) -> dict[str, float]:
         """Train until ``max_steps`` optimizer steps; returns the last value of every metric.
 
-        Starts from ``self.step`` (non-zero after ``load_state_dict``). A stop request saves a checkpoint
-        at the step boundary and returns early with ``self.interrupted`` set.
+        Starts from ``self.step`` (non-zero after ``load_state_dict``). ``after_step(trainer, max_steps)`` runs at
+        every step boundary once the step is logged and validated (the checkpointer saves there). A stop
+        request returns early with ``self.interrupted`` set.
         """
         self.bar = tqdm(
             total=max_steps, initial=self.step, desc="train", unit="step", disable=not self.accelerator.is_main_process
@@ -328,20 +308,16 @@ class Trainer:
         try:
             if self.step == 0:
                 self.validate()
-            self.train_steps(max_steps)
+            self.train_steps(max_steps, after_step)
             if not self.interrupted:
                 self.validate()
                 self.show_losses(self.last.get("train/loss", math.nan))
         finally:
             self.bar.close()
             self.bar = None
-        if self.interrupted:
-            path = self.save_checkpoint()
-            saved = f"checkpoint saved to {path}" if path else "no checkpoint (checkpoint.every=0 keeps none)"
-            print(f"{self.stopped_by}: stopped at step {self.step}, {saved}", flush=True)
         return dict(self.last)
 
-    def train_steps(self, max_steps: int) -> None:
+    def train_steps(self, max_steps: int, after_step: Callable[[Trainer, int], None] | None) -> None:
         while self.step < max_steps:
             if self.should_stop():
                 self.interrupted = True
@@ -360,8 +336,8 @@ class Trainer:
                 self.log(metrics)
             if self.validator.due(self.step, max_steps):
                 self.validate()
-            if self.checkpointer is not None and self.checkpointer.due(self.step, max_steps):
-                self.save_checkpoint()
+            if after_step is not None:
+                after_step(self, max_steps)
             self.show_losses(metrics.get("train/loss", math.nan))
             self.bar.update(1)
 
@@ -383,15 +359,3 @@ class Trainer:
             [self.parallel.weight_sum(self.accelerator, model)], dtype=torch.float64, device=self.accelerator.device
         )
         return self.accelerator.gather(value).tolist()
-
-    def save_checkpoint(self):
-        if self.checkpointer is None:
-            return None
-        self.show(f"step {self.step}: saving a checkpoint")
-        path = self.checkpointer.save(self)
-        self.show("train")
-        return path
-
-    def weights_metadata(self) -> dict[str, Any]:
-        """What the saved weights file records besides the adapter's own facts."""
-        return {**self.metadata, "strategy_metadata": self.strategy.get_checkpoint_metadata(), "step": self.step}

@@ -9,9 +9,8 @@ that passes is a run whose first step does not fail on these.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-
-from omegaconf import DictConfig
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.guidance import Guidance
@@ -19,12 +18,20 @@ from ltxtune.errors import ConfigError, DataError
 from ltxtune.model.base import InputNeeds, ModelSpec
 
 
-def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
-    """Raise ``ConfigError`` / ``DataError`` (one line: the key, the value, what is allowed) on a mismatch."""
+def check_model_inputs(
+    model: ModelSpec, data_root: Path, batch: Batch, guidance: Guidance | None, text_tokens_key: bool = False
+) -> None:
+    """Raise ``ConfigError`` / ``DataError`` (one line: the key, the value, what is allowed) on a mismatch.
+
+    ``guidance``: the validation clips' guidance, when clips are sampled (its STG blocks should fit the
+    model's depth: a warning otherwise); ``text_tokens_key``: the data option sets the text length itself
+    (``data.text_tokens``, the synthetic dataset), so that key is the one to change.
+    """
     needs = model.input_needs()
-    source = _model_source(cfg)
-    audio_key = "model.audio_caption_channels" if "audio_caption_channels" in cfg.model else "model.caption_channels"
-    keys = ("model.caption_channels", audio_key)
+    source = _model_source(model)
+    separate = "audio_caption_channels" in inspect.signature(type(model)).parameters
+    keys = ("model.caption_channels", "model.audio_caption_channels" if separate else "model.caption_channels")
+    where = str(data_root / "conditions")
     text = batch.text
     # A strategy without audio reads no audio text features (its batches have none): no width to check.
     stored = {"video_prompt_embeds": text.video_embeds, "audio_prompt_embeds": text.audio_embeds}
@@ -38,21 +45,19 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
         width = stored[name].shape[2]
         if width != wanted:
             raise DataError(
-                f"{_where(cfg, 'conditions')}: {name} are {width} wide, but {key}={wanted}"
+                f"{where}: {name} are {width} wide, but {key}={wanted}"
                 f" (allowed: text features from the text encoder {source} was trained with)"
             )
     if needs.text_multiple and length % needs.text_multiple:
         multiple = needs.text_multiple
         why = f"a multiple of {multiple}: {source}'s text connectors tile their {multiple} learnable registers over it"
-        if "text_tokens" in cfg.data:
+        if text_tokens_key:
             raise ConfigError("data.text_tokens", length, why)
         raise DataError(
-            f"{_where(cfg, 'conditions')}: text features have {length} tokens; allowed: {why} (preprocess with"
+            f"{where}: text features have {length} tokens; allowed: {why} (preprocess with"
             f" encoders.text.max_tokens={multiple * -(-length // multiple)}; LTX-2's Gemma features have 1024)"
         )
-    videos = cfg.get("validation_videos")
-    if needs.blocks is not None and videos is not None and videos.get("enabled") and "guidance" in videos:
-        guidance = Guidance.from_config(videos.guidance, "validation_videos.guidance")
+    if needs.blocks is not None and guidance is not None:
         for line in guidance.fit(needs.blocks, "validation_videos.guidance")[1]:
             print(line, flush=True)
     for clip in batch.clips().values():
@@ -64,8 +69,8 @@ def check_model_inputs(cfg: DictConfig, model: ModelSpec, batch: Batch) -> None:
         kind = "video" if latents.dim() == 5 else "audio"
         if channels != wanted:
             raise ConfigError(
-                _model_key(cfg),
-                _model_value(cfg),
+                "model.checkpoint" if _checkpoint(model) else "model",
+                str(_checkpoint(model) or f"{type(model).__module__}.{type(model).__name__}"),
                 f"a model whose {kind} stream takes the data's {channels} latent channels (it takes {wanted})",
             )
 
@@ -78,17 +83,9 @@ def _hint(needs: InputNeeds) -> str:
     return f" (an LTX-2.3-style checkpoint: model.caption_channels={video} model.audio_caption_channels={audio})"
 
 
-def _model_source(cfg: DictConfig) -> str:
-    return f"model.checkpoint={cfg.model.checkpoint}" if "checkpoint" in cfg.model else "the model"
+def _checkpoint(model: ModelSpec) -> Path | None:
+    return getattr(model, "path", None)
 
 
-def _model_key(cfg: DictConfig) -> str:
-    return "model.checkpoint" if "checkpoint" in cfg.model else "model"
-
-
-def _model_value(cfg: DictConfig) -> str:
-    return str(cfg.model.checkpoint) if "checkpoint" in cfg.model else str(cfg.model._target_)
-
-
-def _where(cfg: DictConfig, directory: str) -> str:
-    return str(Path(str(cfg.data.root)) / directory)
+def _model_source(model: ModelSpec) -> str:
+    return f"model.checkpoint={_checkpoint(model)}" if _checkpoint(model) else "the model"

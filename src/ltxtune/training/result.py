@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,20 @@ class RunResult:
     weights: str | None = None
     validation: str | None = None  # held_out | training_subset (data.val_samples=0: nothing was held out)
     left_out_samples: int | None = None  # unreadable samples (data.strict=false) and clips without sound left out
+    run_dir: Path | None = field(default=None, compare=False)  # where the job ran; not written to the file
 
     @property
     def completed(self) -> bool:
         return self.status == "completed"
+
+    def interrupt(self, by: str, step: int) -> None:
+        """Stopped by a signal at ``step``, with a checkpoint to resume from."""
+        self.status, self.interrupted = "interrupted", True
+        self.error = f"interrupted by {by} at step {step}; resume with checkpoint.resume=auto"
+
+    def summary(self) -> dict[str, int | float | str]:
+        """The scalar fields, as a dashboard's run summary takes them."""
+        return {k: v for k, v in self.to_dict().items() if isinstance(v, int | float | str)}
 
     def settle_objective(self) -> None:
         """The final ``val/loss`` of a completed run, ``inf`` otherwise."""
@@ -55,13 +65,13 @@ class RunResult:
         return {
             _FILE_KEYS.get(f.name, f.name): value
             for f in dataclasses.fields(self)
-            if (value := getattr(self, f.name)) is not None
+            if (value := getattr(self, f.name)) is not None and f.name != "run_dir"
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         """Unknown keys (a newer version's) are ignored; missing ones take their defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"run_dir"}
         values = {_FIELD_NAMES.get(key, key): value for key, value in data.items()}
         return cls(**{name: value for name, value in values.items() if name in known})
 
@@ -76,6 +86,6 @@ class RunResult:
         """The result in ``run_dir``; ``None`` when the job has not finished (no file, or an unreadable one)."""
         path = run_dir / FILENAME
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            return dataclasses.replace(cls.from_dict(json.loads(path.read_text())), run_dir=run_dir)
         except (OSError, json.JSONDecodeError, TypeError):
             return None

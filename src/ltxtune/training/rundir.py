@@ -1,19 +1,31 @@
 """A run directory belongs to one run: a fresh run never replaces another's results, and one process trains
 in it at a time.
 
-``claim`` refuses a fresh start where an earlier run left results, unless the run resumes or the user asks
-to overwrite; ``RunLock`` keeps a second live process out. The lock is an ``flock``: it goes with the
-process, so a killed run never leaves a stale lock behind.
+``RunDir`` owns what a run does to its directory: where it resumes (a checkpoint of another run continues in
+that run's directory), the claim (a fresh start is refused where an earlier run left results, unless the run
+resumes or the user asks to overwrite), the lock that keeps a second live process out (an ``flock``: it goes
+with the process, so a killed run never leaves a stale lock behind), and the files it writes around the
+training: the resolved config, the metrics cut back to the resumed step, the left-out report, the model card
+and ``result.json``. Only the main process writes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ltxtune.errors import TrainingError
+from ltxtune.training.card import CardFacts, remove_stale_card, write_card
+from ltxtune.training.checkpoint import resolve_resume, run_dir_of
+from ltxtune.training.result import RunResult
+
+LEFT_OUT_REPORT = "left_out_samples.json"
+METRICS_FILE = "metrics.jsonl"
 
 # What a run leaves that a fresh run would replace or truncate.
 RESULTS = ("lora.safetensors", "model.safetensors", "result.json", "metrics.jsonl", "checkpoints")
@@ -85,3 +97,92 @@ class RunLock:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
+
+
+class RunDir:
+    """The directory of one run, as the main process (``main``) sees it; other ranks only read."""
+
+    def __init__(self, path: Path, main: bool = True) -> None:
+        self.path, self.main = path, main
+        self.resume: Path | None = None
+
+    @classmethod
+    def locate(cls, path: Path, resume: str | None, main: bool = True) -> RunDir:
+        """The run's directory and the checkpoint it resumes from (``checkpoint.resume``): a checkpoint of
+        another run continues in that run's directory (same ``metrics.jsonl``, same wandb run)."""
+        checkpoint = resolve_resume(resume, path, checksums=main)
+        if checkpoint is not None and run_dir_of(checkpoint) != path.resolve():
+            path = run_dir_of(checkpoint)
+            print(f"resuming {checkpoint.name} in its run directory {path}", flush=True)
+        run_dir = cls(path, main)
+        run_dir.resume = checkpoint
+        return run_dir
+
+    @contextmanager
+    def claimed(self, overwrite: bool, asked_to_resume: bool, rerun_incomplete: bool) -> Iterator[RunDir]:
+        """Hold the lock and claim the directory for the life of the run.
+
+        The lock comes first, so a live run in the directory is named as such, not as results. A fresh run
+        refuses a directory holding another run's results unless ``overwrite``; ``rerun_incomplete`` (a sweep
+        job run again) lets it replace an earlier attempt that did not complete. Nothing in the directory
+        changes before that check.
+        """
+        with RunLock(self.path, enabled=self.main):
+            if self.main:
+                earlier = RunResult.read(self.path)
+                replaceable = rerun_incomplete and (earlier is None or not earlier.completed)
+                claim(self.path, self.resume is not None, overwrite or replaceable, asked_to_resume)
+                if self.resume is None:
+                    remove_stale_card(self.path)
+            yield self
+
+    def write_config(self, text: str) -> None:
+        if self.main:
+            (self.path / "config.yaml").write_text(text)
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop what a killed run logged after its last checkpoint (``step``), so the resumed run's lines follow
+        on; a fresh run (``step=-1``) in a used directory starts a fresh file."""
+        path = self.path / METRICS_FILE
+        if self.main and path.is_file():
+            lines = [ln for ln in path.read_text().splitlines() if (row := parse_line(ln)) and row["step"] <= step]
+            path.write_text("".join(ln + "\n" for ln in lines))
+
+    def report_left_out(self, left_out: dict[str, str], without_audio: dict[str, str]) -> None:
+        """Say which samples were left out, in one line and a file with every reason: the unreadable ones
+        (``data.strict=false``) and the clips without sound a strategy with audio cannot train on."""
+        if not self.main or not (left_out or without_audio):
+            return
+        every = {**without_audio, **left_out}
+        (self.path / LEFT_OUT_REPORT).write_text(json.dumps(every, indent=1) + "\n")
+        counts = [f"{len(left_out)} unreadable (data.strict=false)"] if left_out else []
+        counts += [f"{len(without_audio)} without audio"] if without_audio else []
+        first, why = next(iter(every.items()))
+        print(
+            f"warning: left out {len(every)} samples: {', '.join(counts)}, e.g. {first}: {why}; "
+            f"every one with its reason in {self.path / LEFT_OUT_REPORT}",
+            flush=True,
+        )
+
+    def write_card(self, facts: CardFacts) -> None:
+        """``README.md`` beside the weights of a completed run."""
+        if self.main:
+            write_card(self.path, facts)
+
+    def write_result(self, result: RunResult) -> None:
+        """``result.json``; a full disk is said in one line and keeps the error that brought the run here."""
+        if not self.main:
+            return
+        try:
+            result.write(self.path)
+        except OSError as exc:
+            print(f"error: could not write {self.path / 'result.json'}: {exc.strerror or exc}", flush=True)
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One line of ``metrics.jsonl``; ``None`` for a line a kill cut short (or any that is not a record)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None

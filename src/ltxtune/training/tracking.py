@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ltxtune.errors import check_choice
-from ltxtune.sweeps import job_identity
 
 
 class Tracker(Protocol):
-    def start(self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any]) -> None: ...
+    def start(
+        self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any], sweep_job: tuple[str, str] | None
+    ) -> None: ...
 
     def log(self, metrics: dict[str, float], step: int) -> None: ...
 
@@ -26,7 +27,9 @@ class Tracker(Protocol):
 class NullLogger:
     """``logger=none``: the dashboard does nothing; ``metrics.jsonl`` still records everything."""
 
-    def start(self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any]) -> None:
+    def start(
+        self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any], sweep_job: tuple[str, str] | None
+    ) -> None:
         pass
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -45,7 +48,9 @@ class MetricsFile:
     def __init__(self) -> None:
         self.path: Path | None = None
 
-    def start(self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any]) -> None:
+    def start(
+        self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any], sweep_job: tuple[str, str] | None
+    ) -> None:
         self.path = run_dir / "metrics.jsonl"
 
     def log_videos(self, paths: list[Path], step: int) -> None:
@@ -67,7 +72,7 @@ def _json_number(value: float) -> float | None:
 class WandbLogger:
     """Weights & Biases, offline unless ``mode`` (or ``WANDB_MODE``) says otherwise: never asks for a login.
 
-    In a sweep, ``group`` and ``name`` left null become the sweep (``ltxtune.sweeps.group_name``) and the
+    In a sweep job (``sweep_job``: its group and name), ``group`` and ``name`` left null become the sweep and the
     job's swept overrides (``lora.rank=8,optimizer.lr=0.001``), so a dashboard groups and labels the jobs.
     """
 
@@ -85,7 +90,9 @@ class WandbLogger:
         self.group, self.name, self.tags = group, name, list(tags or [])
         self.run = None
 
-    def start(self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any]) -> None:
+    def start(
+        self, run_dir: Path, config: dict[str, Any], choices: dict[str, Any], sweep_job: tuple[str, str] | None
+    ) -> None:
         import wandb
 
         id_file = run_dir / "wandb_id.txt"
@@ -93,8 +100,8 @@ class WandbLogger:
         id_file.write_text(run_id)
         os.environ.setdefault("WANDB_SILENT", "true")
         group, name = self.group, self.name
-        if identity := job_identity():  # a sweep job: grouped by sweep, named by its swept overrides
-            group, name = group or identity[0], name or identity[1]
+        if sweep_job is not None:  # a sweep job: grouped by sweep, named by its swept overrides
+            group, name = group or sweep_job[0], name or sweep_job[1]
         self.run = wandb.init(
             project=self.project,
             entity=self.entity,
@@ -104,7 +111,7 @@ class WandbLogger:
             resume="allow",
             group=group,
             name=name,
-            job_type="sweep-job" if identity else None,
+            job_type="sweep-job" if sweep_job else None,
             tags=self.tags,
             config={**config, "hydra_choices": choices},
             reinit="finish_previous",

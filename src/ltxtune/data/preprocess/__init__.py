@@ -1,6 +1,6 @@
 """Preprocessing: dataset file -> decoded, bucketed clips -> ltx-core encoders -> the precomputed layout.
 
 ``manifest`` reads the dataset file, ``media`` decodes with PyAV, ``buckets`` picks each clip's size,
-``encoders`` / ``text`` hold the encoders, ``pipeline`` writes samples, ``demo`` makes demo clips and
-``cli`` is the Hydra entry point of ``preprocess.py``.
+``encoders`` / ``text`` hold the encoders, ``pipeline`` writes samples and ``demo`` makes demo clips;
+``ltxtune.app.preprocess`` is the Hydra entry point of ``preprocess.py``.
 """

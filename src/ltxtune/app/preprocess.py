@@ -15,7 +15,7 @@ from ltxtune import ranks
 if TYPE_CHECKING:
     from ltxtune.data.preprocess.pipeline import Encoders, Preprocessor, Summary
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[4] / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
 
 def build_encoders(cfg: DictConfig) -> Encoders:

@@ -1,27 +1,29 @@
-"""From validated parts to a ready ``Trainer``: the one place a run (and the benchmark) puts the loop together."""
+"""From validated parts and a plan to a ready ``Trainer`` and its collaborators: the one place a run (and the
+benchmark) puts the loop together."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
-from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import BucketBatchSampler
 from ltxtune.evaluation.validation import build_validation
 from ltxtune.model.adapters import trainable_parameters
 from ltxtune.training.checkpoint import Checkpointer
 from ltxtune.training.distributed import FSDP_ENV, parallelism
+from ltxtune.training.export import WeightsExport
 from ltxtune.training.loop import Trainer
 from ltxtune.training.parts import Parts
+from ltxtune.training.plan import RunPlan
 from ltxtune.training.settings import TrainerSettings
 from ltxtune.training.stream import BatchStream
-from ltxtune.training.tracking import Tracker
+from ltxtune.training.tracking import MetricsFile, Tracker
 
 
 def reset_accelerate_state() -> None:
@@ -61,20 +63,24 @@ def make_accelerator(settings: TrainerSettings) -> Accelerator:
         )
 
 
-def assemble_trainer(
-    parts: Parts,
-    train_set: PrecomputedDataset,
-    val_set: PrecomputedDataset,
-    run_dir: Path,
-    accelerator: Accelerator,
-    *,
-    trackers: list[Tracker],
-    metadata: dict[str, Any],
-    checkpointer: Checkpointer | None = None,
-    schedule_steps: int | None = None,
-) -> Trainer:
-    """Build the model (seeded), its adapter, the optimizer and schedule, the batch stream and the validator."""
-    settings = parts.trainer
+@dataclass(frozen=True)
+class Training:
+    """The loop and what works beside it: where the weights and checkpoints go, where metrics go."""
+
+    trainer: Trainer
+    export: WeightsExport
+    checkpointer: Checkpointer
+    trackers: list[Tracker]
+
+
+def build_training(
+    parts: Parts, plan: RunPlan, run_dir: Path, accelerator: Accelerator, schedule_steps: int | None = None
+) -> Training:
+    """Build the model (seeded), its adapter, the optimizer and schedule, the batch stream, the validator, the
+    trackers, the weights export and the checkpointer. ``schedule_steps``: the schedule's length when it is
+    not ``trainer.max_steps`` (a benchmark that steps on)."""
+    settings, split = parts.trainer, plan.split
+    # The model, seeded: every rank builds the same weights (FSDP shards them before the optimizer takes them).
     torch.manual_seed(settings.seed)
     model = parts.model.build(settings.seed, accelerator.device)
     parts.lora.apply(model)
@@ -84,39 +90,47 @@ def assemble_trainer(
         for block in model.transformer.transformer_blocks:
             block.compile()
     parallel = parallelism(settings.distributed, accelerator.num_processes)
-    parallel.shard(model.transformer)  # FSDP replaces the parameters: before the optimizer takes them
+    parallel.shard(model.transformer)
+    # The optimizer and its schedule, over the trainable weights only.
     optimizer = parts.optimizer.build(trainable_parameters(model.transformer))
     scheduler = parts.scheduler.build(optimizer, schedule_steps or settings.max_steps)
+    # This rank's batches: shape buckets, in an order every rank derives from the seed.
     batches = BucketBatchSampler(
-        [train_set.shape_key(i) for i in range(len(train_set))],
+        [split.train.shape_key(i) for i in range(len(split.train))],
         settings.batch_size,
         settings.seed,
         rank=accelerator.process_index,
         world=accelerator.num_processes,
     )
+    # Validation: the loss at fixed sigmas on the held-out samples, and the clips.
     validator = build_validation(
         parts.validation,
         parts.validation_videos,
         parts.evaluation,
-        val_set,
+        split.val,
         run_dir,
         batch_size=settings.batch_size,
         device=accelerator.device,
         write=accelerator.is_main_process,
     )
-    return Trainer(
+    # Where metrics go: metrics.jsonl and the logger, written by the main process.
+    trackers = [MetricsFile(), parts.logger] if accelerator.is_main_process else []
+    trainer = Trainer(
         accelerator=accelerator,
         parallel=parallel,
         model=model,
-        adapter=parts.lora,
         strategy=parts.strategy,
         sampler=parts.sampler,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        stream=BatchStream(train_set, batches, parts.loader, accelerator.device),
+        optimizers=(optimizer, scheduler),
+        stream=BatchStream(split.train, batches, parts.loader, accelerator.device),
         validator=validator,
-        checkpointer=checkpointer,
         trackers=trackers,
         settings=settings,
-        metadata=metadata,
     )
+    # The inference file of the weights, and the checkpoints that resume the run step for step.
+    strategy = type(parts.strategy)
+    export = WeightsExport(
+        parts.lora, parallel, accelerator, parts.strategy, {"strategy": f"{strategy.__module__}.{strategy.__name__}"}
+    )
+    checkpointer = Checkpointer(run_dir, export, plan.compat, parts.checkpoint.every, parts.checkpoint.keep_last)
+    return Training(trainer, export, checkpointer, trackers)

@@ -1,0 +1,108 @@
+"""Everything a run can check before any weights are loaded, as one frozen plan.
+
+``plan_run`` takes the validated parts and answers: which samples train and which validate, whether the
+values work together, whether the first step would fail on the data (shape-dependent settings, latent
+channels, text width and length), how many tokens a sample puts through the transformer, and the facts a
+checkpoint must share with a resumed run. A run and the dry run (``trainer.dry_run=true``) both call it, so a
+dry run that passes is a run whose first step does not fail on these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ltxtune.data.batch import collate
+from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.data.spec import Split
+from ltxtune.data.synthetic import SyntheticData
+from ltxtune.diffusion.samplers import UniformSampler
+from ltxtune.errors import ConfigError
+from ltxtune.model.adapters import FullFinetune
+from ltxtune.strategies.base import TrainingStrategy
+from ltxtune.training.checkpoint import CompatFacts
+from ltxtune.training.parts import Parts
+from ltxtune.training.preflight import check_model_inputs
+
+
+@dataclass(frozen=True)
+class SampleTokens:
+    """Tokens one sample puts through the transformer (conditions included): what a step's cost follows."""
+
+    video: int
+    audio: int
+    text: int
+
+    def __str__(self) -> str:
+        return f"{self.video} video, {self.audio} audio, {self.text} text"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the run will train on and the facts it was checked against; built before the model."""
+
+    split: Split
+    tokens: SampleTokens
+    compat: CompatFacts
+    processes: int
+
+
+def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = True) -> RunPlan:
+    """Check the run ``parts`` describe without loading weights; raises ``ConfigError`` / ``DataError``."""
+    check_combination(parts, processes, warn=main)
+    strategy = type(parts.strategy).__name__
+    split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
+    check_data(parts, split.train)
+    return RunPlan(split, sample_tokens(parts.strategy, split.train), compat, processes)
+
+
+def check_combination(parts: Parts, processes: int, warn: bool = True) -> None:
+    """Values that are each valid but do not work together."""
+    settings = parts.trainer
+    if settings.mixed_precision == "fp16" and (settings.cpu or not torch.cuda.is_available()):
+        raise ConfigError("trainer.mixed_precision", "fp16", "'no' or 'bf16' without a CUDA device (fp16 needs a GPU)")
+    warmup = getattr(parts.scheduler, "warmup_steps", 0)
+    if warmup >= settings.max_steps and warn:
+        print(
+            f"warning: scheduler.warmup_steps={warmup} >= trainer.max_steps={settings.max_steps}: the learning rate"
+            " never reaches optimizer.lr in this run",
+            flush=True,
+        )
+    quantization = getattr(parts.model, "quantization", None)
+    if quantization and isinstance(parts.lora, FullFinetune):
+        raise ConfigError("model.quantization", quantization, "null with lora=none (a quantized base trains a LoRA)")
+    if quantization == "int8" and processes > 1:  # DDP's start-up broadcast cannot copy torchao's tensors
+        raise ConfigError(
+            "model.quantization",
+            "int8",
+            f"fp8_cast or null with {processes} processes (an int8 base trains in"
+            " one process: torchao's int8 weights cannot be broadcast by DDP, and FSDP over them is untested)",
+        )
+    if getattr(parts.model, "dtype", "float32") == "bfloat16" and settings.mixed_precision == "no":
+        raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
+
+
+def check_data(parts: Parts, train_set: PrecomputedDataset) -> None:
+    """Shape-dependent settings (boundaries, crop boxes, reference scales) and what the model takes (latent
+    channels, text width and length) against one real sample, before the model is built; also lets the
+    strategy learn what its checkpoint metadata records."""
+    batch = collate([train_set[0]])
+    try:
+        parts.strategy.check_data(batch)
+    except ConfigError as exc:
+        raise exc.within("strategy") from None
+    videos = parts.validation_videos
+    guidance = videos.guidance_params() if videos.enabled else None
+    check_model_inputs(
+        parts.model, parts.data.root, batch, guidance, text_tokens_key=isinstance(parts.data, SyntheticData)
+    )
+
+
+def sample_tokens(strategy: TrainingStrategy, dataset: PrecomputedDataset) -> SampleTokens:
+    """The token counts of the strategy's inputs for the dataset's first sample (one draw, its own generator)."""
+    inputs = strategy.prepare_training_inputs(collate([dataset[0]]), UniformSampler(), torch.Generator().manual_seed(0))
+    video = inputs.video.latent.shape[1] if inputs.video is not None else 0
+    audio = inputs.audio.latent.shape[1] if inputs.audio is not None else 0
+    context = inputs.video.context if inputs.video is not None else inputs.audio.context
+    return SampleTokens(video, audio, int(context.shape[1]))
