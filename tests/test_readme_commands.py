@@ -254,22 +254,13 @@ def on_two_cpu_processes(command: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", range(4), ids=["torchrun-ddp", "torchrun-fsdp", "accelerate-ddp", "accelerate-fsdp"])
-def test_one_node_launcher_commands_run_on_two_cpu_processes(
-    which: int, synthetic_root: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_one_node_launcher_commands_run_on_two_cpu_processes(which: int, synthetic_root: Path, tmp_path: Path) -> None:
     """Each one-node line of the README's launcher block, ``...`` filled: the tiny LTX-2 checkpoint where the
     line names ``model=ltx2``, the small synthetic dataset otherwise."""
     commands = one_node_commands()
     assert len(commands) == 4
     command, run_dir = commands[which], tmp_path / "run"
     if "model=ltx2" in command:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="on a CPU with several processes model=ltx2 asks ltx-core to load onto 'cpu:0', which "
-                "safetensors refuses",
-            )
-        )
         fill = tiny_stand_ins(tmp_path)
         filled = [fill["model.checkpoint=..."], "data=precomputed", fill["data.root=..."]]
         command = command.replace("model=ltx2", fill["model=ltx2"])

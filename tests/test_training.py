@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 
 import pytest
 import torch
@@ -34,6 +35,19 @@ def test_tiny_model_runs_forward_and_backward_on_a_batch(synthetic_root) -> None
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
     frozen = [p for n, p in model.transformer.named_parameters() if "lora_" not in n]
     assert all(not p.requires_grad and p.grad is None for p in frozen)
+
+
+def test_the_tiny_model_trains_on_bfloat16_text_features(synthetic_root, tmp_path) -> None:
+    """Features from Gemma are stored in bfloat16: the tiny model takes them as a real checkpoint does."""
+    build_parts(compose_cfg(data_root=synthetic_root)).data.prepare()
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_root, data)
+    for path in (data / "conditions").glob("*.pt"):
+        stored = torch.load(path, weights_only=True)
+        torch.save({k: v.bfloat16() if v.is_floating_point() else v for k, v in stored.items()}, path)
+    cfg = compose_cfg("data=precomputed", f"data.root={data}", "trainer.max_steps=2", "validation_videos.enabled=false")
+    result = train(cfg, tmp_path / "run")
+    assert result.completed and math.isfinite(result.val_loss)
 
 
 def read_metrics(run_dir) -> list[dict]:

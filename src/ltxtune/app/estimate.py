@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from omegaconf import DictConfig
 
 from ltxtune.model.adapters import trainable_parameters
-from ltxtune.model.base import LoadedModel
 from ltxtune.model.quantize import WEIGHT_BYTES
 from ltxtune.training.parts import build_parts
 from ltxtune.training.plan import plan_run
@@ -64,16 +62,13 @@ class Estimate:
 
 def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     """The cost of the run ``cfg`` describes, per process when ``processes`` share it."""
-    from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
-
     parts = build_parts(cfg)
     tokens = plan_run(parts, compat_facts(cfg), processes).tokens  # what the first step would hit, as a run checks
     video_tokens, audio_tokens = tokens.video, tokens.audio
 
-    config = parts.model.config()
-    with torch.device("meta"):
-        transformer = LTXModelConfigurator.from_config(config)
-    parts.lora.apply(LoadedModel(transformer=transformer, config=config))
+    empty = parts.model.build_empty()
+    parts.lora.apply(empty)
+    transformer, config = empty.transformer, empty.config
     total = sum(p.numel() for p in transformer.parameters())
     trainable = sum(p.numel() for p in trainable_parameters(transformer))
 

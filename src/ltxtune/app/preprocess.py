@@ -11,6 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ltxtune import ranks
+from ltxtune.app.environment import check_training_environment
+from ltxtune.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from ltxtune.data.preprocess.pipeline import Encoders, Preprocessor, Summary
@@ -23,8 +25,7 @@ def build_encoders(cfg: DictConfig) -> Encoders:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from ltxtune.data.preprocess.pipeline import Encoders
-    from ltxtune.errors import ConfigError
+    from ltxtune.data.preprocess.pipeline import Encoders  # torch, PyAV, ltx-core: only once there is work
 
     def build(name: str) -> object:
         try:
@@ -51,9 +52,8 @@ def build_preprocessor(cfg: DictConfig, **extra: object) -> Preprocessor:
 
 def preprocess(cfg: DictConfig) -> Summary:
     """Read the dataset file (or make the demo clips), preprocess this process's share, print a summary."""
-    from ltxtune.data.preprocess.demo import make_demo
+    from ltxtune.data.preprocess.demo import make_demo  # torch and PyAV: not for --help
     from ltxtune.data.preprocess.manifest import Columns, read_manifest
-    from ltxtune.errors import ConfigError
 
     for key in [k for k in cfg.encoders if OmegaConf.is_missing(cfg.encoders, k)]:  # before any clip is read
         raise ConfigError(f"encoders.{key}", "???", "a path; required with this encoders option (see docs/data.md)")
@@ -80,9 +80,6 @@ def preprocess(cfg: DictConfig) -> Summary:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="preprocess")
 def main(cfg: DictConfig) -> None:
-    from ltxtune.app.environment import check_training_environment
-    from ltxtune.errors import ConfigError, DataError
-
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
     try:

@@ -277,7 +277,7 @@ def quantize(value: str, key: str, out: Experiment) -> None:
         out.set("model.quantization", ours)
         out.drop(key, value, f"carried over as model.quantization={ours} ({how}), not quanto")
     else:
-        out.drop(key, value, "ltxtune quantizes to fp8_cast or int8 only (4-bit: see README, Memory)")
+        out.drop(key, value, "ltxtune quantizes to fp8_cast or int8 only (4-bit: see docs/memory.md)")
 
 
 def data(s: Section, out: Experiment) -> None:

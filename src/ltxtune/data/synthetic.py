@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, check_range
@@ -129,20 +130,21 @@ def _moving_blob(
 
 
 @dataclass(frozen=True)
-class Patterns:
-    """What each caption class looks and sounds like (index ``[k]`` = class k), drawn once per dataset."""
+class _Classes:
+    """What the samples of each caption share: the blob's path and tint, the audio's rhythm, the text features,
+    and the fixed channel directions every latent is spread over."""
 
-    basis: torch.Tensor  # [128, R]: the latent channels' directions
-    motion: torch.Tensor  # [K, 4]: the blob's path (y0, x0, dy, dx)
-    tint: torch.Tensor  # [K, 2, R]: blob and background
-    audio_basis: torch.Tensor  # [8 * 16, R]
-    audio_freqs: torch.Tensor  # [K, R]
-    text: torch.Tensor  # [K, L, D]
-    audio_text: torch.Tensor  # [K, L, D']
+    basis: Tensor  # [128, R]
+    motion: Tensor  # [classes, 4]: start y, x, then the move over the clip
+    tint: Tensor  # [classes, 2, R]: the blob's and the background's
+    audio_basis: Tensor  # [8 * 16, R]
+    audio_freqs: Tensor  # [classes, R]
+    text: Tensor  # [classes, L, D]
+    audio_text: Tensor  # [classes, L, D_audio]
+    lengths: list[int]  # the caption's tokens (the rest is padding)
 
 
-def draw_patterns(g: torch.Generator, text_tokens: int, caption_dim: int, audio_dim: int) -> Patterns:
-    classes = len(CAPTIONS)
+def _draw_classes(g: torch.Generator, classes: int, text_tokens: int, caption_dim: int, audio_dim: int) -> _Classes:
     basis = torch.randn(128, _PATTERN_RANK, generator=g) / math.sqrt(_PATTERN_RANK / 2)
     # Each class's blob starts somewhere in the middle of the frame and crosses a third of it, its own way.
     angle = 2 * math.pi * torch.rand(classes, generator=g)
@@ -155,77 +157,72 @@ def draw_patterns(g: torch.Generator, text_tokens: int, caption_dim: int, audio_
     audio_freqs = 1 + 3 * torch.rand(classes, _PATTERN_RANK, generator=g)
     text = torch.randn(classes, text_tokens, caption_dim, generator=g)
     audio_text = torch.randn(classes, text_tokens, audio_dim, generator=g)
-    return Patterns(basis, motion, tint, audio_basis, audio_freqs, text, audio_text)
+    lengths = [max(1, text_tokens - 2 * k) for k in range(classes)]
+    return _Classes(basis, motion, tint, audio_basis, audio_freqs, text, audio_text, lengths)
 
 
 @dataclass(frozen=True)
-class Grid:
-    """The clips' size: latent frames, height, width, the reference's downscale, fps, audio latent steps."""
-
+class _Shape:
     frames: int
     height: int
     width: int
     reference_downscale: int
     fps: float
-
-    @property
-    def audio_steps(self) -> int:
-        pixel_frames = (self.frames - 1) * 8 + 1
-        return max(1, round(pixel_frames / self.fps * _AUDIO_STEPS_PER_SECOND))
+    audio_steps: int
 
 
-def clip_files(g: torch.Generator, p: Patterns, k: int, grid: Grid) -> dict[str, dict[str, Any]]:
-    """The video, its reference and the audio (and its reference) of one sample of class ``k``."""
-    f, h, w, scale, steps = grid.frames, grid.height, grid.width, grid.reference_downscale, grid.audio_steps
+def _media(g: torch.Generator, c: _Classes, k: int, shape: _Shape) -> dict[str, dict[str, Any]]:
+    """The clip, its reference and its audio (and the audio reference) of one sample of class ``k``."""
+    frames, height, width, scale = shape.frames, shape.height, shape.width, shape.reference_downscale
+    rh, rw = height // scale, width // scale
     phase = 0.3 * torch.randn(_PATTERN_RANK, generator=g)
     offset = 0.04 * torch.randn(2, generator=g)
-    video = torch.einsum("cr,rfhw->cfhw", p.basis, _moving_blob(p.motion[k], p.tint[k], offset, f, h, w))
-    ref_field = _moving_blob(p.motion[k], p.tint[k], offset, f, h // scale, w // scale, scale=scale)
-    reference = torch.einsum("cr,rfhw->cfhw", p.basis, ref_field)
-    t = torch.arange(steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
-    wave = torch.sin(2 * math.pi * p.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
-    audio = (p.audio_basis @ wave).view(8, 16, steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
+    video = torch.einsum("cr,rfhw->cfhw", c.basis, _moving_blob(c.motion[k], c.tint[k], offset, frames, height, width))
+    ref_field = _moving_blob(c.motion[k], c.tint[k], offset, frames, rh, rw, scale=scale)
+    reference = torch.einsum("cr,rfhw->cfhw", c.basis, ref_field)
+    t = torch.arange(shape.audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
+    wave = torch.sin(2 * math.pi * c.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
+    audio = (c.audio_basis @ wave).view(8, 16, shape.audio_steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
     # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
-    ref_wave = torch.sin(2 * math.pi * p.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
-    ref_audio = (p.audio_basis @ ref_wave).view(8, 16, steps).permute(0, 2, 1).contiguous()
-    info = {"num_frames": f, "height": h, "width": w, "fps": grid.fps}
+    ref_wave = torch.sin(2 * math.pi * c.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1) + math.pi / 2)
+    ref_audio = (c.audio_basis @ ref_wave).view(8, 16, shape.audio_steps).permute(0, 2, 1).contiguous()
+    info = {"num_frames": frames, "height": height, "width": width, "fps": shape.fps}
     return {
         "latents": {"latents": video, **info},
-        "reference_latents": {"latents": reference, **info, "height": h // scale, "width": w // scale},
-        "audio_latents": {"latents": audio, "num_time_steps": steps},
-        "reference_audio_latents": {"latents": ref_audio, "num_time_steps": steps},
+        "reference_latents": {"latents": reference, **info, "height": rh, "width": rw},
+        "audio_latents": {"latents": audio, "num_time_steps": shape.audio_steps},
+        "reference_audio_latents": {"latents": ref_audio, "num_time_steps": shape.audio_steps},
     }
 
 
-def text_file(g: torch.Generator, p: Patterns, k: int) -> dict[str, torch.Tensor]:
-    """Class ``k``'s caption features with this sample's jitter; class k's caption has ``L - 2k`` tokens."""
-    text_tokens, caption_dim, audio_dim = p.text.shape[1], p.text.shape[2], p.audio_text.shape[2]
+def _text(g: torch.Generator, c: _Classes, k: int) -> dict[str, Tensor]:
+    """The caption's text features, a little jittered per sample, and its attention mask."""
+    text_tokens, caption_dim = c.text.shape[1:]
+    audio_dim = c.audio_text.shape[2]
     mask = torch.zeros(text_tokens, dtype=torch.long)
-    mask[: max(1, text_tokens - 2 * k)] = 1
+    mask[: c.lengths[k]] = 1
     jitter = 0.05 * torch.randn(text_tokens, caption_dim, generator=g)
     # LTX-2.3's audio features have their own width: their own jitter (the draws stay as before otherwise)
     audio_jitter = jitter if audio_dim == caption_dim else 0.05 * torch.randn(text_tokens, audio_dim, generator=g)
-    return {
-        "video_prompt_embeds": (p.text[k] + jitter) * mask.view(-1, 1),
-        "audio_prompt_embeds": (p.audio_text[k] + audio_jitter) * mask.view(-1, 1),
-        "prompt_attention_mask": mask,
-    }
+    video_embeds = (c.text[k] + jitter) * mask.view(-1, 1)
+    audio_embeds = (c.audio_text[k] + audio_jitter) * mask.view(-1, 1)
+    return {"video_prompt_embeds": video_embeds, "audio_prompt_embeds": audio_embeds, "prompt_attention_mask": mask}
 
 
-def mask_files(g: torch.Generator, grid: Grid) -> dict[str, dict[str, Any]]:
-    """A rectangular hole per sample: the video mask (1 = given), its encoded latents, and an audio mask."""
-    f, h, w, steps = grid.frames, grid.height, grid.width, grid.audio_steps
-    keep = torch.ones(f, h, w)
-    y0 = int(torch.randint(0, max(1, h // 2), (1,), generator=g))
-    x0 = int(torch.randint(0, max(1, w // 2), (1,), generator=g))
-    keep[:, y0 : y0 + max(1, h // 2), x0 : x0 + max(1, w // 2)] = 0
+def _masks(g: torch.Generator, shape: _Shape) -> dict[str, dict[str, Any]]:
+    """A rectangle to inpaint in every frame (and its mask latents), and a span of the audio to regenerate."""
+    frames, height, width = shape.frames, shape.height, shape.width
+    keep = torch.ones(frames, height, width)
+    y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))
+    x0 = int(torch.randint(0, max(1, width // 2), (1,), generator=g))
+    keep[:, y0 : y0 + max(1, height // 2), x0 : x0 + max(1, width // 2)] = 0
     # Mask latents vary inside the hole (0.2..1.0) so that mask_threshold decides which tokens are inpainted.
-    ramp = 0.2 + 0.8 * torch.rand(f, h, w, generator=g)
+    ramp = 0.2 + 0.8 * torch.rand(frames, height, width, generator=g)
     mask_latents = ((1 - keep) * ramp).unsqueeze(0).expand(128, -1, -1, -1).contiguous()
-    audio_keep = torch.ones(steps)
-    start = int(torch.randint(0, max(1, steps // 2), (1,), generator=g))
-    audio_keep[start : start + max(1, steps // 2)] = 0
-    info = {"num_frames": f, "height": h, "width": w, "fps": grid.fps}
+    audio_keep = torch.ones(shape.audio_steps)
+    start = int(torch.randint(0, max(1, shape.audio_steps // 2), (1,), generator=g))
+    audio_keep[start : start + max(1, shape.audio_steps // 2)] = 0
+    info = {"num_frames": frames, "height": height, "width": width, "fps": shape.fps}
     return {
         "mask_latents": {"latents": mask_latents, **info},
         "video_masks": {"mask": keep},
@@ -246,18 +243,18 @@ def write_dataset(
     seed: int,
     audio_caption_dim: int | None = None,
 ) -> None:
-    """Every directory a built-in strategy reads, ``num_samples`` samples each; the draws follow ``seed``."""
     g = torch.Generator().manual_seed(seed)
-    patterns = draw_patterns(g, text_tokens, caption_dim, audio_caption_dim or caption_dim)
-    grid = Grid(frames, height, width, reference_downscale, fps)
-    classes = len(CAPTIONS)
+    classes = _draw_classes(g, len(CAPTIONS), text_tokens, caption_dim, audio_caption_dim or caption_dim)
+    pixel_frames = (frames - 1) * 8 + 1
+    audio_steps = max(1, round(pixel_frames / fps * _AUDIO_STEPS_PER_SECOND))
+    shape = _Shape(frames, height, width, reference_downscale, fps, audio_steps)
     for i in range(num_samples):
-        k, name = i % classes, f"sample_{i:04d}.pt"
-        # The draws of one sample, in this order: its clips, its text, its masks.
-        files = {**clip_files(g, patterns, k, grid), "conditions": text_file(g, patterns, k), **mask_files(g, grid)}
-        for directory, contents in files.items():
+        k = i % len(CAPTIONS)
+        # The draws in the order they were always made: the same seed gives the same dataset.
+        files = {**_media(g, classes, k, shape), "conditions": _text(g, classes, k), **_masks(g, shape)}
+        for directory, content in files.items():
             (root / directory).mkdir(parents=True, exist_ok=True)
-            torch.save(contents, root / directory / name)
+            torch.save(content, root / directory / f"sample_{i:04d}.pt")
     (root / "captions.json").write_text(
-        json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % classes] for i in range(num_samples)}, indent=1)
+        json.dumps({f"sample_{i:04d}.pt": CAPTIONS[i % len(CAPTIONS)] for i in range(num_samples)}, indent=1)
     )

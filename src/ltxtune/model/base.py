@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from torch import nn
 
 # ltx-core checkpoints keep the transformer under this prefix, with the config JSON in the metadata.
@@ -79,6 +80,12 @@ class ModelSpec(ABC):
 
     @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...
+
+    def build_empty(self) -> LoadedModel:
+        """The transformer of this config on the meta device: its shapes and parameter counts, no memory."""
+        config = self.config()
+        with torch.device("meta"):
+            return LoadedModel(transformer=LTXModelConfigurator.from_config(config), config=config)
 
 
 def fsdp_units(transformer: nn.Module) -> list[nn.Module]:

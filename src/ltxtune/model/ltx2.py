@@ -178,6 +178,8 @@ class LTX2Checkpoint(ModelSpec):
             LTXModelConfigurator,
         )
 
+        # Several CPU processes each get device "cpu:<rank>", a name safetensors refuses to load onto: one CPU.
+        device = torch.device("cpu") if device.type == "cpu" else device
         config = self.config()
         dtype = _DTYPES[self.dtype]
         sd_ops, module_ops, build_dtype = LTXV_MODEL_COMFY_RENAMING_MAP, (), dtype

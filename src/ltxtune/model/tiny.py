@@ -121,7 +121,13 @@ class TinyLTX2(ModelSpec):
         return self._config
 
     def build(self, seed: int, device: torch.device) -> LoadedModel:
-        return LoadedModel(transformer=build_transformer(self._config, seed, device), config=self._config)
+        transformer = build_transformer(self._config, seed, device)
+        return LoadedModel(transformer=transformer, config=self._config, encode_text=as_float32)
+
+
+def as_float32(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The stored text features in the tiny transformer's float32 (Gemma's are stored in bfloat16)."""
+    return {key: value.float() if value.is_floating_point() else value for key, value in features.items()}
 
 
 # The LTX-2.3 transformer and connectors, as ltx-core 1.0.0's configurators read them: gated attention (a

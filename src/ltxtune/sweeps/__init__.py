@@ -13,29 +13,3 @@ every job, ``SweepSummary`` (a Hydra callback in ``conf/train.yaml``) rebuilds f
 The summary is written in ``on_job_end`` because Hydra skips ``on_multirun_end`` when any job fails.
 Importing this module costs only Hydra and the standard library: matplotlib and wandb load when needed.
 """
-
-from ltxtune.sweeps.callback import SweepSummary
-from ltxtune.sweeps.cli import main
-from ltxtune.sweeps.jobs import (
-    SWEEP_FILE,
-    JobRecord,
-    completed_objective,
-    group_name,
-    job_identity,
-    parse_overrides,
-    swept_keys,
-)
-from ltxtune.sweeps.summary import write_summary
-
-__all__ = [
-    "SWEEP_FILE",
-    "JobRecord",
-    "SweepSummary",
-    "completed_objective",
-    "group_name",
-    "job_identity",
-    "main",
-    "parse_overrides",
-    "swept_keys",
-    "write_summary",
-]

@@ -128,9 +128,6 @@ def build_training(
         settings=settings,
     )
     # The inference file of the weights, and the checkpoints that resume the run step for step.
-    strategy = type(parts.strategy)
-    export = WeightsExport(
-        parts.lora, parallel, accelerator, parts.strategy, {"strategy": f"{strategy.__module__}.{strategy.__name__}"}
-    )
+    export = WeightsExport(parts.lora, parallel, accelerator, parts.strategy)
     checkpointer = Checkpointer(run_dir, export, plan.compat, parts.checkpoint.every, parts.checkpoint.keep_last)
     return Training(trainer, export, checkpointer, trackers)

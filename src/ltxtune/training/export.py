@@ -4,7 +4,6 @@ checkpoint write it: ltx-core's layout, with what inference needs to know in its
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from accelerate import Accelerator
 from torch import Tensor, nn
@@ -17,8 +16,7 @@ from ltxtune.training.distributed import Replicated, Sharded
 class WeightsExport:
     """Writes the adapter's weights of a transformer; under FSDP the shards are gathered on the main process.
 
-    ``metadata`` is what the file records besides the adapter's own facts (the strategy's class path); the
-    strategy's checkpoint metadata and the step are added at each write.
+    Besides the adapter's own facts, the file records the strategy's class and checkpoint metadata, and the step.
     """
 
     def __init__(
@@ -27,10 +25,8 @@ class WeightsExport:
         parallel: Replicated | Sharded,
         accelerator: Accelerator,
         strategy: TrainingStrategy,
-        metadata: dict[str, Any],
     ) -> None:
-        self.adapter, self.parallel, self.accelerator = adapter, parallel, accelerator
-        self.strategy, self.metadata = strategy, metadata
+        self.adapter, self.parallel, self.accelerator, self.strategy = adapter, parallel, accelerator, strategy
 
     @property
     def filename(self) -> str:
@@ -44,7 +40,12 @@ class WeightsExport:
 
     def write(self, transformer: nn.Module, path: Path, step: int, weights: dict[str, Tensor] | None) -> Path:
         """Write the file from ``gather()``'s output (main process only)."""
-        meta = {**self.metadata, "strategy_metadata": self.strategy.get_checkpoint_metadata(), "step": step}
+        kind = type(self.strategy)
+        meta = {
+            "strategy": f"{kind.__module__}.{kind.__name__}",
+            "strategy_metadata": self.strategy.get_checkpoint_metadata(),
+            "step": step,
+        }
         return self.adapter.save(transformer, path, meta, weights)
 
     def save(self, transformer: nn.Module, run_dir: Path, step: int) -> Path:

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ltxtune.errors import ConfigError
+from ltxtune.strategies.evaluation import evaluation_config
 
 if TYPE_CHECKING:  # the classes the config groups build; imported for the types only (they pull in torch)
     from ltxtune.data.spec import PrecomputedData
@@ -96,7 +97,5 @@ def build_parts(cfg: DictConfig) -> Parts:
 
 def evaluation_strategy(cfg: DictConfig) -> TrainingStrategy:
     """The strategy at its evaluation values (``ltxtune.strategies.evaluation``), ``validation.strategy`` applied."""
-    from ltxtune.strategies.evaluation import evaluation_config
-
     node = evaluation_config(cfg.strategy, cfg.validation.get("strategy"))
     return instantiate_node(OmegaConf.create({"validation": {"strategy": node}}), "validation.strategy")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ltxtune.errors import check_choice
+from ltxtune.evaluation.media import wandb_media
 
 
 class Tracker(Protocol):
@@ -121,8 +122,6 @@ class WandbLogger:
         self.run.log(metrics, step=step)
 
     def log_videos(self, paths: list[Path], step: int) -> None:
-        from ltxtune.evaluation.media import wandb_media
-
         if paths:
             self.run.log(wandb_media(paths), step=step)
 
