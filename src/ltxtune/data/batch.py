@@ -110,6 +110,10 @@ class Batch:
         # Asynchronous only towards an accelerator: a copy to the host must be complete when it is read.
         return _map(self, lambda t: t.to(device, non_blocking=device.type != "cpu"))
 
+    def pin_memory(self) -> Batch:
+        """Page-locked copies (the data loader calls it with ``loader.pin_memory``: faster copies to a GPU)."""
+        return _map(self, lambda t: t.pin_memory())
+
     def take(self, index: int) -> Batch:
         """Sample ``index`` as a batch of one."""
         return _map(self, lambda t: t[index : index + 1], lambda values: [values[index]])

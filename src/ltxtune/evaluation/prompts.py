@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,10 +27,8 @@ from ltxtune.data.batch import Batch, Clip, TextEncoder, TextFeatures
 from ltxtune.data.dataset import load_sample_file
 from ltxtune.data.preprocess.media import MediaError, read_audio, read_frames
 from ltxtune.data.preprocess.pipeline import Encoders
+from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 from ltxtune.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 
 CACHE_FILE = "validation_prompts.pt"
 _MEDIA = ("image", "video", "audio")
