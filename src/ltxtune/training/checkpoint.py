@@ -220,15 +220,12 @@ class Checkpointer:
             self.save(trainer)
             trainer.show("train")
 
-    def on_stop(self, trainer: Checkpointable) -> Path | None:
-        """A stopped run (SIGTERM, Ctrl-C) keeps its progress and says where; ``None`` with ``checkpoint.every=0``."""
-        saved = None
-        if self.every:
-            trainer.show(f"step {trainer.step}: saving a checkpoint")
-            saved = self.save(trainer)
-        where = f"checkpoint saved to {saved}" if saved else "no checkpoint (checkpoint.every=0 keeps none)"
+    def on_stop(self, trainer: Checkpointable) -> Path:
+        """A stopped run (SIGTERM, Ctrl-C) keeps its progress, whatever ``every`` is, and says where."""
+        trainer.show(f"step {trainer.step}: saving a checkpoint")
+        saved = self.save(trainer)
         if trainer.accelerator.is_main_process:
-            print(f"{trainer.stopped_by}: stopped at step {trainer.step}, {where}", flush=True)
+            print(f"{trainer.stopped_by}: stopped at step {trainer.step}, checkpoint saved to {saved}", flush=True)
         return saved
 
     def save(self, trainer: Checkpointable) -> Path:
