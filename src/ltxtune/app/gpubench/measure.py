@@ -18,6 +18,7 @@ from ltxtune.app.gpubench.loops import Step, bare_step, ltxtune_step
 from ltxtune.app.gpubench.variants import BenchSettings, Variant, variant_config
 from ltxtune.training.build import build_training, make_accelerator
 from ltxtune.training.loop import Trainer
+from ltxtune.training.optim import AdamW
 from ltxtune.training.parts import build_parts
 from ltxtune.training.plan import plan_run
 from ltxtune.training.run import compat_facts
@@ -54,6 +55,7 @@ class VariantResult:
     peak_allocated_gib: float | None = None
     peak_reserved_gib: float | None = None
     estimate_gib: float | None = None
+    ltxtune_step_s: float | None = None  # a bare loop's variant: ltxtune's step, alternating with it on one model
     allocated_before_gib: float | None = None  # what an earlier variant left allocated (0 unless it leaked)
     build_s: float | None = None
     wall_s: float = 0.0
@@ -111,6 +113,24 @@ def timed(step: Step, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def alternating(steps: dict[str, Step], count: int, device: torch.device, per_round: int = 2) -> dict[str, list[float]]:
+    """``count`` timed steps of each loop, in rounds of ``per_round`` each, so that whatever else the machine
+    does (clocks, other processes) weighs on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    while any(len(t) < count for t in times.values()):
+        for name, step in steps.items():
+            for _ in range(min(per_round, count - len(times[name]))):
+                times[name].append(timed(step, device))
+    return times
+
+
+def loops(variant: Variant, trainer: Trainer, optimizer: AdamW) -> dict[str, Step]:
+    """The variant's step first; a bare loop's variant also times ltxtune's on the same model and batches."""
+    if not variant.bare:
+        return {"main": ltxtune_step(trainer)}
+    return {"main": bare_step(trainer, optimizer), "ltxtune": ltxtune_step(trainer)}
+
+
 def memory(device: torch.device) -> dict[str, float | None]:
     """The allocator's peaks since the last reset, in GiB (none on a CPU)."""
     if device.type != "cuda":
@@ -142,15 +162,16 @@ def measure(variant: Variant, settings: BenchSettings, rate: MatmulRate, before:
     accelerator = make_accelerator(parts.trainer)
     device = accelerator.device
     trainer = build_training(parts, plan, run_dir(settings, variant), accelerator, schedule_steps=100_000).trainer
-    step = bare_step(trainer, parts.optimizer) if variant.bare else ltxtune_step(trainer)
+    steps = loops(variant, trainer, parts.optimizer)
     build_s = time.perf_counter() - started
     if device.type == "cuda":  # the steps' peak: a quantized base is bf16 for a moment while it is built
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(settings.warmup):
-        step()
-    flops, executed = count_flops(step, trainer, parts.trainer.gradient_checkpointing)
-    times = [timed(step, device) for _ in range(settings.steps)]
-    median = statistics.median(times)
+    for step in steps.values():
+        for _ in range(settings.warmup):
+            step()
+    flops, executed = count_flops(steps["main"], trainer, parts.trainer.gradient_checkpointing)
+    timings = alternating(steps, settings.steps, device)
+    times, median = timings["main"], statistics.median(timings["main"])
     tokens = (plan.tokens.video + plan.tokens.audio) * parts.trainer.batch_size
     return VariantResult(
         name=variant.name,
@@ -170,6 +191,7 @@ def measure(variant: Variant, settings: BenchSettings, rate: MatmulRate, before:
         mfu=flops / median / rate.flops_per_s,
         **memory(device),
         estimate_gib=estimated,
+        ltxtune_step_s=statistics.median(timings["ltxtune"]) if "ltxtune" in timings else None,
         allocated_before_gib=before,
         build_s=build_s,
         wall_s=time.perf_counter() - started,

@@ -68,7 +68,12 @@ class Variant:
 
 VARIANTS = (
     Variant("ckpt", "LoRA r32, gradient checkpointing", (CHECKPOINTING,)),
-    Variant("ckpt-bare", "the same step in a bare PyTorch loop", (CHECKPOINTING,), bare=True),
+    Variant(
+        "ckpt-bare",
+        "the same step in a bare PyTorch loop, alternating with ltxtune's on one model",
+        (CHECKPOINTING,),
+        bare=True,
+    ),
     Variant("ckpt-768x512", "LoRA r32, gradient checkpointing, the larger clip", (CHECKPOINTING,), shape=1),
     Variant("no-ckpt", "LoRA r32, no gradient checkpointing"),
     Variant(
