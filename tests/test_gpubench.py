@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import torch
+
 from ltxtune.app.gpubench.__main__ import main
 from ltxtune.app.gpubench.variants import VARIANTS
 
@@ -39,3 +42,22 @@ def test_smoke_run_reports_every_variant_measured_or_why_not(tmp_path: Path) -> 
         [line] = [line for line in table.splitlines() if line.startswith(f"| {name} |")]
         shown = f"{1000 * row['step_s']:,.1f}" if row["status"] == "ok" else f"skipped: {row['reason'][:40]}"
         assert shown in line, line
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_two_full_width_blocks_step_on_the_gpu_and_leave_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    names = "ckpt,ckpt-bare,ckpt-fused-adamw,ckpt-int8,ckpt-fp8"
+    main(["--blocks", "2", "--steps", "2", "--warmup", "1", "--variants", names, "--out", str(out),
+          "--data-root", str(tmp_path / "data")])  # fmt: skip
+
+    rows = json.loads((out / "gpubench.json").read_text())["variants"]
+    assert [row["name"] for row in rows] == names.split(",")
+    for row in rows:
+        assert row["status"] == "ok", row
+        assert 0 < row["mfu"] < 1 and row["peak_allocated_gib"] > 0 and row["estimate_gib"] > 0, row
+        assert row["allocated_before_gib"] < 0.5, row  # the variant before it was freed
+    # The 8-bit bases hold the block linears in half the memory.
+    peaks = {row["name"]: row["peak_allocated_gib"] for row in rows}
+    assert peaks["ckpt-int8"] < peaks["ckpt"] and peaks["ckpt-fp8"] < peaks["ckpt"]

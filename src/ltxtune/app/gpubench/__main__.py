@@ -91,7 +91,7 @@ def run_variants(settings: BenchSettings) -> BenchReport:
     device = torch.device("cpu" if settings.smoke else "cuda")
     rate = matmul_rate(device, n=256 if settings.smoke else 8192, repeats=10 if settings.smoke else 50)
     name = "CPU" if settings.smoke else torch.cuda.get_device_name(device)
-    print(f"{name}: bf16 matmul {rate.n}^3 at {rate.flops_per_s / 1e12:.1f} TFLOP/s", flush=True)
+    print(f"{name}: bf16 matmul {rate.n}^3 at {rate.flops_per_s / 1e12:.4g} TFLOP/s", flush=True)
     results, variants = [], settings.variants()
     for i, variant in enumerate(variants, 1):
         durations = [r.wall_s for r in results if r.status == "ok"]
@@ -154,10 +154,10 @@ def run_variant(
 def summary(result: VariantResult) -> str:
     if result.status != "ok":
         return f"{result.status}: {result.reason}"
-    peak = "" if result.peak_allocated_gib is None else f", peak {result.peak_allocated_gib:.1f} GiB"
+    peak = "" if result.peak_allocated_gib is None else f", peak {result.peak_allocated_gib:.3g} GiB"
     return (
         f"{1000 * result.step_s:.1f} ms/step, {result.tokens_per_s:,.0f} tokens/s, MFU {result.mfu:.1%}{peak}"
-        f" (estimate {result.estimate_gib:.1f} GiB), built in {result.build_s:.1f} s"
+        f" (estimate {result.estimate_gib:.3g} GiB), built in {result.build_s:.1f} s"
     )
 
 

@@ -92,7 +92,7 @@ class BenchReport:
             "",
             f"{self.device}, torch {self.torch}. {model}, random bf16 weights; LoRA rank 32 on the attention"
             f" projections; batch 1, video with its audio, {self.text_tokens} text tokens.",
-            f"Measured bf16 matmul rate ({self.matmul.n}^3): {self.matmul.flops_per_s / 1e12:.1f} TFLOP/s."
+            f"Measured bf16 matmul rate ({self.matmul.n}^3): {_num(self.matmul.flops_per_s / 1e12)} TFLOP/s."
             f" Median of {self.steps} steps after {self.warmup} of warm-up; {self.wall_s:.0f} s of a"
             f" {self.budget_s:.0f} s budget.",
             "",
