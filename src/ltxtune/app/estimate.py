@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from omegaconf import DictConfig
 
 from ltxtune.model.adapters import trainable_parameters
@@ -67,7 +68,8 @@ def estimate(cfg: DictConfig, processes: int = 1) -> Estimate:
     video_tokens, audio_tokens = tokens.video, tokens.audio
 
     empty = parts.model.build_empty()
-    parts.lora.apply(empty)
+    with torch.device("meta"):  # peft would otherwise make and initialise the adapters in host memory
+        parts.lora.apply(empty)
     transformer, config = empty.transformer, empty.config
     total = sum(p.numel() for p in transformer.parameters())
     trainable = sum(p.numel() for p in trainable_parameters(transformer))

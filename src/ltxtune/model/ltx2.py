@@ -106,6 +106,29 @@ def existing_file(key: str, value: str | None, what: str) -> Path | None:
     return path
 
 
+def connector_needs(config: dict[str, Any]) -> InputNeeds:
+    """What a model whose stored text features go through the text connectors takes: their widths and register
+    count, read from ``config`` the way ltx-core builds the connectors (on the meta device: no weights). LTX-2's
+    connectors are as wide as its features (the transformer projects them); LTX-2.3's take each stream's own."""
+    from ltx_core.text_encoders.gemma.embeddings_connector import (
+        AudioEmbeddings1DConnectorConfigurator,
+        Embeddings1DConnectorConfigurator,
+    )
+
+    with torch.device("meta"):
+        video = Embeddings1DConnectorConfigurator.from_config(config)
+        audio = AudioEmbeddings1DConnectorConfigurator.from_config(config)
+    t = config["transformer"]
+    return InputNeeds(
+        t.get("in_channels", 128),
+        t.get("audio_in_channels", 128),
+        video.inner_dim,
+        video.num_learnable_registers or None,
+        audio.inner_dim,
+        blocks=t.get("num_layers"),
+    )
+
+
 class LTX2Checkpoint(ModelSpec):
     """``model=ltx2 model.checkpoint=/path/ltx-2-19b.safetensors``: the transformer and its text connectors.
 
@@ -148,28 +171,9 @@ class LTX2Checkpoint(ModelSpec):
         return read_checkpoint_config(self.path)
 
     def input_needs(self) -> InputNeeds:
-        """The stored features go through the text connectors: their widths and register count, read from the
-        config the way ltx-core builds the connectors (on the meta device: no weights). LTX-2's connectors are
-        as wide as its features (the transformer projects them); LTX-2.3's take each stream's own width."""
-        from ltx_core.text_encoders.gemma.embeddings_connector import (
-            AudioEmbeddings1DConnectorConfigurator,
-            Embeddings1DConnectorConfigurator,
-        )
-
         config = self.config()
         check_connector_keys(self.connectors_path)  # a split release's wrong file: named before any weight is read
-        with torch.device("meta"):
-            video = Embeddings1DConnectorConfigurator.from_config(config)
-            audio = AudioEmbeddings1DConnectorConfigurator.from_config(config)
-        t = config["transformer"]
-        return InputNeeds(
-            t.get("in_channels", 128),
-            t.get("audio_in_channels", 128),
-            video.inner_dim,
-            video.num_learnable_registers or None,
-            audio.inner_dim,
-            blocks=t.get("num_layers"),
-        )
+        return connector_needs(config)
 
     def build(self, seed: int, device: torch.device) -> LoadedModel:
         from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder

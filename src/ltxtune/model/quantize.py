@@ -46,6 +46,25 @@ def is_block_linear(module: nn.Module, name: str) -> bool:
     return isinstance(module, nn.Linear) and name.startswith("transformer_blocks.")
 
 
+def cast_fp8(transformer: nn.Module) -> nn.Module:
+    """ltx-core's ``fp8_cast`` policy applied to a built transformer (a checkpoint's loader applies it to the
+    state dict instead): its rule stores the block linears' weights and biases as float8_e4m3fn, and its module
+    op upcasts them in every linear's forward. On a meta-device transformer the storage is fp8 from the start, so
+    the full bf16 weights are never allocated. Returns ``transformer``, changed in place."""
+    from ltx_core.quantization.policy import QuantizationPolicy
+
+    policy = QuantizationPolicy.fp8_cast()
+    for name, param in list(transformer.named_parameters()):
+        [(_, value)] = policy.sd_ops.apply_to_key_value(name, param.detach())
+        if value.dtype != param.dtype:
+            owner, leaf = name.rsplit(".", 1)
+            transformer.get_submodule(owner).register_parameter(leaf, nn.Parameter(value, requires_grad=False))
+    for op in policy.module_ops:
+        if op.matcher(transformer):
+            transformer = op.mutator(transformer)
+    return transformer
+
+
 def quantize_int8(transformer: nn.Module) -> nn.Module:
     """Replace the block linears' weights by torchao's int8 weight-only tensors, in place; returns it."""
     from torchao.quantization import Int8WeightOnlyConfig, quantize_

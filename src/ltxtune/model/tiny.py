@@ -17,7 +17,7 @@ from ltxtune.model.ltx2 import TextConnectors
 from ltxtune.model.vae import write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
-_FIXED_ARCHITECTURE: dict[str, Any] = {
+FIXED_ARCHITECTURE: dict[str, Any] = {
     "dropout": 0.0,
     "attention_bias": True,
     "num_vector_embeds": None,
@@ -62,7 +62,7 @@ def transformer_config(
             "out_channels": 128,
             "audio_in_channels": 128,
             "audio_out_channels": 128,
-            **_FIXED_ARCHITECTURE,
+            **FIXED_ARCHITECTURE,
         }
     }
 

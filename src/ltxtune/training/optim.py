@@ -11,10 +11,18 @@ from ltxtune.errors import ConfigError, check_range
 
 
 class AdamW:
+    """torch's AdamW. ``fused``: its fused kernels (one launch for every parameter); otherwise torch picks, which
+    on a GPU is its multi-tensor (foreach) path."""
+
     state_bytes = 8  # per trainable weight: two float32 moments (the dry run's memory estimate)
 
     def __init__(
-        self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, eps: float = 1e-8
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        eps: float = 1e-8,
+        fused: bool = False,
     ) -> None:
         check_range("lr", lr, 0.0, lo_open=True)
         check_range("weight_decay", weight_decay, 0.0)
@@ -22,9 +30,12 @@ class AdamW:
         for beta in betas:
             check_range("betas", beta, 0.0, 1.0)
         self.lr, self.betas, self.weight_decay, self.eps = lr, tuple(betas), weight_decay, eps
+        self.fused = fused
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, eps=self.eps)
+        return torch.optim.AdamW(
+            params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, eps=self.eps, fused=self.fused or None
+        )
 
 
 class AdamW8bit(AdamW):
