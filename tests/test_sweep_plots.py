@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltxtune import sweeps
-from ltxtune.sweeps.jobs import JobRecord
+from ltxtune.sweeps.jobs import SWEEP_FILE, JobRecord
 from ltxtune.sweeps.plots import objective_figure, objective_grid, val_loss_figure, x_scale
 from ltxtune.sweeps.study import STUDY_FILE, explained_variance, importances
+from ltxtune.sweeps.summary import write_summary
 from test_sweeps import assert_png, fake_job
 
 DONE = {"status": "completed", "steps": 3, "wall_s": 1.0}
@@ -101,12 +101,12 @@ def test_grid_of_two_keys_sorts_numbers_numerically_and_keeps_each_cells_best_jo
 
 
 def test_two_key_sweep_writes_a_heatmap_listed_in_the_summary(tmp_path: Path) -> None:
-    (tmp_path / sweeps.SWEEP_FILE).write_text(json.dumps({"swept": ["optimizer.lr", "lora.rank"]}))
+    (tmp_path / SWEEP_FILE).write_text(json.dumps({"swept": ["optimizer.lr", "lora.rank"]}))
     for i, (lr, rank) in enumerate([("5e-4", "4"), ("1e-3", "4"), ("5e-4", "16")]):
         finished(tmp_path, str(i), [f"optimizer.lr={lr}", f"lora.rank={rank}"], 1.0 - 0.1 * i)
     fake_job(tmp_path, "3", ["optimizer.lr=1e-3", "lora.rank=16"], FAILED, [])
 
-    sweeps.write_summary(tmp_path)
+    write_summary(tmp_path)
 
     assert_png(tmp_path / "objective_heatmap.png")
     listed = plot_list(tmp_path)
@@ -123,7 +123,7 @@ def test_one_key_sweep_draws_no_heatmap(tmp_path: Path) -> None:
     for i, lr in enumerate(["1e-4", "1e-2"]):
         finished(tmp_path, str(i), [f"optimizer.lr={lr}"], 1.0 - 0.1 * i)
 
-    sweeps.write_summary(tmp_path)
+    write_summary(tmp_path)
 
     assert not (tmp_path / "objective_heatmap.png").exists()
     assert "objective_vs_optimizer.lr.png): the objective against optimizer.lr (log axis)" in plot_list(tmp_path)
@@ -163,7 +163,7 @@ def test_optuna_search_gets_the_studys_history_and_importance_plots(tmp_path: Pa
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"study_name": "text_to_video"}}}))
     finished(tmp_path, "2025-01-01_00-00-00_0", ["optimizer.lr=0.001", "lora.rank=4"], 1.0)
 
-    sweeps.write_summary(tmp_path)
+    write_summary(tmp_path)
 
     assert_png(tmp_path / "optuna_history.png")
     assert_png(tmp_path / "optuna_importance.png")
@@ -179,7 +179,7 @@ def test_a_corrupt_study_costs_a_note_not_the_summary(tmp_path: Path) -> None:
     finished(tmp_path, "0", ["optimizer.lr=0.001"], 1.0)
     finished(tmp_path, "1", ["optimizer.lr=0.01"], 0.9)
 
-    sweeps.write_summary(tmp_path)
+    write_summary(tmp_path)
 
     notes = [line for line in plot_list(tmp_path).splitlines() if "Optuna" in line]
     assert len(notes) == 1 and notes[0].startswith("- Optuna plots skipped: cannot read the study in optuna.db")

@@ -22,7 +22,9 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep
 from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT, compose_cfg
-from ltxtune import sweeps
+from ltxtune.sweeps.cli import main as summary_cli
+from ltxtune.sweeps.jobs import SWEEP_FILE, completed_objective, group_name, swept_keys
+from ltxtune.sweeps.summary import write_summary
 from ltxtune.training.parts import build_parts
 
 SHRINK = [
@@ -161,7 +163,7 @@ def test_swept_keys_come_from_the_command_line_and_the_sweeper_params() -> None:
             }
         }
     )
-    assert sweeps.swept_keys(config) == ["optimizer.lr", "lora.rank", "sampler", "x.y"]
+    assert swept_keys(config) == ["optimizer.lr", "lora.rank", "sampler", "x.y"]
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -188,7 +190,7 @@ def test_summary_rebuilds_from_job_dirs_with_the_best_row_marked(tmp_path: Path,
     fake_job(tmp_path, "10", [*base, "optimizer.lr=1.0"], None, [1.2])  # killed while running
     (tmp_path / "multirun.yaml").write_text("{}\n")  # Hydra writes it in every sweep directory
 
-    sweeps.main([str(tmp_path)])
+    summary_cli([str(tmp_path)])
 
     rows = read_csv(tmp_path / "summary.csv")
     assert [r["job"] for r in rows] == ["0", "1", "2", "10"]  # job order, not string order
@@ -220,11 +222,11 @@ def test_summary_of_a_directory_that_is_not_a_sweep_points_at_the_sweeps_below(t
 
 
 def test_summary_columns_follow_the_recorded_swept_keys(tmp_path: Path) -> None:
-    (tmp_path / sweeps.SWEEP_FILE).write_text(json.dumps({"swept": ["lora.rank", "sampler"]}))
+    (tmp_path / SWEEP_FILE).write_text(json.dumps({"swept": ["lora.rank", "sampler"]}))
     result = {"status": "completed", "steps": 3, "wall_s": 1.0, "val/loss": 1.0, "objective": 1.0}
     fake_job(tmp_path, "0", ["lora.rank=4", "sampler=uniform"], result, [1.0])  # nothing varies yet
 
-    sweeps.write_summary(tmp_path)
+    write_summary(tmp_path)
 
     header = (tmp_path / "summary.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["job", "lora.rank", "sampler"]
@@ -238,12 +240,12 @@ def test_resume_skips_only_an_identical_completed_job(tmp_path: Path) -> None:
     result = {"status": "completed", "steps": 4, "objective": 0.25}
     (tmp_path / "result.json").write_text(json.dumps(result))
 
-    assert sweeps.completed_objective(tmp_path, cfg) == 0.25
-    assert sweeps.completed_objective(tmp_path, compose_cfg("lora.rank=8", "logger=wandb")) == 0.25
-    assert sweeps.completed_objective(tmp_path, compose_cfg("lora.rank=8", "checkpoint.resume=auto")) == 0.25
-    assert sweeps.completed_objective(tmp_path, compose_cfg("lora.rank=16")) is None  # another job: run it
+    assert completed_objective(tmp_path, cfg) == 0.25
+    assert completed_objective(tmp_path, compose_cfg("lora.rank=8", "logger=wandb")) == 0.25
+    assert completed_objective(tmp_path, compose_cfg("lora.rank=8", "checkpoint.resume=auto")) == 0.25
+    assert completed_objective(tmp_path, compose_cfg("lora.rank=16")) is None  # another job: run it
     (tmp_path / "result.json").write_text(json.dumps({**result, "status": "failed"}))
-    assert sweeps.completed_objective(tmp_path, cfg) is None
+    assert completed_objective(tmp_path, cfg) is None
 
 
 # ---------------------------------------------------------------------------------------------- real sweeps
@@ -298,7 +300,7 @@ def test_crashed_multirun_resumes_and_every_job_is_summarized_and_grouped(synthe
 
     runs = wandb_runs(sweep_dir)
     jobs = [r for r in runs if r["job_type"] == "sweep-job"]
-    group = sweeps.group_name(sweep_dir)
+    group = group_name(sweep_dir)
     assert {r["group"] for r in runs} == {group}
     assert sorted({r["name"] for r in jobs}) == [f"strategy.first_frame_p={p}" for p in ("0.1", "0.5", "0.9")]
     assert len({r["id"] for r in jobs}) == 3  # one wandb run per job; a re-run job keeps its id
