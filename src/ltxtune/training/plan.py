@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ltxtune.data.batch import collate
-from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.data.batch import Batch, collate
 from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
@@ -53,8 +52,9 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
     check_combination(parts, processes, warn=main)
     strategy = type(parts.strategy).__name__
     split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
-    check_data(parts, split.train)
-    return RunPlan(split, sample_tokens(parts.strategy, split.train), compat, processes)
+    first = collate([split.train[0]])  # read once: both checks look at the first training sample
+    check_data(parts, first)
+    return RunPlan(split, sample_tokens(parts.strategy, first), compat, processes)
 
 
 def check_combination(parts: Parts, processes: int, warn: bool = True) -> None:
@@ -83,11 +83,10 @@ def check_combination(parts: Parts, processes: int, warn: bool = True) -> None:
         raise ConfigError("model.dtype", "bfloat16", "float32, or keep bfloat16 with trainer.mixed_precision=bf16")
 
 
-def check_data(parts: Parts, train_set: PrecomputedDataset) -> None:
+def check_data(parts: Parts, batch: Batch) -> None:
     """Shape-dependent settings (boundaries, crop boxes, reference scales) and what the model takes (latent
-    channels, text width and length) against one real sample, before the model is built; also lets the
+    channels, text width and length) against one real sample (``batch``), before the model is built; also lets the
     strategy learn what its checkpoint metadata records."""
-    batch = collate([train_set[0]])
     try:
         parts.strategy.check_data(batch)
     except ConfigError as exc:
@@ -99,9 +98,9 @@ def check_data(parts: Parts, train_set: PrecomputedDataset) -> None:
     )
 
 
-def sample_tokens(strategy: TrainingStrategy, dataset: PrecomputedDataset) -> SampleTokens:
-    """The token counts of the strategy's inputs for the dataset's first sample (one draw, its own generator)."""
-    inputs = strategy.prepare_training_inputs(collate([dataset[0]]), UniformSampler(), torch.Generator().manual_seed(0))
+def sample_tokens(strategy: TrainingStrategy, batch: Batch) -> SampleTokens:
+    """The token counts of the strategy's inputs for a batch of one sample (one draw, its own generator)."""
+    inputs = strategy.prepare_training_inputs(batch, UniformSampler(), torch.Generator().manual_seed(0))
     video = inputs.video.latent.shape[1] if inputs.video is not None else 0
     audio = inputs.audio.latent.shape[1] if inputs.audio is not None else 0
     context = inputs.video.context if inputs.video is not None else inputs.audio.context
