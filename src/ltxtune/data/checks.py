@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ltxtune.data.batch import AUDIO_TEXT_KEY, TEXT_MASK_KEY, VIDEO_TEXT_KEY
 from ltxtune.data.needs import TRACK_ROLES, DataNeeds
@@ -51,6 +52,8 @@ class SampleExpectations:
             problem = self.text_problem(data)
         elif role in MASK_ROLES:
             problem = mask_problem(data)
+        elif role == "mask_latents":
+            problem = latents_problem(data) or mask_fraction_problem(data["latents"])
         else:
             problem = latents_problem(data)
         if problem is not None:
@@ -96,6 +99,21 @@ def mask_problem(data: dict[str, Any]) -> str | None:
     if not isinstance(data.get("mask"), torch.Tensor):
         return f"no 'mask' tensor (found keys: {', '.join(sorted(data)) or 'none'})"
     return None
+
+
+def mask_fraction_problem(cells: Tensor) -> str | None:
+    """``mask_latents/`` hold, per latent cell, the fraction of it to generate: in [0, 1], alike in every channel.
+    The VAE latents of a mask video (what older preprocessing and ltx-trainer's inpainting guide wrote) are not."""
+    lo, hi = float(cells.min()), float(cells.max())
+    spread = float((cells.amax(dim=0) - cells.amin(dim=0)).max())
+    if lo >= 0.0 and hi <= 1.0 and spread == 0.0:
+        return None
+    return (
+        f"values range {lo:.3g}..{hi:.3g} and differ between channels by up to {spread:.3g}: these look like VAE "
+        "latents of a mask video, which no threshold can read; mask_latents/ must hold each latent cell's fraction "
+        "to generate (0..1, the same in every channel). Preprocess the masks again with ltxtune "
+        "(python preprocess.py input=<dataset file> ..., the mask_path column) to write them"
+    )
 
 
 def latents_problem(data: dict[str, Any]) -> str | None:

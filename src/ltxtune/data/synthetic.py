@@ -216,7 +216,8 @@ def _masks(g: torch.Generator, shape: _Shape) -> dict[str, dict[str, Any]]:
     y0 = int(torch.randint(0, max(1, height // 2), (1,), generator=g))
     x0 = int(torch.randint(0, max(1, width // 2), (1,), generator=g))
     keep[:, y0 : y0 + max(1, height // 2), x0 : x0 + max(1, width // 2)] = 0
-    # Mask latents vary inside the hole (0.2..1.0) so that mask_threshold decides which tokens are inpainted.
+    # The fraction to generate of each hole cell varies (0.2..1.0, as cells on a drawn edge are partly masked), so
+    # that mask_threshold decides which tokens are inpainted.
     ramp = 0.2 + 0.8 * torch.rand(frames, height, width, generator=g)
     mask_latents = ((1 - keep) * ramp).unsqueeze(0).expand(128, -1, -1, -1).contiguous()
     audio_keep = torch.ones(shape.audio_steps)

@@ -11,6 +11,7 @@ from ltxtune.data.batch import Batch, TextEncoder, collate
 from ltxtune.data.dataset import PrecomputedDataset
 from ltxtune.data.sampler import group_by_shape
 from ltxtune.diffusion.samplers import ConstantSampler
+from ltxtune.errors import TrainingError
 from ltxtune.evaluation.settings import ValidationSettings
 from ltxtune.strategies.base import TrainingStrategy
 
@@ -57,6 +58,12 @@ class ValidationLoss:
                 progress(j * len(self.batches) + k + 1, forwards)
             metrics[f"val/loss_sigma_{float(sigma):g}"] = at_sigma / n
             total, count = total + at_sigma, count + n
+        if total == 0.0:  # exactly: no held-out sample has a scored token, so the number compares nothing
+            raise TrainingError(
+                f"the validation loss is exactly 0 over {count} held-out samples at {len(self.settings.sigmas)} "
+                "sigmas: the strategy generates no token of any of them (a mask threshold above every mask value, "
+                "or masks that give the whole clip), so the loss measures nothing; check the masks and thresholds"
+            )
         return {"val/loss": total / count, **metrics}
 
 

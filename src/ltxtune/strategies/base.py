@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -59,6 +60,24 @@ def check_probability(key: str, value: float) -> None:
     check_range(key, value, 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class MaskCoverage:
+    """How a mask a strategy reads splits one batch's tokens under its threshold.
+
+    ``key``: the threshold's key under ``strategy``; ``directory``: where the masks are; ``generated``: per sample,
+    the fraction of the track's tokens to generate ``[B]``; ``values``: the lowest and highest mask value seen;
+    ``above_generates``: whether a value above the threshold means "generate" (inpainting's fractions) or "given"
+    (per-cell keep masks).
+    """
+
+    key: str
+    threshold: float
+    directory: str
+    generated: Tensor
+    values: tuple[float, float]
+    above_generates: bool
+
+
 class TrainingStrategy(ABC):
     """A training mode. Subclasses declare their data, build model inputs, and may change the loss.
 
@@ -98,6 +117,12 @@ class TrainingStrategy(ABC):
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         """JSON-serializable facts inference needs, written into the LoRA file."""
         return {}
+
+    def mask_coverage(self, batch: Batch) -> list[MaskCoverage]:
+        """For each mask that chooses which tokens are generated, how it splits ``batch`` under its threshold, so
+        that a threshold that leaves nothing to generate (or nothing given) is caught before training. Strategies
+        that choose tokens without masks have none."""
+        return []
 
     def check_data(self, batch: Batch) -> None:
         """Refuse data this configuration cannot train on, before any model is built.

@@ -254,6 +254,10 @@ class Mask(IntrinsicCondition):
         return DataNeeds.of_track(track, mask=self.mask_dir)
 
     def region(self, target: Tokens, batch: Batch) -> Tensor:
+        return self.given(target, batch)
+
+    def given(self, target: Tokens, batch: Batch) -> Tensor:
+        """``[B, T]`` True on the tokens the masks give (before the per-sample draw)."""
         mask = batch.mask(target.name)
         b, t = target.tokens.shape[:2]
         if mask[0].numel() != t:
@@ -262,6 +266,11 @@ class Mask(IntrinsicCondition):
                 f"has {t} tokens: a mask needs one value per latent cell ([F, H, W] video, [T] audio)"
             )
         return mask.reshape(b, t).to(target.tokens.device) > self.threshold
+
+    def values(self, batch: Batch, track: str) -> tuple[float, float]:
+        """The lowest and highest value of ``track``'s masks in ``batch``."""
+        mask = batch.mask(track)
+        return float(mask.min()), float(mask.max())
 
 
 class Reference(Condition):

@@ -17,8 +17,8 @@ from ltxtune.diffusion.inputs import Modality, ModalityInputs, ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError
-from ltxtune.strategies.base import TrainingStrategy, audio_modality, video_modality
-from ltxtune.strategies.conditions import Condition, Stream
+from ltxtune.strategies.base import MaskCoverage, TrainingStrategy, audio_modality, video_modality
+from ltxtune.strategies.conditions import Condition, Mask, Stream
 
 
 class Track:
@@ -150,6 +150,17 @@ class Flexible(TrainingStrategy):
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None
     ) -> ModelInputs:
         return ModelInputs.of(*(track.prepare(batch, sampler, generator) for track in self.tracks))
+
+    def mask_coverage(self, batch: Batch) -> list[MaskCoverage]:
+        covered = []
+        for track in (t for t in self.tracks if t.is_generated):
+            target = track.tokens(batch.target(track.name))
+            for i, condition in enumerate(track.conditions):
+                if isinstance(condition, Mask):
+                    given, values = condition.given(target, batch), condition.values(batch, track.name)
+                    key, generated = f"{track.name}.conditions[{i}].threshold", 1.0 - given.float().mean(dim=1)
+                    covered.append(MaskCoverage(key, condition.threshold, condition.mask_dir, generated, values, False))
+        return covered
 
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}

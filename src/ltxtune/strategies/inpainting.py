@@ -12,15 +12,17 @@ from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import DataError, check_range
-from ltxtune.strategies.base import TrainingStrategy, video_modality
+from ltxtune.strategies.base import MaskCoverage, TrainingStrategy, video_modality
 from ltxtune.strategies.conditions import Stream
 
 
 class Inpainting(TrainingStrategy):
     """Noise and score only the tokens inside the hole; keep the others clean at timestep 0.
 
-    ``mask_latents/`` holds the VAE latents of the mask videos (``[128, F, H, W]``, like ``latents/``); a
-    token is in the hole when its mask latent, averaged over channels, is above ``mask_threshold``.
+    ``mask_latents/`` holds, per latent cell, the fraction of its pixels and frames that the user's mask marks to
+    generate (``[128, F, H, W]`` like ``latents/``, the same value in every channel; preprocessing writes it). A
+    token is in the hole when that fraction, averaged over channels, is above ``mask_threshold``: 0.5 inpaints
+    the cells at least half masked.
     """
 
     TRAINING_KNOBS = ("mask_threshold",)
@@ -39,16 +41,26 @@ class Inpainting(TrainingStrategy):
     def data_needs(self) -> DataNeeds:
         return DataNeeds(text=self.conditions_dir, video_latents=self.latents_dir, mask_latents=self.mask_latents_dir)
 
-    def inpaint_mask(self, batch: Batch, video: VideoTokens) -> Tensor:
-        """``[B, T]`` True on the tokens to generate."""
-        mask = positions.patchify_video(batch.mask_latents.latents).mean(dim=-1)
-        if mask.shape != video.tokens.shape[:2]:
-            found, expected = mask.shape[1], video.tokens.shape[1]
+    def cell_fractions(self, batch: Batch, video: VideoTokens) -> Tensor:
+        """``[B, T]``: each token's fraction to generate."""
+        fractions = positions.patchify_video(batch.mask_latents.latents).mean(dim=-1)
+        if fractions.shape != video.tokens.shape[:2]:
+            found, expected = fractions.shape[1], video.tokens.shape[1]
             raise DataError(
                 f"{self.mask_latents_dir}/ latents make {found} tokens and {self.latents_dir}/ {expected}: mask latents"
                 " need the video latents' frames, height and width"
             )
-        return mask > self.mask_threshold
+        return fractions
+
+    def inpaint_mask(self, batch: Batch, video: VideoTokens) -> Tensor:
+        """``[B, T]`` True on the tokens to generate."""
+        return self.cell_fractions(batch, video) > self.mask_threshold
+
+    def mask_coverage(self, batch: Batch) -> list[MaskCoverage]:
+        fractions = self.cell_fractions(batch, VideoTokens.from_clip(batch.video_latents))
+        generated = (fractions > self.mask_threshold).float().mean(dim=1)
+        values = (float(fractions.min()), float(fractions.max()))
+        return [MaskCoverage("mask_threshold", self.mask_threshold, self.mask_latents_dir, generated, values, True)]
 
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None

@@ -62,6 +62,8 @@ class StepStats:
     samples: int = 0
     tokens: int = 0
     cond_tokens: float = 0.0  # tokens of any modality given as conditions (timestep 0)
+    nothing_to_generate: int = 0  # samples without a scored token: they teach nothing
+    nothing_given: int = 0  # samples without a token given as a condition
     grad_norm: float | None = None
     # modality -> [bucket loss sums..., bucket counts...]
     buckets: dict[str, Tensor] = field(default_factory=dict)
@@ -72,14 +74,19 @@ class StepStats:
 
     def add(self, losses: dict[str, Tensor], inputs: ModelInputs, total: Tensor, names: Sequence[str] = ()) -> None:
         self.names += names
-        mean = float(total.detach().mean())  # the one host sync per micro-batch the loop has
+        streams = {stream.name: stream for stream in inputs.streams()}
+        scored = sum(s.loss_mask.sum(dim=1) for s in streams.values() if s.generated)
+        given = sum((s.modality.timesteps == 0).sum(dim=1) for s in streams.values())
+        counts = torch.stack([total.detach().float().mean(), (scored == 0).sum(), (given == 0).sum()])
+        mean, empty, ungiven = counts.tolist()  # the one host sync per micro-batch the loop has
+        self.nothing_to_generate += int(empty)
+        self.nothing_given += int(ungiven)
         if not math.isfinite(mean):  # only now look at each sample (a second sync, on the failing batch only)
             bad = (~torch.isfinite(total.detach())).tolist()
             self.nonfinite_samples += [n for n, b in zip(names, bad, strict=False) if b] or list(names)
         self.loss_sum += mean
         self.micro_batches += 1
         self.samples += total.shape[0]
-        streams = {stream.name: stream for stream in inputs.streams()}
         for stream in streams.values():
             self.tokens += stream.tokens
             self.cond_tokens += float(stream.condition_tokens())
@@ -135,6 +142,7 @@ class Trainer:
         self.stopped_by = "SIGTERM"
         self.interrupted = False
         self.skipped_steps = 0  # steps whose loss or gradient was not finite (trainer.nonfinite=skip)
+        self.samples_trained = self.samples_empty = 0  # in this process's fit: all, and without a token to generate
         self.bar: tqdm | None = None
 
     # -- what a checkpoint keeps -----------------------------------------------------------------------
@@ -257,16 +265,25 @@ class Trainer:
         """Averages over micro-batches and ranks (the loss every rank saw, not rank 0's last micro-batch)."""
         acc = self.accelerator
         local = torch.tensor(
-            [stats.loss_sum / stats.micro_batches, stats.samples, stats.tokens, stats.cond_tokens],
+            [
+                stats.loss_sum / stats.micro_batches,
+                stats.samples,
+                stats.tokens,
+                stats.cond_tokens,
+                stats.nothing_to_generate,
+                stats.nothing_given,
+            ],
             device=acc.device,
             dtype=torch.float64,
         )
         summed = acc.reduce(local, reduction="sum") if acc.num_processes > 1 else local
-        loss, samples, tokens, cond = summed.tolist()
+        loss, samples, tokens, cond, empty, ungiven = summed.tolist()
         metrics = {
             "train/loss": loss / acc.num_processes,
             "train/lr": self.scheduler.get_last_lr()[0],
             "train/samples": samples,
+            "train/samples_nothing_to_generate": empty,
+            "train/samples_nothing_given": ungiven,
             "train/samples_per_s": samples / seconds,
             "train/tokens_per_s": tokens / seconds,
         }
@@ -310,6 +327,7 @@ class Trainer:
                 self.validate()
             self.train_steps(max_steps, after_step)
             if not self.interrupted:
+                self.check_trained_something()
                 self.validate()
                 self.show_losses(self.last.get("train/loss", math.nan))
         finally:
@@ -327,6 +345,8 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             metrics = self.step_metrics(stats, time.perf_counter() - start)
+            self.samples_trained += int(metrics["train/samples"])
+            self.samples_empty += int(metrics["train/samples_nothing_to_generate"])
             if stats.skipped:
                 self.skipped_steps += 1
                 metrics = {"train/lr": metrics["train/lr"], "train/skipped_steps": self.skipped_steps}
@@ -340,6 +360,21 @@ class Trainer:
                 after_step(self, max_steps)
             self.show_losses(metrics.get("train/loss", math.nan))
             self.bar.update(1)
+
+    def check_trained_something(self) -> None:
+        """A run whose samples all had no token to generate had a loss of exactly 0 and left the weights as they
+        were: a failure, not a result. Some such samples are only worth a warning."""
+        if not self.samples_empty:
+            return
+        what = f"{self.samples_empty} of the {self.samples_trained} samples trained had no token to generate"
+        if self.samples_empty == self.samples_trained:
+            raise TrainingError(
+                f"{what}: the loss was exactly 0 and the weights did not change. The strategy generated no token of"
+                " any sample (a mask threshold above every mask value, or masks that give the whole clip): check"
+                " the strategy's masks and thresholds"
+            )
+        if self.accelerator.is_main_process:
+            print(f"warning: {what} (they teach nothing; see train/samples_nothing_to_generate)", flush=True)
 
     def show_losses(self, train_loss: float) -> None:
         self.bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)

@@ -9,6 +9,7 @@ dry run that passes is a run whose first step does not fail on these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from ltxtune.data.batch import Batch, collate
 from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
-from ltxtune.errors import ConfigError
+from ltxtune.errors import ConfigError, DataError
 from ltxtune.model.adapters import FullFinetune
 from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.training.checkpoint import CompatFacts
@@ -54,6 +55,7 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
     split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
     first = collate([split.train[0]])  # read once: both checks look at the first training sample
     check_data(parts, first)
+    check_mask_coverage(parts.strategy, split.train, first)
     return RunPlan(split, sample_tokens(parts.strategy, first), compat, processes)
 
 
@@ -96,6 +98,42 @@ def check_data(parts: Parts, batch: Batch) -> None:
     check_model_inputs(
         parts.model, parts.data.root, batch, guidance, text_tokens_key=isinstance(parts.data, SyntheticData)
     )
+
+
+MASK_SAMPLES = 32  # training samples, spread over the set, whose masks are read before training
+
+
+def check_mask_coverage(strategy: TrainingStrategy, train: Sequence[Batch], first: Batch) -> None:
+    """Refuse a mask threshold that leaves most samples with no token to generate, or none given.
+
+    Such a run trains nothing (a loss of exactly 0, weights unchanged) or trains another mode than asked. Up
+    to ``MASK_SAMPLES`` training samples spread evenly over the set are read; nothing for strategies without
+    masks.
+    """
+    if not strategy.mask_coverage(first):
+        return
+    picks = sorted({round(i * (len(train) - 1) / max(MASK_SAMPLES - 1, 1)) for i in range(MASK_SAMPLES)})
+    seen = [strategy.mask_coverage(first if i == 0 else collate([train[i]])) for i in picks]
+    for j, cover in enumerate(seen[0]):
+        generated = torch.cat([covers[j].generated for covers in seen])
+        lo = min(covers[j].values[0] for covers in seen)
+        hi = max(covers[j].values[1] for covers in seen)
+        none, every = int((generated == 0).sum()), int((generated == 1).sum())
+        if 2 * none <= len(generated) and 2 * every <= len(generated):
+            continue
+        generating = none > every
+        count = none if generating else every
+        lower = generating == cover.above_generates  # lowering the threshold generates more of a fraction mask
+        bound = hi if lower else lo
+        what = "no token to generate" if generating else "no token given (the whole clip is generated)"
+        raise DataError(
+            f"strategy.{cover.key}={cover.threshold}: {count} of {len(generated)} training samples checked have "
+            f"{what}, so the run would train {'nothing' if generating else 'another mode'}. Their "
+            f"{cover.directory}/ values range {lo:.3g}..{hi:.3g} and a cell is "
+            f"{'generated' if cover.above_generates else 'given'} when its value is above the threshold: "
+            f"{'lower' if lower else 'raise'} strategy.{cover.key} {'below' if lower else 'to at least'} {bound:.3g}, "
+            "or check the masks (preprocess's mask_white says which colour is the region to generate)"
+        )
 
 
 def sample_tokens(strategy: TrainingStrategy, batch: Batch) -> SampleTokens:

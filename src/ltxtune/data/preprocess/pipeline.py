@@ -20,7 +20,14 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
+from ltxtune.data.checks import VIDEO_CHANNELS
+from ltxtune.data.preprocess.buckets import (
+    Bucket,
+    choose_bucket,
+    mask_fraction_grid,
+    mask_to_latent_grid,
+    parse_buckets,
+)
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import MediaError, TooShort, probe, read_audio, read_frames
@@ -243,9 +250,11 @@ class Preprocessor:
         if mask is not None:
             generate = self.generated_region(mask)
             files["video_masks"] = {"mask": mask_to_latent_grid(generate)}
-            files["mask_latents"] = self._latent_file(
-                enc.video.encode((generate * 255).to(torch.uint8)[:, None]), info.fps
-            )
+            # Not the VAE latents of the mask video: those carry no readable fraction (their channel means sit
+            # near 0 for any mask). The fraction to generate per cell, in every channel, is what a threshold reads.
+            fraction = mask_fraction_grid(generate)
+            cells = fraction.expand(VIDEO_CHANNELS, -1, -1, -1).contiguous()
+            files["mask_latents"] = self._latent_file(cells, info.fps)
         files["latents"] = self._latent_file(enc.video.encode(frames), info.fps)
         for directory, data in files.items():  # insertion order: latents/ last
             atomic_save(data, self.root / directory / row.name)
