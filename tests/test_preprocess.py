@@ -22,7 +22,7 @@ from conftest import CONF, ROOT, compose_cfg
 from ltxtune.app.preprocess import build_encoders, preprocess
 from ltxtune.data.batch import collate
 from ltxtune.data.needs import DataNeeds
-from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_to_latent_grid, parse_buckets
+from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_fraction_grid, parse_buckets
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Columns, Row, read_manifest
 from ltxtune.data.preprocess.pipeline import Preprocessor
@@ -113,12 +113,13 @@ def test_buckets_take_the_nearest_aspect_then_the_most_frames() -> None:
             parse_buckets(bad)
 
 
-def test_pixel_mask_becomes_a_latent_keep_mask_that_never_leaks_into_the_hole() -> None:
+def test_pixel_mask_becomes_the_masked_fraction_of_each_latent_cell() -> None:
     generate = torch.zeros(17, 64, 96, dtype=torch.bool)
-    generate[9, 40, 33] = True  # one pixel in latent frame 2, row 1, column 1
-    keep = mask_to_latent_grid(generate)
-    assert keep.shape == (3, 2, 3)
-    assert keep[2, 1, 1] == 0 and keep.sum() == keep.numel() - 1
+    generate[0, :16, :32] = True  # half of the first frame's first cell: latent frame 0 is pixel frame 0 alone
+    generate[9:13, 32:64, 64:96] = True  # 4 of the 8 pixel frames of latent frame 2, whole cell (row 1, column 2)
+    fraction = mask_fraction_grid(generate)
+    assert fraction.shape == (3, 2, 3)
+    assert fraction[0, 0, 0] == 0.5 and fraction[2, 1, 2] == 0.5 and fraction.sum() == 1.0
 
 
 def test_hash_text_encoder_is_deterministic_left_padded_and_caption_dependent() -> None:

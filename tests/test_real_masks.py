@@ -72,10 +72,11 @@ def real_masks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work / "data"
 
 
-def inpaint(root: Path, run: Path, *overrides: str) -> dict:
-    """Train ``strategy=inpainting`` on ``root`` for 3 steps; the run's metrics file, one dict per line."""
+def inpaint(root: Path, run: Path, *overrides: str) -> list[dict]:
+    """Train on ``root`` for 3 steps (``strategy=inpainting`` unless an experiment is given); the run's metrics."""
+    mode = [] if any(o.startswith("experiment=") for o in overrides) else ["strategy=inpainting"]
     cfg = compose_cfg(
-        "strategy=inpainting", "data=precomputed", "data.val_samples=1", "trainer.batch_size=1",
+        *mode, "data=precomputed", "data.val_samples=1", "trainer.batch_size=1",
         "trainer.max_steps=3", "validation_videos.enabled=false", *overrides, data_root=root,
     )  # fmt: skip
     train(cfg, run)
@@ -114,12 +115,36 @@ def test_the_threshold_reads_as_the_masked_fraction_and_every_run_learns(real_ma
     assert conditioned[0.8] > conditioned[0.2] + 0.05, conditioned
 
 
-def test_a_threshold_above_every_mask_value_is_refused_before_training(real_masks: Path, tmp_path: Path) -> None:
+def test_inpaint_video_gives_the_cells_its_threshold_keeps(real_masks: Path, tmp_path: Path) -> None:
+    given = {}
+    for threshold in (0.2, 0.95):
+        key = f"strategy.video.conditions.0.threshold={threshold}"
+        rows = inpaint(real_masks, tmp_path / str(threshold), "experiment=inpaint_video", key)
+        steps = [r for r in rows if "train/loss" in r]
+        assert all(r["train/loss"] > 0 and r["train/samples_nothing_to_generate"] == 0 for r in steps)
+        given[threshold] = sum(r["train/cond_fraction"] for r in steps) / len(steps)
+    # Only the cells the mask keeps (almost) whole are given at 0.95: fewer than at 0.2.
+    assert given[0.2] > given[0.95] + 0.05, given
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["strategy.mask_threshold=1.0"], "strategy.mask_threshold=1.0: 2 of 2 training samples checked have no token"
+         " to generate, so the run would train nothing. Their mask_latents/ values range 0..1 and a cell is generated"
+         " when its value is above the threshold: lower strategy.mask_threshold below 1"),
+        (["experiment=inpaint_video", "strategy.video.conditions.0.threshold=1.0"], "strategy.video.conditions.0."
+         "threshold=1.0: 2 of 2 training samples checked have no token given (the whole clip is generated), so the"
+         " run would train another mode. Their video_masks/ values range 0..1 and a cell is given when its value is"
+         " above the threshold: lower strategy.video.conditions.0.threshold below 1"),
+    ],
+)  # fmt: skip
+def test_a_threshold_that_leaves_nothing_to_generate_or_nothing_given_is_refused_before_training(
+    real_masks: Path, tmp_path: Path, overrides: list[str], says: str
+) -> None:
     with pytest.raises(DataError) as refused:
-        inpaint(real_masks, tmp_path / "run", "strategy.mask_threshold=1.0")
-    line = str(refused.value)
-    assert "strategy.mask_threshold=1.0" in line and "no token to generate" in line
-    assert "values range 0.." in line and "lower strategy.mask_threshold below 1" in line
+        inpaint(real_masks, tmp_path / "run", *overrides)
+    assert str(refused.value).startswith(says)
     assert not (tmp_path / "run" / "lora.safetensors").exists()
 
 

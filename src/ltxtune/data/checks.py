@@ -96,8 +96,14 @@ class SampleExpectations:
 
 
 def mask_problem(data: dict[str, Any]) -> str | None:
-    if not isinstance(data.get("mask"), torch.Tensor):
+    mask = data.get("mask")
+    if not isinstance(mask, torch.Tensor):
         return f"no 'mask' tensor (found keys: {', '.join(sorted(data)) or 'none'})"
+    if mask.numel() and (float(mask.min()) < 0.0 or float(mask.max()) > 1.0):
+        return (
+            f"mask values range {float(mask.min()):.3g}..{float(mask.max()):.3g}, expected each latent cell's "
+            "fraction kept as a condition, in [0, 1] (1 = given)"
+        )
     return None
 
 

@@ -63,27 +63,11 @@ def choose_bucket(buckets: Sequence[Bucket], width: int, height: int, frames: in
     return Bucket(best.width, best.height, 1) if is_image else best
 
 
-def _frame_groups(mask: Tensor, reduce: str) -> Tensor:
-    """``[F, H, W]`` float -> ``[F', H, W]``: latent frame 0 is pixel frame 0 alone, frame k pixel frames
-    8(k-1)+1 ... 8k, as the causal VAE encodes them; each group reduced by ``amax`` or ``mean``."""
-    f, h, w = mask.shape
-    rest = mask[1:].reshape((f - 1) // TEMPORAL, TEMPORAL, h, w)
-    return torch.cat([mask[:1], rest.amax(dim=1) if reduce == "amax" else rest.mean(dim=1)])
-
-
-def mask_to_latent_grid(mask: Tensor) -> Tensor:
-    """Pixel mask ``[F, H, W]`` (1 = region to generate) -> latent keep-mask ``[F', H', W']`` in {0, 1}.
-
-    A latent cell is generated when any pixel it encodes is (max-pooling), so the conditioning never leaks
-    into the region to generate.
-    """
-    frames = _frame_groups(mask.float(), "amax")
-    cells = torch.nn.functional.max_pool2d(frames.unsqueeze(1), SPATIAL).squeeze(1)
-    return 1.0 - cells
-
-
 def mask_fraction_grid(mask: Tensor) -> Tensor:
     """Pixel mask ``[F, H, W]`` (1 = region to generate) -> ``[F', H', W']``: per latent cell, the fraction of
-    the pixels and frames it encodes that are to be generated, in [0, 1]."""
-    frames = _frame_groups(mask.float(), "mean")
+    the pixels it encodes that are to be generated, in [0, 1]. Latent frame 0 encodes pixel frame 0 alone; frame k
+    encodes frames 8(k-1)+1 ... 8k, as the causal VAE does."""
+    f, h, w = mask.shape
+    m = mask.float()
+    frames = torch.cat([m[:1], m[1:].reshape((f - 1) // TEMPORAL, TEMPORAL, h, w).mean(dim=1)])
     return torch.nn.functional.avg_pool2d(frames.unsqueeze(1), SPATIAL).squeeze(1)

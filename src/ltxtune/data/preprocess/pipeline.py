@@ -21,13 +21,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ltxtune.data.checks import VIDEO_CHANNELS
-from ltxtune.data.preprocess.buckets import (
-    Bucket,
-    choose_bucket,
-    mask_fraction_grid,
-    mask_to_latent_grid,
-    parse_buckets,
-)
+from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_fraction_grid, parse_buckets
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import MediaError, TooShort, probe, read_audio, read_frames
@@ -248,11 +242,10 @@ class Preprocessor:
             ref = enc.video.encode(reference)
             files["reference_latents"] = self._latent_file(ref, info.fps / self.stride)
         if mask is not None:
-            generate = self.generated_region(mask)
-            files["video_masks"] = {"mask": mask_to_latent_grid(generate)}
-            # Not the VAE latents of the mask video: those carry no readable fraction (their channel means sit
-            # near 0 for any mask). The fraction to generate per cell, in every channel, is what a threshold reads.
-            fraction = mask_fraction_grid(generate)
+            # Per latent cell, the fraction of it the mask marks to generate: what a threshold can read. (Not the
+            # VAE latents of the mask video: their channel means sit near 0 whatever the mask.)
+            fraction = mask_fraction_grid(self.generated_region(mask))
+            files["video_masks"] = {"mask": 1.0 - fraction}  # 1 = kept as a condition
             cells = fraction.expand(VIDEO_CHANNELS, -1, -1, -1).contiguous()
             files["mask_latents"] = self._latent_file(cells, info.fps)
         files["latents"] = self._latent_file(enc.video.encode(frames), info.fps)
