@@ -172,6 +172,19 @@ def test_a_text_prompt_in_an_i2v_run_generates_its_whole_clip(synthetic_root, tm
     assert all(condition_tokens(inputs) == 4 * 6 for inputs in held_out)  # its first latent frame, 4 x 6 cells
 
 
+def test_a_prompts_image_is_given_where_training_gives_a_first_frame_rarely(synthetic_root, tmp_path, monkeypatch):
+    """text_to_video gives the first frame to 10% of its samples (too rare for the held-out clips): a prompt
+    that brings an image still gets it as its first frame, not dropped."""
+    from ltxtune.evaluation.sampling import condition_tokens
+
+    seen = sampled_inputs(monkeypatch)
+    prompt = f"validation_videos.prompts=[{{text: 'a red ball', image: '{image(tmp_path / 'picture.mp4')}'}}]"
+    train(compose_cfg(prompt, "validation_videos.num_prompts=1", "trainer.max_steps=1", data_root=synthetic_root),
+          tmp_path / "run")  # fmt: skip
+    assert [condition_tokens(inputs) for inputs in seen[0]] == [4 * 6, 4 * 6]  # its first latent frame
+    assert [condition_tokens(inputs) for inputs in seen[1]] == [0, 0]  # the held-out sample: drawn, and rare
+
+
 def test_a_text_prompt_is_refused_where_the_first_frame_is_always_given(tmp_path) -> None:
     args = [sys.executable, "train.py", "logger=none", f"hydra.run.dir={tmp_path}", "experiment=i2v",
             "strategy.video.conditions.0.probability=1", "validation_videos.prompts=['a red ball']",

@@ -146,7 +146,7 @@ def check_givens(prompt: Prompt, key: str, name: str, givens: Sequence[Given], r
     for given in givens:
         sources = suppliers(given, roles)
         if given.probability >= 1 and not any(m in media for m in sources):
-            setting = f"; strategy.{given.setting} below 1 trains it to do without" if given.setting else ""
+            setting = f"; or train with strategy.{given.setting} below 1 to do without" if given.setting else ""
             entries = " or ".join(f"{{text: ..., {m}: <file>}}" for m in sources) or "media it cannot take"
             allowed = f"{entries}: strategy {name} always gives {given.what}{setting}"
             raise ConfigError(key, prompt.text, allowed)
