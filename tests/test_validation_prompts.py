@@ -12,7 +12,7 @@ import numpy
 import pytest
 import torch
 
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, SMALL_SYNTHETIC, compose_cfg
 from ltxtune.data.preprocess.media import write_clip
 from ltxtune.errors import ConfigError, DataError
 from ltxtune.training.parts import build_parts
@@ -130,3 +130,123 @@ def test_a_prompt_mistake_on_the_command_line_ends_in_one_line(tmp_path) -> None
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "validation_videos.prompts[0].image" in done.stderr.strip().splitlines()[-1]
+
+
+def sampled_inputs(monkeypatch) -> dict[int, list]:
+    """Clip index -> the sampler's starting inputs of each validation's clip (conditions at timestep 0)."""
+    from ltxtune.evaluation.videos import ValidationClips
+
+    seen: dict[int, list] = {}
+    original = ValidationClips.sample
+
+    def spy(self, transformer, encode_text, strategy, one, index):
+        clip = original(self, transformer, encode_text, strategy, one, index)
+        seen.setdefault(index, []).append(clip.inputs)
+        return clip
+
+    monkeypatch.setattr(ValidationClips, "sample", spy)
+    return seen
+
+
+def plan(*overrides: str, data_root: Path) -> None:
+    """Everything a run checks before the model is built (the dry run's checks)."""
+    from ltxtune.training.plan import plan_run
+    from ltxtune.training.run import compat_facts
+
+    cfg = compose_cfg(*overrides, data_root=data_root)
+    plan_run(build_parts(cfg), compat_facts(cfg), 1)
+
+
+def test_a_text_prompt_in_an_i2v_run_generates_its_whole_clip(synthetic_root, tmp_path, monkeypatch) -> None:
+    """i2v trained with the first frame half of the time: a prompt without an image starts from no first frame
+    (no grey one), while the held-out sample beside it keeps its own."""
+    from ltxtune.evaluation.sampling import condition_tokens
+
+    seen = sampled_inputs(monkeypatch)
+    train(compose_cfg("experiment=i2v", "validation_videos.prompts=['a red ball']", "validation_videos.num_prompts=1",
+                      "trainer.max_steps=1", data_root=synthetic_root), tmp_path / "run")  # fmt: skip
+    prompt, held_out = seen[0], seen[1]
+    assert len(prompt) == 2  # before the first step and at the end
+    assert all(condition_tokens(inputs) == 0 for inputs in prompt)
+    assert all(bool((inputs.video.timesteps > 0).all()) for inputs in prompt)
+    assert all(condition_tokens(inputs) == 4 * 6 for inputs in held_out)  # its first latent frame, 4 x 6 cells
+
+
+def test_a_prompts_image_is_given_where_training_gives_a_first_frame_rarely(synthetic_root, tmp_path, monkeypatch):
+    """text_to_video gives the first frame to 10% of its samples (too rare for the held-out clips): a prompt
+    that brings an image still gets it as its first frame, not dropped."""
+    from ltxtune.evaluation.sampling import condition_tokens
+
+    seen = sampled_inputs(monkeypatch)
+    prompt = f"validation_videos.prompts=[{{text: 'a red ball', image: '{image(tmp_path / 'picture.mp4')}'}}]"
+    train(compose_cfg(prompt, "validation_videos.num_prompts=1", "trainer.max_steps=1", data_root=synthetic_root),
+          tmp_path / "run")  # fmt: skip
+    assert [condition_tokens(inputs) for inputs in seen[0]] == [4 * 6, 4 * 6]  # its first latent frame
+    assert [condition_tokens(inputs) for inputs in seen[1]] == [0, 0]  # the held-out sample: drawn, and rare
+
+
+def test_a_text_prompt_is_refused_where_the_first_frame_is_always_given(tmp_path) -> None:
+    args = [sys.executable, "train.py", "logger=none", f"hydra.run.dir={tmp_path}", "experiment=i2v",
+            "strategy.video.conditions.0.probability=1", "validation_videos.prompts=['a red ball']",
+            "trainer.max_steps=1", *SMALL_SYNTHETIC]  # fmt: skip
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "validation_videos.prompts[0]='a red ball'" in last and "image: <file>" in last
+    assert "strategy.video.conditions[0].probability below 1" in last
+    assert not (tmp_path / "lora.safetensors").exists()
+
+
+REFERENCE_HALF = (
+    "strategy=flexible",
+    "strategy.video.conditions=[{_target_: ltxtune.strategies.conditions.Reference, latents_dir: reference_latents,"
+    " probability: 0.5}]",
+)
+
+
+def test_a_text_prompt_in_an_ic_lora_run_uses_no_reference(synthetic_root, tmp_path, monkeypatch) -> None:
+    """Trained with the reference half of the time: a prompt without a video is generated from its text alone,
+    with no reference tokens (no held-out sample's reference borrowed); the held-out sample keeps its own."""
+    from ltxtune.evaluation.sampling import condition_tokens
+
+    seen = sampled_inputs(monkeypatch)
+    train(compose_cfg(*REFERENCE_HALF, "validation_videos.prompts=['a street']", "validation_videos.num_prompts=1",
+                      "trainer.max_steps=1", data_root=synthetic_root), tmp_path / "run")  # fmt: skip
+    clip_tokens = 3 * 4 * 6
+    for inputs in seen[0]:
+        assert inputs.video.latent.shape[1] == clip_tokens and condition_tokens(inputs) == 0
+    for inputs in seen[1]:
+        assert inputs.video.latent.shape[1] > clip_tokens and condition_tokens(inputs) > 0
+
+
+def test_a_text_prompt_is_refused_where_the_reference_is_always_given(synthetic_root) -> None:
+    with pytest.raises(ConfigError, match=r"prompts\[0\]='a street'.*video: <file>.*always gives the video reference"):
+        plan("experiment=v2v_ic_lora", "validation_videos.prompts=['a street']", data_root=synthetic_root)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "entry", "refusal"),
+    [
+        pytest.param((), "{text: a, audio: 'FILE'}", r"prompts\[0\]\.audio=.*strategy TextToVideo has no audio track",
+                     id="audio-for-video-only"),
+        pytest.param(("experiment=t2v",), "{text: a, audio: 'FILE'}",
+                     r"prompts\[0\]\.audio=.*TextToVideo takes nothing from an audio file", id="audio-it-generates"),
+        pytest.param(("strategy=flexible",), "{text: a, image: 'FILE'}",
+                     r"prompts\[0\]\.image=.*Flexible takes nothing from an image", id="image-for-plain-t2v"),
+    ],
+)  # fmt: skip
+def test_media_a_strategy_cannot_use_is_refused_before_training(synthetic_root, tmp_path, overrides, entry, refusal):
+    media = image(tmp_path / "media.mp4")
+    with pytest.raises(ConfigError, match=r"validation_videos\." + refusal):
+        plan(*overrides, f"validation_videos.prompts=[{entry.replace('FILE', str(media))}]", data_root=synthetic_root)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "medium"), [("i2v", "image"), ("v2v_ic_lora", "video"), ("a2v", "audio")]
+)  # fmt: skip
+def test_a_corrupt_prompt_file_is_refused_before_training_naming_it(synthetic_root, tmp_path, experiment, medium):
+    corrupt = tmp_path / f"broken.{ {'image': 'png', 'video': 'mp4', 'audio': 'wav'}[medium] }"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a picture" * 20)
+    prompt = f"validation_videos.prompts=[{{text: a, {medium}: '{corrupt}'}}]"
+    with pytest.raises(DataError, match=rf"validation prompt 0: .*{corrupt.name}: cannot be read as {medium}"):
+        plan(f"experiment={experiment}", prompt, data_root=synthetic_root)

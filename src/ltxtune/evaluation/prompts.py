@@ -4,10 +4,15 @@
 held-out sample as its template (the clip's size and length, any mask it needs): the text features come from
 the configured text encoder, the image from the video VAE encoder as the clip's first latent frame, the video
 as the IC-LoRA reference (a strategy that reads one, whatever its directory) or as the clip itself (extension:
-its given frames come from it), the audio likewise as the audio reference or the audio clip. The strategy's own
-conditions then decide what is given and what is generated, exactly as for a held-out sample. The encoders are
-built, used and freed before training; the encoded prompts are cached in the run directory
-(``validation_prompts.pt``).
+its given frames come from it), the audio likewise as the audio reference or the audio clip. Nothing of the
+held-out sample's own media stays.
+
+What is given is what the prompt's media supply, read from the strategy's declaration (``givens()``): a
+condition the prompt has the media for is always given, one it lacks is left out (the whole clip is
+generated), and a prompt that lacks a part the strategy always gives, or brings media the strategy has no use
+for, is refused before training (``check_prompts``), as is a file that cannot be decoded. A strategy that
+declares nothing is sampled with its conditions drawn as for a held-out sample. The encoders are built, used
+and freed before training; the encoded prompts are cached in the run directory (``validation_prompts.pt``).
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ from torch import Tensor
 from ltxtune.data import legacy
 from ltxtune.data.batch import Batch, Clip, TextEncoder, TextFeatures
 from ltxtune.data.dataset import load_sample_file
+from ltxtune.data.needs import DataNeeds
 from ltxtune.data.preprocess.media import MediaError, read_audio, read_frames
 from ltxtune.data.preprocess.pipeline import Encoders
 from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.strategies.base import Given, TrainingStrategy
 
 CACHE_FILE = "validation_prompts.pt"
 _MEDIA = ("image", "video", "audio")
+_NAMED = {"image": "an image", "video": "a video", "audio": "an audio file"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,10 @@ class Prompt:
     image: str | None = None
     video: str | None = None
     audio: str | None = None
+
+    def media(self) -> dict[str, str]:
+        """The media it gives, ``{"image": path, ...}``."""
+        return {media: path for media in _MEDIA if (path := getattr(self, media)) is not None}
 
 
 def parse_prompts(entries: Sequence[Any]) -> list[Prompt]:
@@ -81,6 +93,83 @@ def encode_prompts(
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"prompts": wanted, "sources": [batch.to_dict() for batch in batches]}, cache)
     return batches
+
+
+def media_roles(needs: DataNeeds) -> dict[str, str]:
+    """The batch role each prompt medium fills for a strategy reading ``needs``: the image the clip's first
+    frame, the video the reference when the strategy reads one (else the clip), the audio likewise."""
+    roles = {}
+    if needs.video_latents is not None:
+        roles["image"] = "video_latents"
+    if needs.reference_latents is not None or needs.video_latents is not None:
+        roles["video"] = "reference_latents" if needs.reference_latents is not None else "video_latents"
+    if needs.reference_audio_latents is not None or needs.audio_latents is not None:
+        roles["audio"] = "reference_audio_latents" if needs.reference_audio_latents is not None else "audio_latents"
+    return roles
+
+
+def suppliers(given: Given, roles: Mapping[str, str]) -> list[str]:
+    """The media that supply ``given``: those filling its role (an image only a first frame)."""
+    return [media for media, role in roles.items() if role == given.role and (media != "image" or given.one_frame)]
+
+
+def supplied(prompt: Prompt, givens: Sequence[Given], needs: DataNeeds) -> set[str]:
+    """The keys of the ``givens`` that the prompt's media supply."""
+    roles, media = media_roles(needs), prompt.media()
+    return {given.key for given in givens if any(m in media for m in suppliers(given, roles))}
+
+
+def check_prompts(prompts: Sequence[Prompt], strategy: TrainingStrategy) -> None:
+    """Refuse, before training, prompts that ``strategy`` (the training strategy, whose probabilities say what
+    it learnt to do without) cannot render as asked, and media files that cannot be decoded.
+
+    Raises ``ConfigError`` (keys ``prompts[i]``, ``prompts[i].<media>``) or ``DataError`` naming the file.
+    """
+    name, needs, givens = type(strategy).__name__, strategy.data_needs(), strategy.givens()
+    roles = media_roles(needs)
+    for i, prompt in enumerate(prompts):
+        key, media = f"prompts[{i}]", prompt.media()
+        for medium, path in media.items():
+            if medium not in roles:
+                track = "has no audio track" if medium == "audio" else "renders no video"
+                raise ConfigError(f"{key}.{medium}", path, f"none: strategy {name} {track}")
+        if givens is not None:
+            check_givens(prompt, key, name, givens, roles)
+    for i, prompt in enumerate(prompts):
+        for medium, path in prompt.media().items():
+            probe_media(Path(path).expanduser(), i, medium)
+
+
+def check_givens(prompt: Prompt, key: str, name: str, givens: Sequence[Given], roles: Mapping[str, str]) -> None:
+    """The prompt supplies every part the strategy always gives, and each of its media supplies one."""
+    media = prompt.media()
+    for given in givens:
+        sources = suppliers(given, roles)
+        if given.probability >= 1 and not any(m in media for m in sources):
+            setting = f"; or train with strategy.{given.setting} below 1 to do without" if given.setting else ""
+            entries = " or ".join(f"{{text: ..., {m}: <file>}}" for m in sources) or "media it cannot take"
+            allowed = f"{entries}: strategy {name} always gives {given.what}{setting}"
+            raise ConfigError(key, prompt.text, allowed)
+    gives = "; ".join(f"{g.what} from {' or '.join(suppliers(g, roles)) or 'none'}" for g in givens)
+    for medium, path in media.items():
+        if not any(medium in suppliers(given, roles) for given in givens):
+            what = f"it gives {gives}" if givens else "it generates everything from the text"
+            allowed = f"none: strategy {name} takes nothing from {_NAMED[medium]} ({what})"
+            raise ConfigError(f"{key}.{medium}", path, allowed)
+    if "image" in media and roles.get("video") == "video_latents" and "video" in media:
+        raise ConfigError(f"{key}.image", media["image"], "none beside a video: the video gives the whole clip")
+
+
+def probe_media(path: Path, index: int, medium: str) -> None:
+    """Decode the start of a prompt's file; one that cannot be decoded raises ``DataError`` naming it."""
+    try:
+        if medium == "audio":
+            if read_audio(path, 0.1, 16000) is None:
+                raise MediaError("no audio stream")
+        else:
+            read_frames(path, 1, 32, 32)
+    except MediaError as exc:
+        raise DataError(f"validation prompt {index}: {path}: cannot be read as {medium}: {exc}") from None
 
 
 NEGATIVE_CACHE_FILE = "validation_negative_prompt.pt"
@@ -128,13 +217,16 @@ def prompt_batch(prompt: Prompt, index: int, template: Batch, encoders: Encoders
 
 
 def with_video_media(batch: Batch, prompt: Prompt, index: int, encoders: Encoders) -> Batch:
-    """The clip zeroed, then the prompt's image (its first latent frame) and video (the reference, or the clip)."""
+    """The clip and any reference zeroed (nothing of the template's own stays), then the prompt's image (its
+    first latent frame) and video (the reference, or the clip)."""
     clip = torch.zeros_like(batch.video_latents.latents)  # [1, 128, F, H, W]
     _, _, frames, height, width = clip.shape
     if prompt.image is not None:
         image = read_media(prompt, index, "image", 1, 32 * width, 32 * height)
         clip[0, :, :1] = encoders.video.encode(image)[:, :1]
     reference = batch.reference_latents
+    if reference is not None:
+        batch = replace(batch, reference_latents=replace(reference, latents=torch.zeros_like(reference.latents)))
     if prompt.video is not None and reference is not None:
         _, _, rf, rh, rw = reference.latents.shape
         video = read_media(prompt, index, "video", 8 * (rf - 1) + 1, 32 * rw, 32 * rh)
@@ -146,17 +238,16 @@ def with_video_media(batch: Batch, prompt: Prompt, index: int, encoders: Encoder
 
 
 def with_audio_media(batch: Batch, prompt: Prompt, index: int, encoders: Encoders) -> Batch:
-    """The prompt's audio as the audio reference when the strategy reads one, else as the audio clip (zeros
-    without it); the clip keeps its length ``[1, 8, T, 16]``."""
-    reference = batch.reference_audio_latents
-    role = "reference_audio_latents" if reference is not None and prompt.audio is not None else "audio_latents"
-    clip: Clip = getattr(batch, role)
-    latents = torch.zeros_like(clip.latents)
-    if prompt.audio is not None and encoders.audio is not None:
-        latents = read_audio_latents(prompt, index, encoders, clip.latents.shape[2])
-    changed = {role: replace(clip, latents=latents)}
-    if role != "audio_latents":
-        changed["audio_latents"] = replace(batch.audio_latents, latents=torch.zeros_like(batch.audio_latents.latents))
+    """The audio clip and any audio reference zeroed, then the prompt's audio as the audio reference when the
+    strategy reads one, else as the audio clip; each keeps its length ``[1, 8, T, 16]``."""
+    clips = {role: getattr(batch, role) for role in ("audio_latents", "reference_audio_latents")}
+    changed = {role: replace(c, latents=torch.zeros_like(c.latents)) for role, c in clips.items() if c is not None}
+    if prompt.audio is not None:
+        if encoders.audio is None:
+            raise ConfigError(f"prompts[{index}].audio", prompt.audio, "none: the encoders option has no audio encoder")
+        role = "reference_audio_latents" if batch.reference_audio_latents is not None else "audio_latents"
+        clip: Clip = changed[role]
+        changed[role] = replace(clip, latents=read_audio_latents(prompt, index, encoders, clip.latents.shape[2]))
     return replace(batch, **changed)
 
 
@@ -215,6 +306,13 @@ class Prompts:
         if self._batches is None:
             self._batches = encode_prompts(self.prompts, template, self.build_encoders, self.run_dir)
         return [batch.to(template.device) for batch in self._batches]
+
+    def strategy(self, index: int, strategy: TrainingStrategy) -> TrainingStrategy:
+        """``strategy`` as prompt ``index`` is rendered with: what its media supply given, the rest generated."""
+        givens = strategy.givens()
+        if givens is None:  # not declared: its conditions draw as for a held-out sample
+            return strategy
+        return strategy.with_givens(supplied(self.prompts[index], givens, strategy.data_needs()))
 
     def negative(self, text: TextFeatures, encode_text: TextEncoder) -> TextFeatures:
         """The negative prompt's features ``[1, L, D]`` through the model's text path ``encode_text``, with the

@@ -81,7 +81,8 @@ class ValidationClips:
             given = self.prompts.batches(batches[0].take(0))
             held_out = [batch.take(j) for batch in batches for j in range(len(batch))][: self.num_prompts]
             for i, one in enumerate([*given, *held_out]):
-                clip = self.sample(transformer, encode_text, strategy, one, i)
+                sampled_with = self.prompts.strategy(i, strategy) if i < len(given) else strategy
+                clip = self.sample(transformer, encode_text, sampled_with, one, i)
                 if previews is not None and clip.grid is not None:
                     own = clean_latents(one)
                     generated = clip.grid.latents(clip.sampled.video)[0]

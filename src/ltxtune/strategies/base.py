@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -78,6 +79,30 @@ class MaskCoverage:
     above_generates: bool
 
 
+@dataclass(frozen=True)
+class Given:
+    """A part of the clip that a strategy gives the model clean instead of generating it: a first frame, a
+    reference, a frozen track. A validation prompt supplies it from its media, or goes without it.
+
+    Args:
+        key: which part, unique within the strategy (``video.conditions[0]``); ``TrainingStrategy.with_givens``
+            takes these.
+        role: the batch role its clean tokens come from (a ``DataNeeds`` field: ``video_latents`` for a part of
+            the clip itself, ``reference_latents`` for an IC-LoRA reference, ...).
+        what: what it is, in words (``the first frame``), for messages.
+        probability: how often training gives it; 1: always, so a prompt without it cannot be rendered.
+        setting: the strategy key that sets ``probability`` (``first_frame_p``); ``None``: none does.
+        one_frame: it is the clip's first frame only, so an image supplies all of it.
+    """
+
+    key: str
+    role: str
+    what: str
+    probability: float
+    setting: str | None = None
+    one_frame: bool = False
+
+
 class TrainingStrategy(ABC):
     """A training mode. Subclasses declare their data, build model inputs, and may change the loss.
 
@@ -123,6 +148,20 @@ class TrainingStrategy(ABC):
         that a threshold that leaves nothing to generate (or nothing given) is caught before training. Strategies
         that choose tokens without masks have none."""
         return []
+
+    def givens(self) -> tuple[Given, ...] | None:
+        """What the strategy gives clean (conditions, frozen tracks), for validation prompts to supply.
+
+        ``None`` (the default): not declared, so a prompt's media fill the roles the strategy reads and its
+        conditions draw as they do for a held-out sample. A strategy that declares them (every built-in one)
+        gets its prompts checked before training: media it has no use for and prompts without a part it
+        always gives are refused, and each prompt is rendered with exactly the parts its media supply.
+        """
+        return None
+
+    def with_givens(self, keys: Collection[str]) -> TrainingStrategy:
+        """This strategy giving the ``givens()`` in ``keys`` always and the others never (a prompt's clip)."""
+        return self
 
     def check_data(self, batch: Batch) -> None:
         """Refuse data this configuration cannot train on, before any model is built.

@@ -23,13 +23,13 @@ import torch
 from torch import Tensor
 
 from ltxtune.data.batch import Batch
-from ltxtune.data.needs import DataNeeds
+from ltxtune.data.needs import TRACK_ROLES, DataNeeds
 from ltxtune.diffusion import flow, positions
 from ltxtune.diffusion.inputs import Modality, ModalityInputs
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError, DataError, check_range
 from ltxtune.ranks import is_main_rank
-from ltxtune.strategies.base import check_probability
+from ltxtune.strategies.base import Given, check_probability
 
 Tokens = VideoTokens | AudioTokens
 
@@ -102,6 +102,12 @@ class Condition(ABC):
         """Facts inference needs to use the condition the way it was trained (JSON-serializable)."""
         return {}
 
+    def gives(self, track: str, key: str) -> Given:
+        """What the condition gives of ``track`` (``key``: where it sits in the strategy), for validation prompts;
+        by default a part of the track's own clip."""
+        what = f"part of the {track} ({type(self).__name__})"
+        return Given(key, TRACK_ROLES[track].target, what, self.probability, f"{key}.probability")
+
     @abstractmethod
     def apply(self, stream: Stream, batch: Batch, generator: torch.Generator | None) -> Stream: ...
 
@@ -136,6 +142,9 @@ class FirstFrame(IntrinsicCondition):
 
     video_only = True
 
+    def gives(self, track: str, key: str) -> Given:
+        return replace(super().gives(track, key), what="the first frame", one_frame=True)
+
     def region(self, target: Tokens, batch: Batch) -> Tensor:
         return _span_mask(target, 0, 1 if target.frames > 1 else 0)
 
@@ -143,10 +152,16 @@ class FirstFrame(IntrinsicCondition):
 class _TemporalSpan(IntrinsicCondition):
     """The first or last ``temporal_boundary`` latent frames (video) or latent steps (audio) are given."""
 
+    end: ClassVar[str]  # which end of the clip: first, last
+
     def __init__(self, temporal_boundary: int, probability: float = 1.0) -> None:
         super().__init__(probability)
         check_range("temporal_boundary", temporal_boundary, 1)
         self.temporal_boundary = int(temporal_boundary)
+
+    def gives(self, track: str, key: str) -> Given:
+        unit = "latent frames" if track == "video" else "audio latent steps"
+        return replace(super().gives(track, key), what=f"the {self.end} {self.temporal_boundary} {unit}")
 
     def check(self, target: Tokens) -> None:
         if self.temporal_boundary >= target.frames:
@@ -160,6 +175,8 @@ class _TemporalSpan(IntrinsicCondition):
 class Prefix(_TemporalSpan):
     """Extension forward: the start is given, the model continues it."""
 
+    end = "first"
+
     def region(self, target: Tokens, batch: Batch) -> Tensor:
         self.check(target)
         return _span_mask(target, 0, self.temporal_boundary)
@@ -167,6 +184,8 @@ class Prefix(_TemporalSpan):
 
 class Suffix(_TemporalSpan):
     """Extension backward: the end is given, the model generates what led to it."""
+
+    end = "last"
 
     def region(self, target: Tokens, batch: Batch) -> Tensor:
         self.check(target)
@@ -190,6 +209,9 @@ class SpatialCrop(IntrinsicCondition):
         check_range("y2", y2, y1 + 1)
         check_range("x2", x2, x1 + 1)
         self.box = (int(y1), int(x1), int(y2), int(x2))
+
+    def gives(self, track: str, key: str) -> Given:
+        return replace(super().gives(track, key), what=f"the box {self.box} (y1, x1, y2, x2) of every frame")
 
     def cells(self, target: Tokens) -> tuple[int, int, int, int]:
         """The box in latent cells ``(row1, col1, row2, col2)``, clamped to the frame."""
@@ -253,6 +275,9 @@ class Mask(IntrinsicCondition):
     def needs(self, track: str) -> DataNeeds:
         return DataNeeds.of_track(track, mask=self.mask_dir)
 
+    def gives(self, track: str, key: str) -> Given:
+        return replace(super().gives(track, key), what=f"the {track} where its mask ({self.mask_dir}/) gives it")
+
     def region(self, target: Tokens, batch: Batch) -> Tensor:
         return self.given(target, batch)
 
@@ -291,6 +316,10 @@ class Reference(Condition):
 
     def needs(self, track: str) -> DataNeeds:
         return DataNeeds.of_track(track, reference=self.latents_dir)
+
+    def gives(self, track: str, key: str) -> Given:
+        role = TRACK_ROLES[track].reference
+        return Given(key, role, f"the {track} reference ({self.latents_dir}/)", self.probability, f"{key}.probability")
 
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         spatial, temporal = self.scale or (1, 1)

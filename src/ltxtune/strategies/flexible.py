@@ -6,18 +6,19 @@ extension, IC-LoRA references, audio-to-video, video-to-audio, inpainting, outpa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar
 
 import torch
 
 from ltxtune.data.batch import Batch, Clip
-from ltxtune.data.needs import DataNeeds
+from ltxtune.data.needs import TRACK_ROLES, DataNeeds
 from ltxtune.diffusion.inputs import Modality, ModalityInputs, ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
 from ltxtune.errors import ConfigError
-from ltxtune.strategies.base import MaskCoverage, TrainingStrategy, audio_modality, video_modality
+from ltxtune.strategies.base import Given, MaskCoverage, TrainingStrategy, audio_modality, video_modality
 from ltxtune.strategies.conditions import Condition, Mask, Stream
 
 
@@ -70,6 +71,24 @@ class Track:
                 allowed = f"a condition reading no second {exc.key} (the track reads {already})"
                 raise ConfigError(f"{self.name}.conditions[{i}]", type(condition).__name__, allowed) from None
         return needs
+
+    def givens(self) -> tuple[Given, ...]:
+        """A frozen track is given whole; a generated one gives what its conditions give."""
+        if not self.is_generated:
+            what = f"the whole {self.name} track ({self.name}.is_generated=false)"
+            return (Given(f"{self.name}.is_generated", TRACK_ROLES[self.name].target, what, 1.0),)
+        return tuple(c.gives(self.name, f"{self.name}.conditions[{i}]") for i, c in enumerate(self.conditions))
+
+    def with_givens(self, keys: Collection[str]) -> Track:
+        """A copy whose conditions in ``keys`` always apply and the others never (a frozen track stays given)."""
+        conditions = []
+        for i, condition in enumerate(self.conditions):
+            condition = copy.copy(condition)
+            condition.probability = 1.0 if f"{self.name}.conditions[{i}]" in keys else 0.0
+            conditions.append(condition)
+        track = copy.copy(self)
+        track.conditions = conditions
+        return track
 
     def prepare(self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None) -> ModalityInputs:
         target = self.tokens(batch.target(self.name))
@@ -161,6 +180,15 @@ class Flexible(TrainingStrategy):
                     key, generated = f"{track.name}.conditions.{i}.threshold", 1.0 - given.float().mean(dim=1)
                     covered.append(MaskCoverage(key, condition.threshold, condition.mask_dir, generated, values, False))
         return covered
+
+    def givens(self) -> tuple[Given, ...]:
+        return tuple(given for track in self.tracks for given in track.givens())
+
+    def with_givens(self, keys: Collection[str]) -> Flexible:
+        strategy = copy.copy(self)
+        strategy.video = self.video.with_givens(keys) if self.video is not None else None
+        strategy.audio = self.audio.with_givens(keys) if self.audio is not None else None
+        return strategy
 
     def get_checkpoint_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}

@@ -12,7 +12,7 @@ from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import VideoTokens
 from ltxtune.errors import DataError, check_range
-from ltxtune.strategies.base import MaskCoverage, TrainingStrategy, video_modality
+from ltxtune.strategies.base import Given, MaskCoverage, TrainingStrategy, video_modality
 from ltxtune.strategies.conditions import Stream
 
 
@@ -40,6 +40,10 @@ class Inpainting(TrainingStrategy):
 
     def data_needs(self) -> DataNeeds:
         return DataNeeds(text=self.conditions_dir, video_latents=self.latents_dir, mask_latents=self.mask_latents_dir)
+
+    def givens(self) -> tuple[Given, ...]:
+        what = f"the clip outside the holes of its mask videos ({self.mask_latents_dir}/)"
+        return (Given("mask_latents", "video_latents", what, 1.0),)
 
     def cell_fractions(self, batch: Batch, video: VideoTokens) -> Tensor:
         """``[B, T]``: each token's fraction to generate."""

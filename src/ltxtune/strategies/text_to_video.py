@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Collection
+
 import torch
 
 from ltxtune.data.batch import Batch
@@ -9,7 +12,7 @@ from ltxtune.data.needs import DataNeeds
 from ltxtune.diffusion.inputs import ModelInputs
 from ltxtune.diffusion.samplers import TimestepSampler
 from ltxtune.diffusion.tokens import AudioTokens, VideoTokens
-from ltxtune.strategies.base import TrainingStrategy, audio_modality, check_probability, video_modality
+from ltxtune.strategies.base import Given, TrainingStrategy, audio_modality, check_probability, video_modality
 from ltxtune.strategies.conditions import FirstFrame, Stream
 
 
@@ -36,6 +39,15 @@ class TextToVideo(TrainingStrategy):
     def data_needs(self) -> DataNeeds:
         audio = self.audio_latents_dir if self.with_audio else None
         return DataNeeds(text=self.conditions_dir, video_latents=self.latents_dir, audio_latents=audio)
+
+    def givens(self) -> tuple[Given, ...]:
+        p = self.first_frame_p
+        return (Given("first_frame_p", "video_latents", "the first frame", p, "first_frame_p", one_frame=True),)
+
+    def with_givens(self, keys: Collection[str]) -> TextToVideo:
+        strategy = copy.copy(self)
+        strategy.first_frame_p = 1.0 if "first_frame_p" in keys else 0.0
+        return strategy
 
     def prepare_training_inputs(
         self, batch: Batch, sampler: TimestepSampler, generator: torch.Generator | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ltxtune.strategies.base import check_probability
+from dataclasses import replace
+
+from ltxtune.strategies.base import Given, check_probability
 from ltxtune.strategies.conditions import FirstFrame, Reference
 from ltxtune.strategies.flexible import Flexible, VideoTrack
 
@@ -28,3 +30,8 @@ class VideoToVideo(Flexible):
         check_probability("first_frame_p", first_frame_p)
         conditions = [FirstFrame(first_frame_p), Reference(reference_latents_dir)]
         super().__init__(video=VideoTrack(True, latents_dir, conditions), conditions_dir=conditions_dir)
+
+    def givens(self) -> tuple[Given, ...]:
+        """The first frame, set by ``first_frame_p``, and the reference, always given."""
+        first_frame, reference = super().givens()
+        return replace(first_frame, setting="first_frame_p"), replace(reference, setting=None)

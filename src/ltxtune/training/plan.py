@@ -1,10 +1,11 @@
 """Everything a run can check before any weights are loaded, as one frozen plan.
 
 ``plan_run`` takes the validated parts and answers: which samples train and which validate, whether the
-values work together, whether the first step would fail on the data (shape-dependent settings, latent
-channels, text width and length), how many tokens a sample puts through the transformer, and the facts a
-checkpoint must share with a resumed run. A run and the dry run (``trainer.dry_run=true``) both call it, so a
-dry run that passes is a run whose first step does not fail on these.
+values work together (the validation prompts with the strategy included), whether the first step would fail
+on the data (shape-dependent settings, latent channels, text width and length), how many tokens a sample
+puts through the transformer, and the facts a checkpoint must share with a resumed run. A run and the dry
+run (``trainer.dry_run=true``) both call it, so a dry run that passes is a run whose first step does not
+fail on these.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.evaluation.prompts import check_prompts
 from ltxtune.model.adapters import FullFinetune
 from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.training.checkpoint import CompatFacts
@@ -51,6 +53,11 @@ class RunPlan:
 def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = True) -> RunPlan:
     """Check the run ``parts`` describe without loading weights; raises ``ConfigError`` / ``DataError``."""
     check_combination(parts, processes, warn=main)
+    if parts.validation_videos.enabled:
+        try:
+            check_prompts(parts.validation_videos.user_prompts(), parts.strategy)
+        except ConfigError as exc:
+            raise exc.within("validation_videos") from None
     strategy = type(parts.strategy).__name__
     split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
     first = collate([split.train[0]])  # read once: both checks look at the first training sample

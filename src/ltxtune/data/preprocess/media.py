@@ -80,6 +80,8 @@ def read_frames(path: Path, num_frames: int, width: int, height: int, stride: in
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if not (stream.codec_context.width and stream.codec_context.height):  # a header FFmpeg could not read
+                raise MediaError("no picture size in the file: not a readable video or image")
             sw, sh = cover_size(stream.codec_context.width, stream.codec_context.height, width, height)
             top, left = (sh - height) // 2, (sw - width) // 2
             for index, frame in enumerate(container.decode(stream)):
