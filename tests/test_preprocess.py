@@ -314,6 +314,7 @@ def test_bad_inputs_are_skipped_with_reasons_and_leave_no_partial_sample(clips, 
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [
         "audio_latents/videos/clip0.pt",
+        "captions.json",
         "conditions/videos/clip0.pt",
         "latents/videos/clip0.pt",
         "preprocess.json",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ltxtune.data.preprocess.pipeline import Encoders, Preprocessor, Summary
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
+SHOWN_SKIPS = 5  # skipped rows printed after the summary; the report lists every one
 
 
 def build_encoders(cfg: DictConfig) -> Encoders:
@@ -70,10 +71,21 @@ def preprocess(cfg: DictConfig) -> Summary:
     if mask_column is not None and rank == 0:  # the polarity decides the task: say which one is trained
         print(f"masks from column {mask_column!r}: white = {white} (mask_white={cfg.mask_white}; see docs/data.md)")
     summary = preprocessor.run(rows, lambda: build_encoders(cfg), source=str(dataset))
+    report = preprocessor.report_path()
     if rank == 0:
         print(summary.line(rank, world))
+        for row, skip in summary.skipped[:SHOWN_SKIPS]:
+            print(f"  skipped row {row.index}: {skip}")
         if summary.skipped:
-            print(f"skipped samples and why: {preprocessor.report_path()}")
+            more = f" (and {len(summary.skipped) - SHOWN_SKIPS} more)" if len(summary.skipped) > SHOWN_SKIPS else ""
+            print(f"every skipped row and why{more}: {report}")
+    if summary.skipped and not (summary.done or summary.already):
+        row, skip = summary.skipped[0]
+        raise DataError(
+            f"no row of {dataset} could be preprocessed ({len(summary.skipped)} skipped; the first, row {row.index}: "
+            f"{skip}); every one with its reason in {report}"
+        )
+    if rank == 0:
         print(f"train on it: python train.py data=precomputed data.root={cfg.output}")
     return summary
 

@@ -34,14 +34,27 @@ def list_samples(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*.pt"))
 
 
-def check_sources(root: Path, needs: DataNeeds, strategy: str) -> tuple[list[str], dict[str, str]]:
-    """Check that every directory ``needs`` names exists and holds the same samples; return the sample names,
-    and the samples left out for having no file in an audio directory (sample -> why).
+@dataclass(frozen=True)
+class Listing:
+    """The samples a strategy can train on, and those it cannot for want of a file (sample -> why).
+
+    ``without_audio``: samples with no file in one of ``needs.audio_dirs`` (clips without sound), always left
+    out. ``incomplete``: samples with no file in another directory the strategy reads (a row preprocessed
+    without a reference or a mask), left out with ``data.strict=false`` (``strict=true`` refuses them).
+    """
+
+    names: list[str]
+    without_audio: dict[str, str]
+    incomplete: dict[str, str]
+
+
+def check_sources(root: Path, needs: DataNeeds, strategy: str, strict: bool = True) -> Listing:
+    """Check that every directory ``needs`` names exists and holds the same samples, and list them.
 
     A sample missing from one of ``needs.audio_dirs`` is a clip without sound (preprocessing writes no audio
-    latents for it): left out, not an error, unless no sample has sound. Raises ``DataError`` naming the
-    directory and the strategy that needs it, or the samples missing from another directory (a count and a
-    few names).
+    latents for it): left out, not an error, unless no sample has sound. A sample missing from another
+    directory is refused, naming the first missing file and ``data.strict``, or with ``strict=false`` left out
+    like a clip without sound. Raises ``DataError`` naming the directory and the strategy that needs it.
     """
     sources, audio_dirs = needs.directories(), needs.audio_dirs
     if not root.is_dir():
@@ -56,7 +69,7 @@ def check_sources(root: Path, needs: DataNeeds, strategy: str) -> tuple[list[str
     every = set().union(*listed.values())
     if not every:
         raise DataError(f"{root} holds no .pt sample files in {', '.join(d + '/' for d in sources)}")
-    gaps, silent = [], {}
+    gaps, silent, incomplete = [], {}, {}
     for directory, present in listed.items():
         absent = sorted(every - present)
         if absent and directory in audio_dirs:
@@ -64,16 +77,31 @@ def check_sources(root: Path, needs: DataNeeds, strategy: str) -> tuple[list[str
             silent.update((name, reason) for name in absent if name not in silent)
         elif absent:
             shown = ", ".join(absent[:3]) + (", ..." if len(absent) > 3 else "")
-            gaps.append(f"{len(absent)} of {len(every)} samples have no file in {directory}/: {shown}")
-    if gaps:
-        raise DataError(f"under {root}, {'; '.join(gaps)} (strategy {strategy} needs each sample in every directory)")
+            gaps.append((f"{len(absent)} of {len(every)} samples have no file in {directory}/: {shown}", directory))
+            for name in absent:
+                path = legacy.sample_path(root, directory, name)
+                incomplete.setdefault(name, f"no file {path}, which strategy {strategy} reads")
+    if gaps and strict:
+        first = legacy.sample_path(root, gaps[0][1], min(every - listed[gaps[0][1]]))
+        raise DataError(
+            f"under {root}, {'; '.join(text for text, _ in gaps)} (strategy {strategy} needs each sample in every "
+            f"directory; the first missing file: {first}); data.strict=false leaves such samples out"
+        )
+    silent = {name: why for name, why in silent.items() if name not in incomplete}
     if len(silent) == len(every):
         raise DataError(
             f"no sample under {root} has a file in every one of {', '.join(d + '/' for d in sorted(audio_dirs))} "
             f"(clips without sound), which strategy {strategy} needs: preprocess clips with audio, or train a "
             "strategy without audio"
         )
-    return sorted(every - set(silent)), dict(sorted(silent.items()))
+    names = sorted(every - set(silent) - set(incomplete))
+    if not names:
+        raise DataError(
+            f"no sample under {root} has a file in every directory strategy {strategy} reads "
+            f"({', '.join(d + '/' for d in sources)}; data.strict=false left out each one), e.g. "
+            + next(iter(sorted(incomplete.values())))
+        )
+    return Listing(names, dict(sorted(silent.items())), dict(sorted(incomplete.items())))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ class Split:
 
     ``val_from_training``: nothing is held out (``data.val_samples=0``); ``val`` is a fixed subset of
     ``train``. ``left_out``: sample -> why it was unreadable (``data.strict=false``). ``without_audio``:
-    sample -> why it was left out for a strategy with audio (a clip without sound).
+    sample -> why it was left out for a strategy with audio (a clip without sound). ``incomplete``: sample ->
+    the file it lacks in another directory the strategy reads (``data.strict=false``).
     """
 
     train: PrecomputedDataset
@@ -29,6 +30,16 @@ class Split:
     val_from_training: bool = False
     left_out: dict[str, str] = field(default_factory=dict)
     without_audio: dict[str, str] = field(default_factory=dict)
+    incomplete: dict[str, str] = field(default_factory=dict)
+
+    def left_out_groups(self) -> dict[str, dict[str, str]]:
+        """Every sample left out, by why (a few words), each with its full reason; empty groups omitted."""
+        groups = {
+            "unreadable (data.strict=false)": self.left_out,
+            "missing a file (data.strict=false)": self.incomplete,
+            "without audio": self.without_audio,
+        }
+        return {label: samples for label, samples in groups.items() if samples}
 
     def describe(self) -> str:
         val = (
@@ -36,9 +47,8 @@ class Split:
             if self.val_from_training
             else (f"{len(self.val)} held out")
         )
-        skipped = f", {len(self.left_out)} unreadable left out" if self.left_out else ""
-        silent = f", {len(self.without_audio)} without audio left out" if self.without_audio else ""
-        return f"{len(self.train)} training samples, {val}{skipped}{silent}"
+        left = "".join(f", {len(s)} {label.split(' (')[0]} left out" for label, s in self.left_out_groups().items())
+        return f"{len(self.train)} training samples, {val}{left}"
 
 
 class PrecomputedData:
@@ -51,8 +61,9 @@ class PrecomputedData:
             then measured on a fixed subset of the training samples, at the same fixed sigmas and noise).
         val_fraction: the share held out when ``val_samples`` is null (at least one, never every sample).
         cache: keep loaded samples in memory.
-        strict: ``false`` reads every sample once before training and leaves out the unreadable ones (counted,
-            reported) instead of refusing the dataset.
+        strict: ``false`` reads every sample once before training and leaves out the unreadable ones, and
+            those missing a file the strategy reads (a row without a reference or a mask), counted and reported,
+            instead of refusing the dataset.
     """
 
     def __init__(
@@ -96,7 +107,8 @@ class PrecomputedData:
         Samples missing from one of ``needs.audio_dirs`` (clips without sound) are left out."""
         expect = SampleExpectations(needs, *(text_widths or (None, None)))
         self.prepare()
-        names, without_audio = check_sources(self.root, needs, strategy)
+        listing = check_sources(self.root, needs, strategy, self.strict)
+        names, without_audio, incomplete = listing.names, listing.without_audio, listing.incomplete
         dataset = PrecomputedDataset(self.root, expect, tuple(names), self.cache)
         left_out = {} if self.strict else unreadable(dataset)
         if len(left_out) == len(names):
@@ -110,9 +122,9 @@ class PrecomputedData:
         if cut == len(names):
             every = max(1, len(names) // VAL_FROM_TRAINING)
             val = PrecomputedDataset(self.root, expect, tuple(names[::every][:VAL_FROM_TRAINING]))
-            return Split(train, val, True, left_out, without_audio)
+            return Split(train, val, True, left_out, without_audio, incomplete)
         val = PrecomputedDataset(self.root, expect, tuple(names[cut:]))
-        return Split(train, val, False, left_out, without_audio)
+        return Split(train, val, False, left_out, without_audio, incomplete)
 
 
 def unreadable(dataset: PrecomputedDataset) -> dict[str, str]:

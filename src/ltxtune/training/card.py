@@ -8,12 +8,15 @@ markdown and is pure; ``write_card`` writes the file. Only a completed run gets 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ltxtune import __version__
 from ltxtune.data.spec import Split
+from ltxtune.evaluation.prompts import Prompt
 from ltxtune.model.adapters import LoraAdapter, base_model
 from ltxtune.model.base import ModelSpec
 from ltxtune.training.parts import Parts
@@ -25,6 +28,7 @@ FILENAME = "README.md"
 MARKER = "<!-- ltxtune model card -->"  # a README.md without it is not ours and is never replaced
 CAPTIONS = "captions.json"  # sample file name -> caption, when the dataset has one
 _SHOWN_PROMPTS = 8
+_SHOWN_CAPTIONS = 5
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class CardFacts:
     strategy_metadata: dict[str, Any]
     prompts: tuple[tuple[str, str], ...]  # (caption, samples) of the validation samples
     prompts_note: str  # where the prompts come from, or why there are none
+    user_prompts: tuple[str, ...]  # validation_videos.prompts, each with its media files, as one line
+    captions: tuple[tuple[str, int], ...]  # a few training captions, each with its number of samples
+    captions_note: str  # how many captions the training samples have, or why none are known
     settings: tuple[tuple[str, str], ...]
     losses: tuple[tuple[str, float], ...]
     preview: str | None  # relative path of the last validation's preview.png
@@ -77,9 +84,16 @@ def render(facts: CardFacts) -> str:
     if facts.strategy_metadata:
         meta = ", ".join(f"`{k}={v}`" for k, v in sorted(facts.strategy_metadata.items()))
         out += ["", f"Recorded in the file's metadata for inference: {meta}."]
-    out += ["", "## Prompts", "", facts.prompts_note]
+    out += ["", "## Prompts", ""]
+    if facts.user_prompts:
+        out += ["Your validation prompts (`validation_videos.prompts`):", ""]
+        out += [f"- {line}" for line in facts.user_prompts] + [""]
+    out += [facts.prompts_note]
     if facts.prompts:
         out += [""] + [f'- "{caption}" ({samples})' for caption, samples in facts.prompts]
+    out += ["", "## Training captions", "", facts.captions_note]
+    if facts.captions:
+        out += [""] + [f'- "{caption}"' + (f" ({n} samples)" if n > 1 else "") for caption, n in facts.captions]
     out += ["", "## Training settings", "", "| setting | value |", "|---|---|"]
     out += [f"| {key} | {value} |" for key, value in facts.settings]
     out += ["", "## Final losses", ""]
@@ -201,7 +215,10 @@ def card_facts(
     model_choice = choices.get("model") or type(parts.model).__name__
     strategy_choice = choices.get("strategy") or type(parts.strategy).__name__
     base, base_python, setup = describe_base(config["model"], parts.trainer.seed)
-    prompts, note = validation_prompts(parts.data.root.resolve(), tuple(split.val.names), split.val_from_training)
+    root = parts.data.root.resolve()
+    prompts, note = validation_prompts(root, tuple(split.val.names), split.val_from_training)
+    captions, captions_note = training_captions(root, tuple(split.train.names))
+    videos = parts.validation_videos
     preview = Path("samples") / f"step_{run.steps:06d}" / "preview.png"
     return CardFacts(
         weights=run.weights,
@@ -215,6 +232,9 @@ def card_facts(
         strategy_metadata=dict(run.strategy_metadata),
         prompts=prompts,
         prompts_note=note,
+        user_prompts=describe_prompts(videos.user_prompts()) if videos.enabled else (),
+        captions=captions,
+        captions_note=captions_note,
         settings=training_settings(parts, run, choices),
         losses=final_losses(run.metrics),
         preview=str(preview) if (run_dir / preview).is_file() else None,
@@ -298,6 +318,32 @@ def validation_prompts(
     shown = tuple((caption, ", ".join(names)) for caption, names in list(grouped.items())[:_SHOWN_PROMPTS])
     more = f" ({len(grouped) - len(shown)} more not shown)" if len(grouped) > len(shown) else ""
     return shown, (f"No trigger words were trained in. Validation used the captions of the {which} (`{path}`){more}:")
+
+
+def training_captions(root: Path, names: tuple[str, ...]) -> tuple[tuple[tuple[str, int], ...], str]:
+    """A few captions of the training samples (the most frequent first) and a line that counts them."""
+    path = root / CAPTIONS
+    try:
+        captions = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return (), f"None recorded: the dataset has no `{CAPTIONS}`."
+    counts = Counter(str(captions[n]) for n in names if isinstance(captions, dict) and n in captions)
+    if not counts:
+        return (), f"None: `{path}` holds no caption of the {len(names)} training samples."
+    shown = tuple(counts.most_common(_SHOWN_CAPTIONS))
+    total = sum(counts.values())
+    some = "all" if total == len(names) else f"{total} of the {len(names)}"
+    which = f"the {len(shown)} most frequent" if len(counts) > len(shown) else "all of them"
+    return shown, f"{some} training samples have a caption (`{path}`): {len(counts)} distinct, {which}:"
+
+
+def describe_prompts(prompts: Sequence[Prompt]) -> tuple[str, ...]:
+    """Each validation prompt as a line: its text, then its media files."""
+    lines = []
+    for prompt in prompts:
+        media = [f"{kind} `{path}`" for kind in ("image", "video", "audio") if (path := getattr(prompt, kind))]
+        lines.append(f'"{prompt.text}"' + (f" ({', '.join(media)})" if media else ""))
+    return tuple(lines)
 
 
 def training_settings(parts: Parts, run: RunFacts, choices: dict[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -50,8 +50,9 @@ def train(
             parts = build_parts(cfg)
             plan = plan_run(parts, compat_facts(cfg), world_size(), main=home.main)
             result.validation = "training_subset" if plan.split.val_from_training else "held_out"
-            result.left_out_samples = len(plan.split.left_out) + len(plan.split.without_audio) or None
-            home.report_left_out(plan.split.left_out, plan.split.without_audio)
+            left_out = plan.split.left_out_groups()
+            result.left_out_samples = sum(map(len, left_out.values())) or None
+            home.report_left_out(left_out)
             if home.main:  # building the model and the first validation take seconds: say what comes
                 print(f"data: {plan.split.describe()} ({parts.data.root}); building the model", flush=True)
             labels = JobLabels(choices or {}, OmegaConf.to_container(cfg, resolve=True), sweep_job)

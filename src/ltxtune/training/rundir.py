@@ -148,15 +148,14 @@ class RunDir:
             lines = [ln for ln in path.read_text().splitlines() if (row := parse_line(ln)) and row["step"] <= step]
             path.write_text("".join(ln + "\n" for ln in lines))
 
-    def report_left_out(self, left_out: dict[str, str], without_audio: dict[str, str]) -> None:
-        """Say which samples were left out, in one line and a file with every reason: the unreadable ones
-        (``data.strict=false``) and the clips without sound a strategy with audio cannot train on."""
-        if not self.main or not (left_out or without_audio):
+    def report_left_out(self, groups: dict[str, dict[str, str]]) -> None:
+        """Say which samples were left out, in one line and a file with every reason; ``groups``: why, in a
+        few words (``without audio``) -> sample -> the full reason (``Split.left_out_groups``)."""
+        if not self.main or not groups:
             return
-        every = {**without_audio, **left_out}
+        every = {name: why for samples in groups.values() for name, why in samples.items()}
         (self.path / LEFT_OUT_REPORT).write_text(json.dumps(every, indent=1) + "\n")
-        counts = [f"{len(left_out)} unreadable (data.strict=false)"] if left_out else []
-        counts += [f"{len(without_audio)} without audio"] if without_audio else []
+        counts = [f"{len(samples)} {label}" for label, samples in groups.items()]
         first, why = next(iter(every.items()))
         print(
             f"warning: left out {len(every)} samples: {', '.join(counts)}, e.g. {first}: {why}; "

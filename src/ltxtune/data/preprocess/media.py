@@ -17,6 +17,9 @@ from torch import Tensor
 
 # Demuxers that hold one still image: such a source becomes a one-frame clip.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
+# What a damaged file raises inside PyAV: FFmpeg's own errors, and ValueError / IndexError where PyAV meets
+# a stream it cannot convert or index (a missing stream, an unsupported pixel layout).
+_DECODE_ERRORS = (av.FFmpegError, ValueError, IndexError)
 
 
 class MediaError(Exception):
@@ -57,22 +60,58 @@ def probe(path: Path, image_fps: float) -> MediaInfo:
             elif not frames and container.duration:
                 frames = int(container.duration / av.time_base * fps)
             width, height = stream.codec_context.width, stream.codec_context.height
+            if width <= 0 or height <= 0:  # a damaged header: nothing to resize, and no aspect ratio to bucket by
+                raise MediaError(f"the video stream has no picture ({width}x{height} pixels)")
             return MediaInfo(width, height, int(frames), fps, is_image, bool(container.streams.audio))
-    except av.FFmpegError as exc:
-        raise MediaError(str(exc)) from exc
+    except _DECODE_ERRORS as exc:
+        raise MediaError(_message(exc)) from exc
+
+
+def _message(exc: Exception) -> str:
+    """FFmpeg's own words without the errno and the path the caller names anyway."""
+    if isinstance(exc, av.FFmpegError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def cover_size(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int]:
     """The smallest size with ``width:height``'s aspect that covers ``target_w x target_h``."""
+    if width <= 0 or height <= 0:
+        raise MediaError(f"the video stream has no picture ({width}x{height} pixels)")
     scale = max(target_w / width, target_h / height)
     return max(target_w, round(width * scale)), max(target_h, round(height * scale))
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a ``width x height`` source becomes a ``target_w x target_h`` clip: resized to ``resized`` (covering
+    the target), then centre-cropped at ``left, top``."""
+
+    width: int
+    height: int
+    resized: tuple[int, int]
+    left: int
+    top: int
+    target: tuple[int, int]
+
+    @classmethod
+    def of(cls, width: int, height: int, target_w: int, target_h: int) -> Framing:
+        sw, sh = cover_size(width, height, target_w, target_h)
+        return cls(width, height, (sw, sh), (sw - target_w) // 2, (sh - target_h) // 2, (target_w, target_h))
+
+    def source_box(self) -> tuple[int, int, int, int]:
+        """The part of the source frame kept, ``(x0, y0, x1, y1)`` in source pixels."""
+        sx, sy = self.width / self.resized[0], self.height / self.resized[1]
+        right, bottom = self.left + self.target[0], self.top + self.target[1]
+        return round(self.left * sx), round(self.top * sy), round(right * sx), round(bottom * sy)
 
 
 def read_frames(path: Path, num_frames: int, width: int, height: int, stride: int = 1, gray: bool = False) -> Tensor:
     """Decode frames ``0, stride, 2*stride, ...`` (``num_frames`` of them), resized and centre-cropped.
 
     Returns ``[F, 3, height, width]`` uint8 RGB (``[F, 1, height, width]`` with ``gray``). Raises
-    ``MediaError`` when the file cannot be decoded or holds fewer frames than asked for.
+    ``MediaError`` when the file cannot be decoded, ``TooShort`` when it holds fewer frames than asked for
+    or decoding fails after the first ones.
     """
     fmt = "gray" if gray else "rgb24"
     frames: list[np.ndarray] = []
@@ -80,10 +119,8 @@ def read_frames(path: Path, num_frames: int, width: int, height: int, stride: in
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            if not (stream.codec_context.width and stream.codec_context.height):  # a header FFmpeg could not read
-                raise MediaError("no picture size in the file: not a readable video or image")
-            sw, sh = cover_size(stream.codec_context.width, stream.codec_context.height, width, height)
-            top, left = (sh - height) // 2, (sw - width) // 2
+            framing = Framing.of(stream.codec_context.width, stream.codec_context.height, width, height)
+            (sw, sh), top, left = framing.resized, framing.top, framing.left
             for index, frame in enumerate(container.decode(stream)):
                 if index % stride:
                     continue
@@ -92,19 +129,24 @@ def read_frames(path: Path, num_frames: int, width: int, height: int, stride: in
                 frames.append(array[top : top + height, left : left + width])
                 if len(frames) == num_frames:
                     break
-    except (av.FFmpegError, IndexError) as exc:
-        raise MediaError(str(exc) or "no video stream") from exc
+    except IndexError as exc:
+        raise MediaError("no video stream") from exc
+    except _DECODE_ERRORS as exc:
+        if frames:  # the first frames were fine: the file breaks off (cut short, or damaged from there on)
+            raise TooShort(f"decoding stops after {len(frames)} frames ({_message(exc)}), {num_frames} needed") from exc
+        raise MediaError(_message(exc)) from exc
     if len(frames) < num_frames:
         raise TooShort(f"decoded {len(frames)} frames, {num_frames} needed")
     video = torch.from_numpy(np.stack(frames))
     return video.unsqueeze(1) if gray else video.permute(0, 3, 1, 2).contiguous()
 
 
-def read_audio(path: Path, seconds: float, sample_rate: int) -> Tensor | None:
+def read_audio(path: Path, seconds: float, sample_rate: int, at_least: float = 0.0) -> Tensor | None:
     """The first ``seconds`` of ``path``'s audio as ``[2, seconds * sample_rate]`` float in [-1, 1].
 
     Mono is duplicated to stereo and other layouts are downmixed by FFmpeg; audio shorter than ``seconds``
-    is padded with silence. Returns ``None`` when the file has no audio stream.
+    is padded with silence, unless it is shorter than ``at_least`` seconds (``TooShort``). Returns ``None``
+    when the file has no audio stream.
     """
     wanted = round(seconds * sample_rate)
     chunks: list[np.ndarray] = []
@@ -122,9 +164,11 @@ def read_audio(path: Path, seconds: float, sample_rate: int) -> Tensor | None:
                     break
             else:
                 chunks += [out.to_ndarray() for out in resampler.resample(None)]
-    except av.FFmpegError as exc:
-        raise MediaError(str(exc)) from exc
+    except _DECODE_ERRORS as exc:
+        raise MediaError(_message(exc)) from exc
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+    if audio.shape[1] < round(at_least * sample_rate):
+        raise TooShort(f"{audio.shape[1] / sample_rate:.2f} s of sound, {at_least:.2f} s needed")
     audio = audio[:, :wanted]
     if audio.shape[1] < wanted:
         audio = np.pad(audio, ((0, 0), (0, wanted - audio.shape[1])))

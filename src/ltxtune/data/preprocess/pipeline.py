@@ -7,7 +7,6 @@ complete, and a re-run (which skips a sample only when all its files exist) redo
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -21,10 +20,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ltxtune.data.checks import VIDEO_CHANNELS
-from ltxtune.data.preprocess.buckets import Bucket, choose_bucket, mask_fraction_grid, parse_buckets
+from ltxtune.data.preprocess.buckets import mask_fraction_grid, parse_buckets
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
+from ltxtune.data.preprocess.inputs import InputReader, Skip
 from ltxtune.data.preprocess.manifest import Row
-from ltxtune.data.preprocess.media import MediaError, TooShort, probe, read_audio, read_frames
+from ltxtune.data.preprocess.media import MediaError, probe
+from ltxtune.data.preprocess.records import clip_record, merge_records, skip_record, write_skip_report
 from ltxtune.data.preprocess.text import TextFeatures
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
 
@@ -52,17 +53,10 @@ class Encoders:
         return {"video": self.video.describe(), "audio": audio, "text": self.text.describe()}
 
 
-class Skip(Exception):
-    """A sample that cannot be made; ``kind`` groups the summary, ``detail`` names the file and the cause."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        self.kind, self.detail = kind, detail
-        super().__init__(f"{kind}: {detail}")
-
-
 @dataclass
 class Summary:
-    """What one run did; ``skipped`` holds ``(row, Skip)`` in row order."""
+    """What one run did; ``skipped`` holds ``(row, Skip)`` in row order, ``records`` each row's record
+    (``ltxtune.data.preprocess.records``) by sample name."""
 
     done: int = 0
     already: int = 0
@@ -70,6 +64,7 @@ class Summary:
     seconds: float = 0.0
     skipped: list[tuple[Row, Skip]] = field(default_factory=list)
     buckets: Counter = field(default_factory=Counter)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def line(self, rank: int = 0, world: int = 1) -> str:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
@@ -136,6 +131,7 @@ class Preprocessor:
         self.mask_setting = mask_white
         self.mask_white = self.use_mask_column(None)
         self.rank, self.world = rank, world
+        self.reader = InputReader(self.buckets, audio, image_fps, reference_downscale, reference_frame_stride)
 
     def use_mask_column(self, column: str | None) -> str:
         """Settle ``mask_white=auto`` for masks read from ``column``: ltx-trainer's column means its convention."""
@@ -158,11 +154,11 @@ class Preprocessor:
             dirs += ["video_masks", "mask_latents"]
         return [self.root / d / row.name for d in [*dirs, "latents"]]
 
-    def plan(self, rows: Sequence[Row]) -> tuple[list[Row], int]:
-        """This rank's rows still to do, and how many of its rows are already complete."""
+    def plan(self, rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+        """This rank's rows still to do, and those of its rows already complete."""
         mine = [row for row in rows if row.index % self.world == self.rank]
-        todo = [row for row in mine if self.overwrite or not self.complete(row)]
-        return todo, len(mine) - len(todo)
+        done = [not self.overwrite and self.complete(row) for row in mine]
+        return [r for r, d in zip(mine, done, strict=True) if not d], [r for r, d in zip(mine, done, strict=True) if d]
 
     def complete(self, row: Row) -> bool:
         """Whether every file of ``row`` exists; a clip without an audio track has no ``audio_latents/`` file."""
@@ -175,59 +171,45 @@ class Preprocessor:
             return False
 
     def run(self, rows: Sequence[Row], load_encoders: Callable[[], Encoders], source: str = "") -> Summary:
-        """Process this rank's share of ``rows``; encoders are built only when there is work."""
+        """Process this rank's share of ``rows``; encoders are built only when there is work. The records are
+        written even when a row stops the run (``strict=true``, an encoder failing): what was made is told."""
         todo, already = self.plan(rows)
-        summary = Summary(already=already)
-        if todo:
-            encoders = load_encoders()
-            start = time.perf_counter()
-            bar = tqdm(todo, desc="preprocess", unit="clip", disable=self.rank != 0, ascii=True)
+        summary = Summary(already=len(already))
+        if not todo:
+            return summary
+        encoders = load_encoders()
+        start = time.perf_counter()
+        bar = tqdm(todo, desc="preprocess", unit="clip", disable=self.rank != 0, ascii=True)
+        try:
             for row in bar:
                 try:
-                    bucket, silent = self.process(row, encoders)
+                    record = self.process(row, encoders)
                 except Skip as skip:
+                    summary.records[row.name] = skip_record(row, skip)
                     if self.strict:
                         raise DataError(f"row {row.index} ({row.media}): {skip} (strict=true stops here)") from skip
                     summary.skipped.append((row, skip))
                     bar.set_postfix(skipped=len(summary.skipped))
                     continue
+                summary.records[row.name] = record
                 summary.done += 1
-                summary.silent += silent
-                summary.buckets[str(bucket)] += 1
+                summary.silent += self.audio and not record["audio"]
+                summary.buckets[record["bucket"]] += 1
+        finally:
             summary.seconds = time.perf_counter() - start
-            self.write_records(summary, encoders, source)
+            self.write_records(summary, todo, already, encoders, source)
         return summary
 
-    def process(self, row: Row, enc: Encoders) -> tuple[Bucket, bool]:
-        """Encode and write one sample; raise ``Skip`` before writing anything when an input is bad."""
-        if not row.caption:
-            raise Skip("empty caption", str(row.media))
-        for path in (row.media, row.reference, row.mask, row.audio, row.reference_audio):
-            if path is not None and not path.is_file():
-                raise Skip("missing file", str(path))
-        if row.reference_audio is not None and not self.audio:
-            raise Skip("reference audio with audio=false", f"{row.reference_audio}: set audio=true to encode it")
-        try:
-            info = probe(row.media, self.image_fps)
-            bucket = choose_bucket(self.buckets, info.width, info.height, info.frames, info.is_image)
-            if bucket is None:
-                shortest = min(b.frames for b in self.buckets)
-                raise Skip("too short", f"{row.media}: {info.frames} frames, the shortest bucket needs {shortest}")
-            # Decode every input before encoding anything: a bad reference or mask must not cost a VAE pass.
-            frames = read_frames(row.media, bucket.frames, bucket.width, bucket.height)
-            reference = self._read_reference(row, bucket)
-            mask = read_frames(row.mask, bucket.frames, bucket.width, bucket.height, gray=True) if row.mask else None
-            seconds = bucket.frames / info.fps
-            waveform = read_audio(row.audio or row.media, seconds, enc.audio.sample_rate) if self.audio else None
-            ref_wave = self._read_reference_audio(row, seconds, enc)
-        except TooShort as exc:
-            raise Skip("too short", f"{row.media}: {exc}") from exc
-        except MediaError as exc:
-            raise Skip("unreadable", f"{row.media}: {exc}") from exc
+    def process(self, row: Row, enc: Encoders) -> dict[str, Any]:
+        """Encode and write one sample and return its record; raise ``Skip`` before writing anything when an
+        input is bad."""
+        rate, steps = (enc.audio.sample_rate, enc.audio.latents_per_second) if enc.audio is not None else (0, 25.0)
+        inputs = self.reader.read(row, rate, steps)
+        info, frames, reference, mask = inputs.info, inputs.frames, inputs.reference, inputs.mask
+        waveform, ref_wave, seconds = inputs.waveform, inputs.ref_wave, inputs.seconds
 
         files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(row.caption).to_file()}
         # No audio latents for a clip without sound (as ltx-trainer): silence would teach that its scene is silent.
-        silent = self.audio and waveform is None
         if waveform is not None:
             latents = enc.audio.encode(waveform, seconds)
             files["audio_latents"] = {"latents": latents, "num_time_steps": latents.shape[1], "duration": seconds}
@@ -251,32 +233,12 @@ class Preprocessor:
         files["latents"] = self._latent_file(enc.video.encode(frames), info.fps)
         for directory, data in files.items():  # insertion order: latents/ last
             atomic_save(data, self.root / directory / row.name)
-        return bucket, silent
+        return clip_record(row, inputs)
 
     def generated_region(self, mask: Tensor) -> Tensor:
         """``[F, 1, H, W]`` uint8 mask frames -> ``[F, H, W]`` True where the clip is to be generated."""
         white = mask[:, 0] > 127
         return white if self.mask_white == "generate" else ~white
-
-    def _read_reference_audio(self, row: Row, seconds: float, enc: Encoders) -> Tensor | None:
-        if row.reference_audio is None:
-            return None
-        wave = read_audio(row.reference_audio, seconds, enc.audio.sample_rate)
-        if wave is None:
-            raise Skip("unreadable", f"reference audio {row.reference_audio}: no audio stream")
-        return wave
-
-    def _read_reference(self, row: Row, bucket: Bucket) -> Tensor | None:
-        if row.reference is None:
-            return None
-        frames = (bucket.frames - 1) // self.stride + 1
-        size = (bucket.width // self.downscale, bucket.height // self.downscale)
-        try:
-            return read_frames(row.reference, frames, *size, stride=self.stride)
-        except TooShort as exc:
-            raise Skip("too short", f"reference {row.reference}: {exc}") from exc
-        except MediaError as exc:
-            raise Skip("unreadable", f"reference {row.reference}: {exc}") from exc
 
     @staticmethod
     def _latent_file(latents: Tensor, fps: float) -> dict[str, Any]:
@@ -286,28 +248,24 @@ class Preprocessor:
     def report_path(self) -> Path:
         return self.root / ("skipped.jsonl" if self.world == 1 else f"skipped.rank{self.rank}.jsonl")
 
-    def write_records(self, summary: Summary, encoders: Encoders, source: str) -> None:
-        """The skip report (one JSON line per skipped row, rewritten every run) and, on rank 0, what made the data."""
-        lines = [
-            json.dumps(
-                {"row": row.index, "media": str(row.media), "name": row.name, "reason": s.kind, "detail": s.detail}
-            )
-            for row, s in summary.skipped
-        ]
-        self.root.mkdir(parents=True, exist_ok=True)
-        if lines:
-            self.report_path().write_text("".join(line + "\n" for line in lines))
-        else:  # a report left by an earlier run would describe inputs that are fine now
-            self.report_path().unlink(missing_ok=True)
-        if self.rank == 0:
-            info = {
-                "format": FORMAT_VERSION,
-                "input": source,
-                "buckets": [str(b) for b in self.buckets],
-                "audio": self.audio,
-                "reference_downscale": self.downscale,
-                "reference_frame_stride": self.stride,
-                "mask_white": self.mask_white,
-                "encoders": encoders.describe(),
-            }
-            (self.root / "preprocess.json").write_text(json.dumps(info, indent=1))
+    def write_records(
+        self, summary: Summary, todo: Sequence[Row], already: Sequence[Row], encoders: Encoders, source: str
+    ) -> None:
+        """The skip report, and what made the data and became of each row (``records``)."""
+        write_skip_report(self.report_path(), summary.skipped)
+        settings = {
+            "format": FORMAT_VERSION,
+            "input": source,
+            "buckets": [str(b) for b in self.buckets],
+            "audio": self.audio,
+            "image_fps": self.image_fps,
+            "reference_downscale": self.downscale,
+            "reference_frame_stride": self.stride,
+            "mask_white": self.mask_white,
+            "encoders": encoders.describe(),
+        }
+        made = [row for row in todo if "bucket" in summary.records.get(row.name, {})]
+        captions: dict[str, str | None] = {row.name: row.caption for row in made}
+        captions |= {row.name: None for row in todo if "skipped" in summary.records.get(row.name, {})}
+        earlier = {row.name: row.caption for row in already}
+        merge_records(self.root, settings, summary.records, captions, earlier, shared=self.world > 1)
