@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import compose_cfg, run_snippet
@@ -42,6 +43,22 @@ def test_card_holds_the_run_numbers_and_file_names(lora_run) -> None:
     assert "![latent preview at step 4](samples/step_000004/preview.png)" in card
     assert (lora_run / "samples" / "step_000004" / "preview.png").is_file()
     assert "LoraLoaderModelOnly" in card
+
+
+def test_card_lists_the_training_captions_with_a_count_and_the_users_validation_prompts(synthetic_root, tmp_path):
+    prompts = "validation_videos.prompts=[a green kite over a hill,{text: a red ball rolls,image: %s}]"
+    image = tmp_path / "ball.png"
+    Image.new("RGB", (96, 64), (200, 30, 30)).save(image)
+    cfg = compose_cfg(
+        "trainer.max_steps=1", "validation_videos.num_prompts=0", prompts % image, data_root=synthetic_root
+    )
+    train(cfg, tmp_path / "run")
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "Your validation prompts (`validation_videos.prompts`):" in card
+    assert '- "a green kite over a hill"' in card and f'- "a red ball rolls" (image `{image}`)' in card
+    # 12 synthetic samples, the last 2 held out: 10 train, their captions cycle through 4 texts (3, 3, 2, 2).
+    assert "All 10 training samples have a caption (" in card and "), 4 distinct:" in card
+    assert '- "a red ball bouncing on a wooden floor" (3 samples)' in card
 
 
 def test_card_snippet_loads_the_lora_in_ltx_core(lora_run, monkeypatch) -> None:

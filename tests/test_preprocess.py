@@ -283,6 +283,21 @@ def test_preprocessed_clips_have_the_spec_layout_and_train_with_two_buckets_at_b
         "still.pt",
         "videos/clip5.pt",
     ]
+    card = (tmp_path / "run" / "README.md").read_text()  # the captions preprocessing recorded
+    assert "None recorded" not in card and '- "clip 0"' in card and "training samples have a caption" in card
+
+    # Only row 0 has a reference: an IC-LoRA run leaves the others out (strict=false) and trains on it.
+    ic_lora = compose_cfg(
+        "data=precomputed", f"data.root={out}", "data.val_samples=0", "data.strict=false", "strategy=video_to_video",
+        "trainer.max_steps=1", "trainer.batch_size=1", "validation_videos.enabled=false",
+    )  # fmt: skip
+    train(ic_lora, tmp_path / "ic_lora")
+    left_out = json.loads((tmp_path / "ic_lora" / "left_out_samples.json").read_text())
+    assert len(left_out) == 6 and "videos/clip0.pt" not in left_out
+    assert (
+        left_out["videos/clip3.pt"]
+        == f"no file {out / 'reference_latents/videos/clip3.pt'}, which strategy VideoToVideo reads"
+    )
 
 
 @pytest.mark.slow

@@ -14,12 +14,12 @@ import av
 import numpy as np
 import pytest
 import torch
-from test_preprocess import compose_pre, write_csv, write_mp4
 
 from conftest import ROOT
 from ltxtune.app.preprocess import preprocess
 from ltxtune.data.preprocess.media import write_audio
 from ltxtune.errors import DataError
+from test_preprocess import compose_pre, write_csv, write_mp4
 
 
 def zero_size_png(path: Path) -> None:
@@ -29,7 +29,9 @@ def zero_size_png(path: Path) -> None:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 def moov_first(src: Path, dst: Path) -> None:

@@ -131,6 +131,33 @@ def test_strict_false_leaves_out_unreadable_samples_and_reports_them(data_copy, 
     assert result["status"] == "completed" and result["left_out_samples"] == 2
 
 
+@pytest.mark.parametrize(
+    "strategy, directory", [("video_to_video", "reference_latents"), ("inpainting", "mask_latents")]
+)
+def test_samples_without_their_reference_or_mask_are_left_out_with_strict_false_and_refused_naming_the_file(
+    data_copy, tmp_path, capsys, strategy, directory
+) -> None:
+    for name in ("sample_0001.pt", "sample_0004.pt"):  # rows preprocessed without a reference / a mask
+        (data_copy / directory / name).unlink()
+    short = ("trainer.max_steps=1", "validation_videos.enabled=false", f"strategy={strategy}")
+    with pytest.raises(DataError) as refused:
+        train(precomputed(data_copy, *short), tmp_path / "strict")
+    first = data_copy / directory / "sample_0001.pt"
+    assert f"the first missing file: {first}); data.strict=false leaves such samples out" in str(refused.value)
+
+    train(precomputed(data_copy, *short, "data.strict=false"), tmp_path / "lenient")
+    out = capsys.readouterr().out
+    assert "8 training samples, 2 held out, 2 missing a file left out" in out
+    assert (
+        f"warning: left out 2 samples: 2 missing a file (data.strict=false), e.g. sample_0001.pt: no file {first}"
+        in out
+    )
+    report = json.loads((tmp_path / "lenient" / "left_out_samples.json").read_text())
+    assert sorted(report) == ["sample_0001.pt", "sample_0004.pt"] and directory in report["sample_0004.pt"]
+    result = json.loads((tmp_path / "lenient" / "result.json").read_text())
+    assert result["status"] == "completed" and result["left_out_samples"] == 2
+
+
 @pytest.mark.slow
 def test_clips_without_sound_train_video_only_and_are_left_out_and_reported_where_audio_is_needed(
     data_copy, tmp_path, capsys

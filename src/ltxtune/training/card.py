@@ -332,9 +332,9 @@ def training_captions(root: Path, names: tuple[str, ...]) -> tuple[tuple[tuple[s
         return (), f"None: `{path}` holds no caption of the {len(names)} training samples."
     shown = tuple(counts.most_common(_SHOWN_CAPTIONS))
     total = sum(counts.values())
-    some = "all" if total == len(names) else f"{total} of the {len(names)}"
-    which = f"the {len(shown)} most frequent" if len(counts) > len(shown) else "all of them"
-    return shown, f"{some} training samples have a caption (`{path}`): {len(counts)} distinct, {which}:"
+    some = f"All {total}" if total == len(names) else f"{total} of the {len(names)}"
+    which = f"; the {len(shown)} most frequent" if len(counts) > len(shown) else ""
+    return shown, f"{some} training samples have a caption (`{path}`), {len(counts)} distinct{which}:"
 
 
 def describe_prompts(prompts: Sequence[Prompt]) -> tuple[str, ...]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from ltxtune.data.preprocess.inputs import Inputs, Skip
 from ltxtune.data.preprocess.manifest import Row
+from ltxtune.files import exclusive_lock
 
 PREPROCESS_FILE = "preprocess.json"
 CAPTIONS_FILE = "captions.json"
@@ -74,7 +75,7 @@ def merge_records(
     samples made by an earlier run, recorded only where ``captions.json`` has none (what it has is what they
     were encoded from). ``shared``: other processes write the same files, so the merge happens under a lock."""
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / LOCK_FILE) if shared else nullcontext():
+    with exclusive_lock(root / LOCK_FILE) if shared else nullcontext():
         known = _read_json(root / PREPROCESS_FILE).get("clips")
         records = {**(known if isinstance(known, dict) else {}), **clips}
         _write_json(root / PREPROCESS_FILE, {**settings, "clips": dict(sorted(records.items()))})
@@ -85,11 +86,6 @@ def merge_records(
             else:
                 written[name] = caption
         _write_json(root / CAPTIONS_FILE, dict(sorted(written.items())))
-
-
-def read_captions(root: Path) -> dict[str, str]:
-    """``captions.json`` under ``root``: sample name -> caption (empty when there is none)."""
-    return {str(k): str(v) for k, v in _read_json(root / CAPTIONS_FILE).items()}
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -104,15 +100,3 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    import fcntl  # POSIX: the launchers that start several processes run there
-
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
