@@ -332,6 +332,8 @@ def training_captions(root: Path, names: tuple[str, ...]) -> tuple[tuple[tuple[s
         return (), f"None: `{path}` holds no caption of the {len(names)} training samples."
     shown = tuple(counts.most_common(_SHOWN_CAPTIONS))
     total = sum(counts.values())
+    if len(names) == 1:
+        return shown, f"The one training sample has a caption (`{path}`):"
     some = f"All {total}" if total == len(names) else f"{total} of the {len(names)}"
     which = f"; the {len(shown)} most frequent" if len(counts) > len(shown) else ""
     return shown, f"{some} training samples have a caption (`{path}`), {len(counts)} distinct{which}:"

@@ -107,8 +107,11 @@ class InputReader:
             raise Skip("empty caption", str(row.media))
         roles = {"": row.media, "reference": row.reference, "mask": row.mask, "audio": row.audio}
         for role, path in {**roles, "reference audio": row.reference_audio}.items():
+            label = f"{role} {path}" if role else str(path)
             if path is not None and not path.is_file():
-                raise Skip("missing file", f"{role} {path}" if role else str(path))
+                raise Skip("missing file", label)
+            if path is not None and path.stat().st_size == 0:  # FFmpeg would only say "Invalid data"
+                raise Skip("unreadable", f"{label}: the file is empty (0 bytes)")
         if row.reference_audio is not None and not self.audio:
             raise Skip("reference audio with audio=false", f"{row.reference_audio}: set audio=true to encode it")
 
