@@ -25,7 +25,6 @@ from conftest import ROOT
 from ltxtune.app.preprocess import preprocess
 from ltxtune.data.preprocess.media import read_audio, write_audio
 from ltxtune.errors import DataError
-from ltxtune.evaluation.prompts import Prompt, read_media
 from test_preprocess import compose_pre, write_csv
 from test_real_masks import sample_clips
 
@@ -197,9 +196,3 @@ def test_preprocessing_records_every_clips_framing_and_the_captions(media, tmp_p
     assert (again.done, again.already) == (1, 2)
     assert json.loads((out / "preprocess.json").read_text())["clips"]["bunny.pt"] == good
     assert json.loads((out / "captions.json").read_text())["carphone.pt"] == "added later"
-
-
-def test_a_validation_prompt_image_without_pixels_is_named_instead_of_crashing(media) -> None:
-    prompt = Prompt("a rabbit in a meadow", image=str(media / "zero.png"))
-    with pytest.raises(DataError, match=r"validation prompt 0: .*zero\.png: the video stream has no picture"):
-        read_media(prompt, 0, "image", 1, 192, 128)
