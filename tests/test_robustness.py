@@ -251,8 +251,9 @@ def test_two_identical_runs_write_byte_identical_lora_files(synthetic_root, tmp_
 def test_resume_tolerates_a_torn_metrics_line_and_a_damaged_newest_checkpoint(synthetic_root, tmp_path, capsys):
     train(compose_cfg("trainer.max_steps=6", "checkpoint.every=2", "checkpoint.keep_last=3", data_root=synthetic_root),
           tmp_path)  # fmt: skip
-    (tmp_path / "lora.safetensors").unlink()
+    (tmp_path / "lora.safetensors").unlink()  # as a kill in step 5 leaves it: no final state, weights or result
     (tmp_path / "result.json").unlink()
+    shutil.rmtree(tmp_path / "checkpoints" / "step_000006")
     with (tmp_path / "metrics.jsonl").open("a") as handle:
         handle.write('{"step": 5, "train/lo')  # what a kill mid-write leaves
     state = tmp_path / "checkpoints" / "step_000004" / "state.pt"

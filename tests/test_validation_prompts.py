@@ -250,3 +250,15 @@ def test_a_corrupt_prompt_file_is_refused_before_training_naming_it(synthetic_ro
     prompt = f"validation_videos.prompts=[{{text: a, {medium}: '{corrupt}'}}]"
     with pytest.raises(DataError, match=rf"validation prompt 0: .*{corrupt.name}: cannot be read as {medium}"):
         plan(f"experiment={experiment}", prompt, data_root=synthetic_root)
+
+
+def test_cached_prompts_are_encoded_again_when_the_encoders_change(synthetic_root, tmp_path) -> None:
+    """A resumed run with another text encoder renders its prompts with that encoder, not the cached features."""
+    common = ("validation_videos.prompts=['a red ball']", "validation_videos.num_prompts=0", "checkpoint.every=1")
+    train(compose_cfg(*common, "trainer.max_steps=2", data_root=synthetic_root), tmp_path)
+    first = torch.load(tmp_path / "validation_prompts.pt", weights_only=True)["sources"][0]["text"]
+    resumed = ("trainer.max_steps=3", "checkpoint.resume=auto", "validation_videos.encoders.text.seed=3")
+    train(compose_cfg(*common, *resumed, data_root=synthetic_root), tmp_path)
+    again = torch.load(tmp_path / "validation_prompts.pt", weights_only=True)["sources"][0]["text"]
+    assert first.keys() == again.keys()
+    assert not all(torch.equal(first[k], again[k]) for k in first if isinstance(first[k], torch.Tensor))

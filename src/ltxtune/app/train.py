@@ -67,7 +67,8 @@ def train_job(
     if is_main_rank():
         if result.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
             remove_unused(run_dir, log_file)
-        print_summary(result.run_dir)
+        if not result.unchanged:  # a completed run with nothing to do has said so in one line
+            print_summary(result.run_dir)
     return result.objective
 
 

@@ -12,12 +12,16 @@ condition the prompt has the media for is always given, one it lacks is left out
 generated), and a prompt that lacks a part the strategy always gives, or brings media the strategy has no use
 for, is refused before training (``check_prompts``), as is a file that cannot be decoded. A strategy that
 declares nothing is sampled with its conditions drawn as for a held-out sample. The encoders are built, used
-and freed before training; the encoded prompts are cached in the run directory (``validation_prompts.pt``).
+and freed before training; the encoded prompts are cached in the run directory (``validation_prompts.pt``),
+keyed by what they were encoded from: the prompts, their media files, the template sample and the encoders'
+config (any change encodes them again).
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -72,26 +76,72 @@ def parse_prompts(entries: Sequence[Any]) -> list[Prompt]:
     return prompts
 
 
+def fingerprint(*parts: Any) -> str:
+    """A sha256 of plain values and tensors (their dtype, shape and bytes): what a cache was made from."""
+    digest = hashlib.sha256()
+
+    def add(value: Any) -> None:
+        if isinstance(value, Tensor):
+            flat = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"tensor {value.dtype} {tuple(value.shape)};".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, Mapping):
+            digest.update(b"{")
+            for key in sorted(value, key=str):
+                digest.update(f"{key}:".encode())
+                add(value[key])
+            digest.update(b"}")
+        elif isinstance(value, list | tuple):
+            digest.update(b"[")
+            for item in value:
+                add(item)
+            digest.update(b"]")
+        else:
+            digest.update(json.dumps(value, default=str).encode() + b";")
+
+    for part in parts:
+        add(part)
+    return digest.hexdigest()
+
+
+def media_stamps(prompts: list[Prompt]) -> list[list[Any]]:
+    """Each media file's path, size and modification time: a file replaced under the same name counts."""
+    stamps = []
+    for prompt in prompts:
+        for media in _MEDIA:
+            if (name := getattr(prompt, media)) is not None:
+                stat = Path(name).expanduser().stat()
+                stamps.append([name, stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
 def encode_prompts(
-    prompts: list[Prompt], template: Batch, encoders: Callable[[], Encoders], run_dir: Path
+    prompts: list[Prompt],
+    template: Batch,
+    encoders: Callable[[], Encoders],
+    run_dir: Path,
+    encoders_config: Mapping[str, Any] | None = None,
 ) -> list[Batch]:
-    """One single-sample batch per prompt, built on ``template`` (a held-out sample); cached in ``run_dir``."""
+    """One single-sample batch per prompt, built on ``template`` (a held-out sample); cached in ``run_dir``
+    under a key of everything they were built from (``encoders_config``: the encoders' node)."""
     cache = run_dir / CACHE_FILE
     wanted = [asdict(p) for p in prompts]
+    template = template.to(torch.device("cpu"))
+    key = fingerprint(wanted, media_stamps(prompts), template.to_dict(), plain(encoders_config))
     if cache.is_file():
         stored = torch.load(cache, map_location="cpu", weights_only=True)
-        if stored.get("prompts") == wanted:
+        if stored.get("encoded_from") == key:
             return [Batch.from_dict(sources) for sources in stored["sources"]]
     built = encoders()  # the text encoder and the VAE encoders, loaded now and freed below
     try:
-        batches = [prompt_batch(p, i, template.to(torch.device("cpu")), built) for i, p in enumerate(prompts)]
+        batches = [prompt_batch(p, i, template, built) for i, p in enumerate(prompts)]
     finally:
         del built
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"prompts": wanted, "sources": [batch.to_dict() for batch in batches]}, cache)
+    torch.save({"prompts": wanted, "encoded_from": key, "sources": [batch.to_dict() for batch in batches]}, cache)
     return batches
 
 
@@ -172,19 +222,30 @@ def probe_media(path: Path, index: int, medium: str) -> None:
         raise DataError(f"validation prompt {index}: {path}: cannot be read as {medium}: {exc}") from None
 
 
+def plain(node: Mapping[str, Any] | None) -> Any:
+    """A config node as plain containers (an OmegaConf node resolved), for a cache key."""
+    from omegaconf import DictConfig, OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
 NEGATIVE_CACHE_FILE = "validation_negative_prompt.pt"
 
 
-def encode_negative(text: str, text_encoder: Callable[[], PromptEncoder], run_dir: Path) -> dict[str, Tensor]:
-    """The negative prompt's text features ``{key: [1, L, D]}``, encoded once and cached in ``run_dir``.
+def encode_negative(
+    text: str, text_encoder: Callable[[], PromptEncoder], run_dir: Path, encoder_config: Any = None
+) -> dict[str, Tensor]:
+    """The negative prompt's text features ``{key: [1, L, D]}``, encoded once and cached in ``run_dir`` under
+    a key of the text and ``encoder_config`` (the text encoder's node).
 
     Only the text encoder is built (and freed). Every rank may encode it (each renders under FSDP); the cache
     is written under a temporary name and renamed, so a reader never sees half a file.
     """
     cache = run_dir / NEGATIVE_CACHE_FILE
+    key = fingerprint(text, plain(encoder_config))
     if cache.is_file():
         stored = torch.load(cache, map_location="cpu", weights_only=True)
-        if stored.get("text") == text:
+        if stored.get("encoded_from") == key:
             return stored["features"]
     encoder = text_encoder()
     try:
@@ -194,7 +255,7 @@ def encode_negative(text: str, text_encoder: Callable[[], PromptEncoder], run_di
         gc.collect()
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_name(f".{cache.name}.{os.getpid()}")
-    torch.save({"text": text, "features": features}, partial)
+    torch.save({"text": text, "encoded_from": key, "features": features}, partial)
     partial.replace(cache)
     return features
 
@@ -304,7 +365,7 @@ class Prompts:
         if not self.prompts:
             return []
         if self._batches is None:
-            self._batches = encode_prompts(self.prompts, template, self.build_encoders, self.run_dir)
+            self._batches = encode_prompts(self.prompts, template, self.build_encoders, self.run_dir, self.encoders)
         return [batch.to(template.device) for batch in self._batches]
 
     def strategy(self, index: int, strategy: TrainingStrategy) -> TrainingStrategy:
@@ -320,7 +381,8 @@ class Prompts:
         device, keys = text.attention_mask.device, text.to_file().keys()
         if self.negative_prompt is not None:
             if self._negative is None:
-                self._negative = encode_negative(self.negative_prompt, self.build_text_encoder, self.run_dir)
+                text_node = (self.encoders or {}).get("text")
+                self._negative = encode_negative(self.negative_prompt, self.build_text_encoder, self.run_dir, text_node)
             raw = {k: self._negative[k].to(device) for k in keys}
         elif self.negative_conditions is None:
             raw = empty_prompt(text).to_file()

@@ -4,6 +4,9 @@ A checkpoint is a directory ``checkpoints/step_NNNNNN/`` holding the inference w
 ``state.pt`` (trainable weights, optimizer, scheduler, step, data position, torch RNG, the config facts that
 must match on resume) plus ``rng_rank<r>.pt`` for every rank's noise generator. It is assembled under a
 temporary name and renamed into place, so a kill at any moment leaves the previous checkpoint whole.
+
+The last step of a run always writes one (its final state), whatever ``every`` is: a finished run can be
+continued with more steps exactly as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ MANIFEST = "manifest.json"  # every file's size and sha256, written last: a chec
 
 def step_dir(root: Path, step: int) -> Path:
     return root / f"step_{step:06d}"
+
+
+def step_of(checkpoint: Path) -> int:
+    """The step a checkpoint directory was saved at, from its name (``step_000100`` -> 100)."""
+    return int(checkpoint.name.removeprefix("step_"))
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -135,6 +143,23 @@ class CompatFacts:
         return diff_config(dataclasses.asdict(self), dataclasses.asdict(current))
 
 
+def saved_compat(checkpoint: Path) -> CompatFacts | None:
+    """The config facts ``checkpoint`` was saved under, read without loading its tensors (memory-mapped)."""
+    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True, mmap=True)
+    return CompatFacts(**state["compat"]) if state.get("compat") is not None else None
+
+
+def check_compat(checkpoint: Path, saved: CompatFacts | None, current: CompatFacts) -> None:
+    """Refuse to resume ``checkpoint`` (saved under ``saved``) under other model, strategy or lora values."""
+    if saved is not None and (differences := saved.differences(current)):
+        raise ConfigError(
+            "checkpoint.resume",
+            str(checkpoint),
+            "a checkpoint of a run with the same model, strategy and lora; this one differs in "
+            + "; ".join(differences),
+        )
+
+
 def diff_config(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """``key: saved -> current`` for every leaf that differs between two nested config dicts."""
     out = []
@@ -210,8 +235,9 @@ class Checkpointer:
         self.export, self.compat, self.every, self.keep_last = export, compat, every, keep_last
 
     def due(self, step: int, max_steps: int) -> bool:
-        """Every ``every`` steps before the last (the run's end writes the final weights itself)."""
-        return bool(self.every) and step % self.every == 0 and step < max_steps
+        """Every ``every`` steps, and at the last step (the final state, saved before the final validation, as
+        the step boundary a longer run would have saved at)."""
+        return step == max_steps or (bool(self.every) and step % self.every == 0)
 
     def after_step(self, trainer: Checkpointable, max_steps: int) -> None:
         """The loop's step boundary: save when due."""
@@ -274,7 +300,8 @@ class Checkpointer:
             write_manifest(tmp)
 
     def prune(self) -> None:
-        """Keep the newest ``keep_last`` checkpoints; called after a save, so the newest is never deleted."""
+        """Keep the newest ``keep_last`` checkpoints (a final state is the newest); called after a save, so the
+        newest is never deleted. A fresh run finds no other run's checkpoints here (``RunDir`` removed them)."""
         for old in list_checkpoints(self.root)[: -self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
         for stale in self.root.glob(".tmp-*"):
@@ -294,13 +321,7 @@ class Checkpointer:
 
     def check(self, checkpoint: Path, state: CheckpointState, acc: Accelerator) -> None:
         """Refuse a checkpoint whose weights would mean nothing here, or whose data order would change."""
-        if differences := state.compat.differences(self.compat):
-            raise ConfigError(
-                "checkpoint.resume",
-                str(checkpoint),
-                "a checkpoint of a run with the same model, strategy and lora; this one differs in "
-                + "; ".join(differences),
-            )
+        check_compat(checkpoint, state.compat, self.compat)
         if state.world_size != acc.num_processes:
             raise ConfigError(
                 "checkpoint.resume",

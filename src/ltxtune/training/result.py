@@ -17,6 +17,7 @@ FILENAME = "result.json"
 # Field name -> key in the file, where they differ (a metric name is not an identifier).
 _FILE_KEYS = {"train_loss": "train/loss", "val_loss": "val/loss"}
 _FIELD_NAMES = {key: name for name, key in _FILE_KEYS.items()}
+_NOT_WRITTEN = {"run_dir", "unchanged"}
 
 
 def objective_of(value: float | None) -> float:
@@ -43,6 +44,8 @@ class RunResult:
     validation: str | None = None  # held_out | training_subset (data.val_samples=0: nothing was held out)
     left_out_samples: int | None = None  # unreadable samples (data.strict=false) and clips without sound left out
     run_dir: Path | None = field(default=None, compare=False)  # where the job ran; not written to the file
+    # The job found its run completed with the steps asked for and changed nothing; not written to the file.
+    unchanged: bool = field(default=False, compare=False)
 
     @property
     def completed(self) -> bool:
@@ -65,13 +68,13 @@ class RunResult:
         return {
             _FILE_KEYS.get(f.name, f.name): value
             for f in dataclasses.fields(self)
-            if (value := getattr(self, f.name)) is not None and f.name != "run_dir"
+            if (value := getattr(self, f.name)) is not None and f.name not in _NOT_WRITTEN
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         """Unknown keys (a newer version's) are ignored; missing ones take their defaults."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"run_dir"}
+        known = {f.name for f in dataclasses.fields(cls)} - _NOT_WRITTEN
         values = {_FIELD_NAMES.get(key, key): value for key, value in data.items()}
         return cls(**{name: value for name, value in values.items() if name in known})
 

@@ -1,6 +1,7 @@
 """One training job, read top to bottom: claim the run directory, build the parts, plan, build the trainer, fit,
 write the weights and the card. ``train`` is independent of ``@hydra.main``: the app, the sweep jobs' ranks
-and the tests call it. It always leaves ``result.json`` (``completed``, ``interrupted`` or ``failed``).
+and the tests call it. It always leaves ``result.json`` (``completed``, ``interrupted`` or ``failed``), except
+where it refuses to start and where a completed run is asked for the steps it has (nothing is written then).
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def train(
     # Where the run goes is decided before anything is built: a bad value still leaves a failed result.json.
     home = RunDir.locate(run_dir, cfg.checkpoint.get("resume"), main=is_main_rank())
     overwrite, asked = bool(cfg.trainer.get("overwrite")), cfg.checkpoint.get("resume") == "auto"
-    with home.claimed(overwrite, asked_to_resume=asked, rerun_incomplete=rerun_incomplete):
+    max_steps, compat = cfg.trainer.max_steps, compat_facts(cfg)
+    with home.claimed(max_steps, compat, overwrite, asked_to_resume=asked, rerun_incomplete=rerun_incomplete):
+        if (done := home.nothing_to_do(max_steps)) is not None:  # a completed run asked for the steps it has
+            return done
         home.write_config(OmegaConf.to_yaml(cfg, resolve=True))
         result = RunResult(run_dir=home.path)
         started = time.perf_counter()
@@ -94,7 +98,9 @@ def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: Jo
         training.checkpointer.load(trainer, home.resume)
     if home.main:
         strategy = labels.choices.get("strategy") or type(parts.strategy).__name__
-        lines = start_lines(trainer, labels.choices.get("model", "?"), strategy, plan.tokens, home.path, home.resume)
+        lines = start_lines(
+            trainer, labels.choices.get("model", "?"), strategy, plan.tokens, home.path, home.resume, home.earlier
+        )
         print("\n".join(lines), flush=True)
     home.truncate_metrics(trainer.step if home.resume is not None else -1)
     try:

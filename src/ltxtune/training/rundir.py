@@ -3,25 +3,38 @@ in it at a time.
 
 ``RunDir`` owns what a run does to its directory: where it resumes (a checkpoint of another run continues in
 that run's directory), the claim (a fresh start is refused where an earlier run left results, unless the run
-resumes or the user asks to overwrite), the lock that keeps a second live process out (an ``flock``: it goes
-with the process, so a killed run never leaves a stale lock behind), and the files it writes around the
-training: the resolved config, the metrics cut back to the resumed step, the left-out report, the model card
-and ``result.json``. Only the main process writes.
+resumes or the user asks to overwrite; a fresh start then removes every file the earlier run wrote, so nothing
+of it is resumed later), what a resume may do (never end with fewer steps than the run it continues; nothing
+to do for a completed run asked for the steps it has), the lock that keeps a second live process out (an
+``flock``: it goes with the process, so a killed run never leaves a stale lock behind), and the files it
+writes around the training: the resolved config, the metrics cut back to the resumed step, the left-out
+report, the model card and ``result.json``. Only the main process writes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ltxtune.errors import TrainingError
+from ltxtune.errors import ConfigError, TrainingError
+from ltxtune.evaluation.prompts import CACHE_FILE, NEGATIVE_CACHE_FILE
 from ltxtune.training.card import CardFacts, remove_stale_card, write_card
-from ltxtune.training.checkpoint import resolve_resume, run_dir_of
+from ltxtune.training.checkpoint import (
+    CompatFacts,
+    check_compat,
+    list_checkpoints,
+    resolve_resume,
+    run_dir_of,
+    saved_compat,
+    step_of,
+)
 from ltxtune.training.result import RunResult
 
 LEFT_OUT_REPORT = "left_out_samples.json"
@@ -30,6 +43,23 @@ METRICS_FILE = "metrics.jsonl"
 # What a run leaves that a fresh run would replace or truncate.
 RESULTS = ("lora.safetensors", "model.safetensors", "result.json", "metrics.jsonl", "checkpoints")
 LOCK_FILE = ".ltxtune.lock"
+
+# Everything else a run writes in its directory, which a fresh run removes: files, and folders of which only
+# the named entries are the run's (``.tmp-*`` and the like are what a killed write left). The resolved config,
+# Hydra's own files, a sweep job's job.json and anything the user put there are left alone.
+RUN_FILES = (
+    "lora.safetensors",
+    "model.safetensors",
+    "result.json",
+    "result.json.tmp",
+    METRICS_FILE,
+    LEFT_OUT_REPORT,
+    CACHE_FILE,
+    NEGATIVE_CACHE_FILE,
+    f".{NEGATIVE_CACHE_FILE}.*",
+    "wandb_id.txt",
+)
+RUN_FOLDERS = {"checkpoints": ("step_*", ".tmp-step_*"), "samples": ("step_*",), "wandb": ("*",)}
 
 
 def earlier_results(run_dir: Path) -> list[str]:
@@ -99,12 +129,36 @@ class RunLock:
             self.handle = None
 
 
+def remove_earlier_run(run_dir: Path) -> None:
+    """Remove what an earlier run wrote in ``run_dir`` (its results, checkpoints, samples, card, caches and
+    wandb run), so that a fresh run in it keeps and resumes only its own; anything else stays."""
+    for pattern in RUN_FILES:
+        for path in run_dir.glob(pattern):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+    for folder, patterns in RUN_FOLDERS.items():
+        for pattern in patterns:
+            for path in (run_dir / folder).glob(pattern):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        if (run_dir / folder).is_dir() and not any((run_dir / folder).iterdir()):
+            (run_dir / folder).rmdir()
+    remove_stale_card(run_dir)
+
+
 class RunDir:
-    """The directory of one run, as the main process (``main``) sees it; other ranks only read."""
+    """The directory of one run, as the main process (``main``) sees it; other ranks only read.
+
+    ``resume`` is the checkpoint the run continues (or ``None``); ``earlier`` what the run it continues left in
+    ``result.json``, once the directory is claimed.
+    """
 
     def __init__(self, path: Path, main: bool = True) -> None:
         self.path, self.main = path, main
         self.resume: Path | None = None
+        self.earlier: RunResult | None = None
 
     @classmethod
     def locate(cls, path: Path, resume: str | None, main: bool = True) -> RunDir:
@@ -119,22 +173,74 @@ class RunDir:
         return run_dir
 
     @contextmanager
-    def claimed(self, overwrite: bool, asked_to_resume: bool, rerun_incomplete: bool) -> Iterator[RunDir]:
-        """Hold the lock and claim the directory for the life of the run.
+    def claimed(
+        self, max_steps: int, compat: CompatFacts, overwrite: bool, asked_to_resume: bool, rerun_incomplete: bool
+    ) -> Iterator[RunDir]:
+        """Hold the lock and claim the directory for the life of the run (``max_steps``: ``trainer.max_steps``;
+        ``compat``: the config facts a checkpoint must have been saved under).
 
-        The lock comes first, so a live run in the directory is named as such, not as results. A fresh run
-        refuses a directory holding another run's results unless ``overwrite``; ``rerun_incomplete`` (a sweep
-        job run again) lets it replace an earlier attempt that did not complete. Nothing in the directory
-        changes before that check.
+        The lock comes first, so a live run in the directory is named as such, not as results. A resume that
+        would end with fewer steps than its run reached, or under another model, strategy or lora config, is
+        refused. A fresh run refuses a directory holding
+        another run's results unless ``overwrite``; ``rerun_incomplete`` (a sweep job run again) lets it replace
+        an earlier attempt that did not complete; either way it then removes what the earlier run wrote.
+        Nothing in the directory changes before these checks.
         """
         with RunLock(self.path, enabled=self.main):
+            self.earlier = RunResult.read(self.path)  # every rank reads it: they must agree on nothing_to_do
+            if self.resume is not None:
+                self.check_steps(max_steps)
+                check_compat(self.resume, saved_compat(self.resume), compat)
             if self.main:
-                earlier = RunResult.read(self.path)
-                replaceable = rerun_incomplete and (earlier is None or not earlier.completed)
+                replaceable = rerun_incomplete and (self.earlier is None or not self.earlier.completed)
                 claim(self.path, self.resume is not None, overwrite or replaceable, asked_to_resume)
                 if self.resume is None:
-                    remove_stale_card(self.path)
+                    remove_earlier_run(self.path)
             yield self
+
+    @property
+    def continues_completed(self) -> bool:
+        """Whether the run resumes a run that completed (to train it further)."""
+        return self.resume is not None and self.earlier is not None and self.earlier.completed
+
+    def reached(self) -> tuple[int, str]:
+        """The furthest step the run in this directory reached, and how that is known."""
+        newest = max((step_of(p) for p in list_checkpoints(self.path / "checkpoints")), default=0)
+        if self.earlier is not None and self.earlier.completed and self.earlier.steps > newest:
+            return self.earlier.steps, f"it completed {self.earlier.steps} steps"
+        return newest, f"its newest checkpoint is step_{newest:06d}"
+
+    def check_steps(self, max_steps: int) -> None:
+        """Refuse a resume that would end before the step its run reached: it would replace the run's weights
+        and metrics with an earlier step's. Raises ``ConfigError``."""
+        reached, how = self.reached()
+        if not isinstance(max_steps, int) or max_steps >= reached:  # a wrong type is named by the settings
+            return
+        if (chosen := step_of(self.resume)) != reached:
+            how += f"; checkpoint.resume chose step {chosen}"
+        raise ConfigError(
+            "trainer.max_steps",
+            max_steps,
+            f"at least {reached} to resume the run in {self.path} ({how}): a resume never ends with fewer steps "
+            f"than the run it continues. Raise trainer.max_steps to continue it, or train {max_steps} steps in "
+            "another hydra.run.dir (or in place of it: trainer.overwrite=true without checkpoint.resume)",
+        )
+
+    def nothing_to_do(self, max_steps: int) -> RunResult | None:
+        """The run's own result when it completed exactly ``max_steps`` steps, its weights are there and the
+        resume starts from its last step: it is said in one line and nothing is written. ``None`` otherwise."""
+        earlier = self.earlier
+        if not self.continues_completed or step_of(self.resume) != max_steps or earlier.steps != max_steps:
+            return None
+        if earlier.weights is not None and not (self.path / earlier.weights).is_file():
+            return None  # the final weights are gone: the run writes them again from its final state
+        if self.main:
+            print(
+                f"nothing to do: the run in {self.path} completed its {max_steps} steps (trainer.max_steps="
+                f"{max_steps}); its files are unchanged. Raise trainer.max_steps to continue it",
+                flush=True,
+            )
+        return dataclasses.replace(earlier, run_dir=self.path, unchanged=True)
 
     def write_config(self, text: str) -> None:
         if self.main:
