@@ -285,8 +285,10 @@ def test_a_second_process_in_a_live_run_directory_is_kept_out(synthetic_root, tm
     finally:
         first.kill()
         first.wait()
-    # The killed run's lock is gone with it: a resume starts at once.
-    done = subprocess.run(cli(tmp_path, synthetic_root, "trainer.max_steps=60", "checkpoint.resume=auto"), cwd=ROOT,
+    # The killed run's lock is gone with it: a resume starts at once (a few steps past its newest checkpoint).
+    newest = max(int(p.name.removeprefix("step_")) for p in (tmp_path / "checkpoints").glob("step_*"))
+    more = f"trainer.max_steps={newest + 10}"
+    done = subprocess.run(cli(tmp_path, synthetic_root, more, "checkpoint.resume=auto"), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
 

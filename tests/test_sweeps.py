@@ -303,7 +303,7 @@ def test_crashed_multirun_resumes_and_every_job_is_summarized_and_grouped(synthe
     group = group_name(sweep_dir)
     assert {r["group"] for r in runs} == {group}
     assert sorted({r["name"] for r in jobs}) == [f"strategy.first_frame_p={p}" for p in ("0.1", "0.5", "0.9")]
-    assert len({r["id"] for r in jobs}) == 3  # one wandb run per job; a re-run job keeps its id
+    assert len({r["id"] for r in jobs}) == 3  # one wandb run per job; a re-run job's replaces its killed attempt's
     assert len([r for r in jobs if r["dir"].startswith("0/")]) == 1  # the skipped job made no second run
     assert [r["name"] for r in runs if r["job_type"] == "sweep-summary"] == ["sweep-summary"]
 

@@ -118,7 +118,7 @@ def print_summary(run_dir: Path) -> None:
         ("metrics.jsonl", "one line of metrics per logged step"),
         ("result.json", "status, final losses and the sweep objective"),
         ("config.yaml", "the resolved config of this run"),
-        ("checkpoints", "intermediate weights and the state to resume from"),
+        ("checkpoints", "the states to resume or continue from (the final one included), with their weights"),
         ("wandb", "the offline wandb run (`wandb sync` uploads it)"),
     ):
         if (run_dir / name).exists():
