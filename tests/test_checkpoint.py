@@ -120,6 +120,7 @@ def test_resume_with_another_rank_or_strategy_is_refused(synthetic_root, tmp_pat
     message = str(info.value)
     assert message.startswith("checkpoint.resume=")
     assert "lora.rank: 16 -> 8" in message and "strategy.first_frame_p: 0.1 -> 0.5" in message
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "completed"  # refused before any write
 
 
 def test_only_the_newest_checkpoints_are_kept_and_the_final_state_is_the_newest(synthetic_root, tmp_path) -> None:
@@ -231,7 +232,9 @@ def test_a_finished_run_continued_from_4_to_6_steps_equals_a_straight_6_step_run
     capsys.readouterr()
     more = compose_cfg("trainer.max_steps=6", *constant, f"checkpoint.resume={finished}", data_root=synthetic_root)
     result = train(more, tmp_path / "elsewhere")
-    assert "continuing the completed run (4 steps) from step 4 to 6" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "continuing the completed run (4 steps) from step 4 to 6" in out
+    assert "learning-rate schedule" not in out  # a constant schedule: the rate does not move
     assert result.run_dir == finished and result.status == "completed" and result.steps == 6
     assert_same_lora(finished / "lora.safetensors", tmp_path / "straight" / "lora.safetensors")
     assert metric_steps(finished) == [1, 2, 3, 4, 5, 6]
