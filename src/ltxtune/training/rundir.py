@@ -181,10 +181,10 @@ class RunDir:
 
         The lock comes first, so a live run in the directory is named as such, not as results. A resume that
         would end with fewer steps than its run reached, or under another model, strategy or lora config, is
-        refused. A fresh run refuses a directory holding
-        another run's results unless ``overwrite``; ``rerun_incomplete`` (a sweep job run again) lets it replace
-        an earlier attempt that did not complete; either way it then removes what the earlier run wrote.
-        Nothing in the directory changes before these checks.
+        refused. A fresh run refuses a directory holding another run's results unless ``overwrite``;
+        ``rerun_incomplete`` (a sweep job run again) lets it replace an earlier attempt that did not complete;
+        either way it then removes what the earlier run wrote. Nothing in the directory changes before these
+        checks.
         """
         with RunLock(self.path, enabled=self.main):
             self.earlier = RunResult.read(self.path)  # every rank reads it: they must agree on nothing_to_do
