@@ -181,3 +181,7 @@ def test_runs_that_generate_no_token_fail_instead_of_completing(
         train(compose_cfg(*nothing, data_root=synthetic_root), tmp_path / "trained")
     result = json.loads((tmp_path / "trained" / "result.json").read_text())
     assert result["status"] == "failed" and not (tmp_path / "trained" / "lora.safetensors").exists()
+    # Resuming it from its final state (no step left to train) judges the whole run and fails again.
+    with pytest.raises(TrainingError, match="4 of the 4 samples trained had no token to generate"):
+        train(compose_cfg(*nothing, "checkpoint.resume=auto", data_root=synthetic_root), tmp_path / "trained")
+    assert not (tmp_path / "trained" / "lora.safetensors").exists()

@@ -191,6 +191,9 @@ class CheckpointState:
     last_metrics: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
     compat: CompatFacts | None = None
+    # The run's samples so far, and those without a token to generate: a resumed run judges the whole run by them.
+    samples_trained: int = 0
+    samples_empty: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -142,7 +142,7 @@ class Trainer:
         self.stopped_by = "SIGTERM"
         self.interrupted = False
         self.skipped_steps = 0  # steps whose loss or gradient was not finite (trainer.nonfinite=skip)
-        self.samples_trained = self.samples_empty = 0  # in this process's fit: all, and without a token to generate
+        self.samples_trained = self.samples_empty = 0  # in the run so far: all, and without a token to generate
         self.bar: tqdm | None = None
 
     # -- what a checkpoint keeps -----------------------------------------------------------------------
@@ -169,6 +169,8 @@ class Trainer:
             last_metrics=dict(self.last),
             world_size=self.accelerator.num_processes,
             skipped_steps=self.skipped_steps,
+            samples_trained=self.samples_trained,
+            samples_empty=self.samples_empty,
         )
 
     def load_state_dict(self, state: CheckpointState) -> None:
@@ -182,6 +184,7 @@ class Trainer:
         self.stream.load_state_dict({"consumed": state.consumed})
         self.step, self.last = state.step, dict(state.last_metrics)
         self.skipped_steps = state.skipped_steps
+        self.samples_trained, self.samples_empty = state.samples_trained, state.samples_empty
 
     def show(self, doing: str) -> None:
         """Say what the trainer does between steps (validation, a checkpoint): it can take seconds."""
