@@ -24,6 +24,9 @@ INFERENCE = {
 }
 
 
+BOTH = ["video", "audio"]
+
+
 def recording(model):
     """A forward hook that records each call's per-sample perturbations (what each pass skipped)."""
     calls = []
@@ -61,10 +64,10 @@ def test_inference_guidance_makes_the_four_passes_in_one_call_and_combines_them_
     assert not torch.allclose(out.video, cfg_only.video) and not torch.allclose(out.audio, cfg_only.audio)
 
     # The batched passes equal separate calls, and the step combines them as ltx-core's guider does.
-    passes = {"cond": (inputs, guidance.perturbation("cond")),
-              "uncond_text": (negative_context(inputs, negative), guidance.perturbation("uncond_text")),
-              "uncond_perturbed": (inputs, guidance.perturbation("uncond_perturbed")),
-              "uncond_modality": (inputs, guidance.perturbation("uncond_modality"))}  # fmt: skip
+    passes = {"cond": (inputs, guidance.perturbation("cond", BOTH)),
+              "uncond_text": (negative_context(inputs, negative), guidance.perturbation("uncond_text", BOTH)),
+              "uncond_perturbed": (inputs, guidance.perturbation("uncond_perturbed", BOTH)),
+              "uncond_modality": (inputs, guidance.perturbation("uncond_modality", BOTH))}  # fmt: skip
     batched = _predict(model, passes)
     for kind, (given, perturbation) in passes.items():
         alone = _denoise(model, given, BatchedPerturbationConfig([perturbation]))
