@@ -16,6 +16,7 @@ leaves room while any real difference (a schedule, a perturbed stream, a missing
 from __future__ import annotations
 
 from dataclasses import replace
+
 import pytest
 import torch
 
@@ -147,4 +148,3 @@ def test_validation_clips_match_ltx_pipelines_denoising(model, first_frame_p, wi
     assert difference < TOLERANCE, f"validation latents differ from ltx-pipelines' by {difference:.2e} (relative L2)"
     if first_frame is not None:  # the given frame is kept exactly, as the pipeline keeps it
         assert torch.equal(ours[:, :, :1], first_frame)
-

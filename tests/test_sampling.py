@@ -204,8 +204,11 @@ def test_negative_prompt_file_and_bad_values_are_checked(synthetic_root, tmp_pat
     conditions = batches[0].take(1).text
     torch.save({k: v[0] for k, v in conditions.to_file().items()}, negative)
     videos = VideoSettings(num_prompts=1, num_steps=2, negative_conditions=str(negative))
+    # The file wins over a text (a text here would need an encoders node, and there is none).
     assert torch.equal(
-        Prompts([], None, None, str(negative), tmp_path).negative(conditions, lambda c: c).video_embeds,
+        Prompts([], None, "a text the file replaces", str(negative), tmp_path)
+        .negative(conditions, lambda c: c)
+        .video_embeds,
         conditions.video_embeds,
     )
     assert [p.suffix for p in render(videos, model, batches, strategy, 0, tmp_path)] == [".mp4", ".png"]

@@ -15,7 +15,7 @@ from torch import nn
 from ltxtune import __version__
 from ltxtune.errors import ConfigError, TrainingError, check_range
 from ltxtune.files import canonical_safetensors_header, readable_by_all, writing
-from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel
+from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, model_family
 
 # LoRA keys in the ComfyUI / ltx-core layout: diffusion_model.<module path>.lora_{A,B}.weight
 LORA_PREFIX = "diffusion_model."
@@ -187,8 +187,7 @@ def base_model(config: dict[str, Any]) -> dict[str, Any]:
     """What a LoRA file records of its base: the family and the architecture flags, from the model config."""
     t = config.get("transformer", {})
     flags = {flag: bool(t.get(flag, False)) for flag in _ARCHITECTURE_FLAGS}
-    family = "LTX-2.3" if flags["caption_proj_before_connector"] else "LTX-2"
-    return {"base_model": family, "base_model_flags": flags, "base_model_layers": t.get("num_layers", 48)}
+    return {"base_model": model_family(config), "base_model_flags": flags, "base_model_layers": t.get("num_layers", 48)}
 
 
 class FullFinetune(Adapter):

@@ -13,6 +13,13 @@ from torch import nn
 
 # ltx-core checkpoints keep the transformer under this prefix, with the config JSON in the metadata.
 CHECKPOINT_PREFIX = "model.diffusion_model."
+LTX2, LTX23 = "LTX-2", "LTX-2.3"  # the model versions (inference samples each with its own defaults)
+
+
+def model_family(config: dict[str, Any]) -> str:
+    """``LTX-2.3`` or ``LTX-2``, from the architecture: in ltx-core 1.0.0 only LTX-2.3 projects the captions
+    before the text connectors."""
+    return LTX23 if config.get("transformer", {}).get("caption_proj_before_connector", False) else LTX2
 
 
 @dataclass
@@ -77,6 +84,10 @@ class ModelSpec(ABC):
             t["caption_channels"],
             blocks=t.get("num_layers"),
         )
+
+    def version(self) -> str:
+        """The model version (``LTX-2`` or ``LTX-2.3``), which picks inference's sampling defaults."""
+        return model_family(self.config())
 
     @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...

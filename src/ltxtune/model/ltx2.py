@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
-from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
+from ltxtune.model.base import CHECKPOINT_PREFIX, LTX2, LTX23, InputNeeds, LoadedModel, ModelSpec, model_family
 from ltxtune.model.quantize import check_quantization, quantize_int8
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -36,6 +36,19 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
     if not any(k.startswith(CHECKPOINT_PREFIX + "transformer_blocks.") for k in keys):
         raise DataError(f"{path}: holds no '{CHECKPOINT_PREFIX}transformer_blocks.*' weights")
     return json.loads(meta["config"])
+
+
+def checkpoint_version(path: Path) -> str:
+    """``LTX-2.3`` or ``LTX-2``: the metadata's ``model_version`` where it has one (as ltx-pipelines reads it,
+    "2.3..." = LTX-2.3), else the architecture in its config."""
+    from safetensors import safe_open
+
+    config = read_checkpoint_config(path)  # a file it cannot read is named there
+    with safe_open(str(path), "pt") as f:
+        version = (f.metadata() or {}).get("model_version", "")
+    if version:
+        return LTX23 if version.startswith("2.3") else LTX2
+    return model_family(config)
 
 
 def check_connector_keys(path: Path) -> None:
@@ -169,6 +182,9 @@ class LTX2Checkpoint(ModelSpec):
 
     def config(self) -> dict[str, Any]:
         return read_checkpoint_config(self.path)
+
+    def version(self) -> str:
+        return checkpoint_version(self.path)
 
     def input_needs(self) -> InputNeeds:
         config = self.config()
