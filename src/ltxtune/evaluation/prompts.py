@@ -387,21 +387,22 @@ class Prompts:
             path = Path(self.negative_conditions).expanduser()
             stored = legacy.normalise(path, load_sample_file(path))
             raw = {k: stored[k].unsqueeze(0).to(device) for k in keys}
-        elif self.negative_prompt is not None and self.negative_fits(text):
-            raw = {k: self._negative[k].to(device) for k in keys}
+        elif self.negative_prompt is not None and (encoded := self.encoded_negative(text)) is not None:
+            raw = {k: encoded[k].to(device) for k in keys}
         else:
             raw = empty_prompt(text).to_file()
         return TextFeatures.from_file(encode_text(raw))
 
-    def negative_fits(self, text: TextFeatures) -> bool:
-        """Whether the encoded negative prompt is as wide as the sample's features ``text`` (warned once if not)."""
+    def encoded_negative(self, text: TextFeatures) -> dict[str, Tensor] | None:
+        """The encoded negative prompt ``{key: [1, L, D]}`` as long as the sample's features ``text`` (both are
+        left-padded: padding added, or cut, at the start), or ``None`` (warned once) when its width is not the
+        model's."""
         if self._negative is None:
             text_node = (self.encoders or {}).get("text")
             self._negative = encode_negative(self.negative_prompt, self.build_text_encoder, self.run_dir, text_node)
         width, wanted = self._negative["video_prompt_embeds"].shape[-1], text.video_embeds.shape[-1]
-        if width != wanted and not self._warned:
-            self._warned = True
-            if is_main_rank():
+        if width != wanted:
+            if not self._warned and is_main_rank():
                 print(
                     f"warning: validation_videos.negative_prompt: the encoders' text encoder gives {width}-wide "
                     f"features and the model takes {wanted}: the clips use the empty prompt (to guide against it as "
@@ -409,7 +410,9 @@ class Prompts:
                     "text_encoder_path, or validation_videos.negative_conditions=<its features>)",
                     flush=True,
                 )
-        return width == wanted
+            self._warned = True
+            return None
+        return {k: left_padded(v, text.attention_mask.shape[1]) for k, v in self._negative.items()}
 
     def build_encoders(self) -> Encoders:
         """The text, video and audio encoders of the ``encoders`` node (built to encode the prompts)."""
@@ -430,6 +433,16 @@ class Prompts:
         if self.encoders is None:
             raise ConfigError("encoders", None, f"an encoders group option (tiny, ltx2) to encode {what} with")
         return self.encoders
+
+
+def left_padded(features: Tensor, length: int) -> Tensor:
+    """``features [1, L, ...]`` (left-padded, as the text encoders write them) as ``length`` tokens: zeros added
+    at the start, or the first tokens cut (a real checkpoint's text connectors take only their own length)."""
+    missing = length - features.shape[1]
+    if missing <= 0:
+        return features[:, -length:]
+    pad = features.new_zeros(features.shape[0], missing, *features.shape[2:])
+    return torch.cat([pad, features], dim=1)
 
 
 def empty_prompt(text: TextFeatures) -> TextFeatures:
