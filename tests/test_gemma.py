@@ -194,18 +194,17 @@ def test_preprocess_with_gemma_then_train_on_it_with_gemma_prompts(gemma, checkp
             f"validation_videos.encoders.video.checkpoint={vae}",
             f"validation_videos.encoders.audio.checkpoint={vae}",
             f"hydra.run.dir={run_dir}",
-            "device=cpu",
         ],
         env,
     )
     assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
     assert proc.stdout.count(f"loading Gemma 3 from {gemma}") == 1, proc.stdout  # one load serves the prompts and the negative
-    prompts = torch.load(run_dir / "validation_prompts.pt", weights_only=True)["sources"][0]
+    prompt = torch.load(run_dir / "validation_prompts.pt", weights_only=True)["sources"][0]
     stored_negative = torch.load(run_dir / "validation_negative_prompt.pt", weights_only=True)["features"]
     with gemma_config_from(gemma):
         encoder = GemmaText(str(checkpoint), str(gemma), device="cpu")
     want = encoder.encode("a red disc moving left").to_file()
-    assert torch.equal(prompts["text"]["video_prompt_embeds"][0], want["video_prompt_embeds"])
+    assert torch.equal(prompt["text"]["video_embeds"][0], want["video_prompt_embeds"])
     want_negative = encoder.encode(negative).to_file()
     assert torch.equal(stored_negative["video_prompt_embeds"][0], want_negative["video_prompt_embeds"])
     assert int(stored_negative["prompt_attention_mask"].sum()) == token_count(gemma, negative)
