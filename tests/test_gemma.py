@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from conftest import CONF, ROOT, compose_cfg
 from ltxtune.data.preprocess.text import GemmaText
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.model.tiny import write_split_checkpoint, write_tiny_checkpoint
+from ltxtune.model.tiny import TinyLTX2, write_split_checkpoint, write_tiny_checkpoint
 from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS, gemma_config_for_ltx, gemma_config_from, write_tiny_gemma
 
 TOKENS = 1024  # ltx-core's tokenizer pads every caption to 1,024 tokens
@@ -198,7 +198,8 @@ def test_preprocess_with_gemma_then_train_on_it_with_gemma_prompts(gemma, checkp
         env,
     )
     assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
-    assert proc.stdout.count(f"loading Gemma 3 from {gemma}") == 1, proc.stdout  # one load serves the prompts and the negative
+    # One load of Gemma serves the prompts and the negative prompt.
+    assert proc.stdout.count(f"loading Gemma 3 from {gemma}") == 1, proc.stdout
     prompt = torch.load(run_dir / "validation_prompts.pt", weights_only=True)["sources"][0]
     stored_negative = torch.load(run_dir / "validation_negative_prompt.pt", weights_only=True)["features"]
     with gemma_config_from(gemma):
@@ -276,6 +277,13 @@ def test_a_checkpoint_without_the_feature_extractor_is_named(gemma, tiny_gemma_c
     transformer_only = write_split_checkpoint(tmp_path / "split")["transformer"]
     with pytest.raises(DataError, match=rf"{transformer_only}: no text feature extractor"):
         GemmaText(str(transformer_only), str(gemma), device="cpu")
+
+
+def test_a_feature_extractor_for_another_gemma_is_named_in_one_line(gemma, tiny_gemma_config, tmp_path) -> None:
+    other = write_tiny_checkpoint(tmp_path / "wide.safetensors", TinyLTX2(caption_channels=64))  # for a 64-wide Gemma
+    with pytest.raises(DataError, match=rf"{other}: its text feature extractor does not fit .*size mismatch") as err:
+        GemmaText(str(other), str(gemma), device="cpu")
+    assert "\n" not in str(err.value)
 
 
 def test_a_gemma_directory_without_its_tokenizer_is_named(gemma, checkpoint, tmp_path) -> None:

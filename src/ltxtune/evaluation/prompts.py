@@ -375,7 +375,7 @@ class Prompts:
 
         try:
             if self.prompts and self._batches is None:
-                self._batches = encode_prompts(self.prompts, template.to(torch.device("cpu")), encoders, self.run_dir)
+                self._batches = encode_prompts(self.prompts, template, encoders, self.run_dir)
             if negative and self.negative_prompt is not None and self._negative is None:
                 self._negative = encode_negative(self.negative_prompt, text_encoder, self.run_dir)
         finally:

@@ -34,8 +34,8 @@ _IMAGE = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image
 _WORDS = (
     "a the and of in on with to is at by from his her its their man woman dog cat car bird red blue green white "
     "black small big slow fast walks runs drives flies sits looks camera street city park river sky sun night day "
-    "water tree road house light close up shot wide view moving scene bunny bike"
-).split()
+    "water tree road house light close up shot wide view moving scene bunny bike disc grey gradient over"
+)
 
 
 def tiny_gemma_config(hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS) -> Any:
@@ -75,11 +75,13 @@ def vocabulary() -> list[str]:
     """The pieces in id order: Gemma's special tokens, the 256 byte pieces (any text encodes), words, letters."""
     pieces = [*_SPECIAL, *_IMAGE.values()]
     pieces += [f"<0x{b:02X}>" for b in range(256)]
-    pieces += ["\u2581"] + ["\u2581" + w for w in _WORDS] + list("abcdefghijklmnopqrstuvwxyz0123456789.,")
+    pieces += ["\u2581"] + ["\u2581" + w for w in _WORDS.split()] + list("abcdefghijklmnopqrstuvwxyz0123456789.,")
     return pieces
 
 
-def write_tiny_gemma(directory: Path, hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS, seed: int = 0) -> Path:
+def write_tiny_gemma(
+    directory: Path, hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS, seed: int = 0
+) -> Path:
     """Write the tiny Gemma 3 into ``directory`` (created); returns it. ``hidden_size`` must be the tiny
     checkpoint's ``caption_channels`` for LTX-2 (its feature extractor keeps Gemma's width)."""
     from safetensors.torch import save_file

@@ -96,17 +96,17 @@ class GemmaText:
         weights = gemma_files(gemma_root)
         from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
         from ltx_core.text_encoders.gemma import (
-            EMBEDDINGS_PROCESSOR_KEY_OPS,
             GEMMA_LLM_KEY_OPS,
             GEMMA_MODEL_OPS,
-            EmbeddingsProcessorConfigurator,
             GemmaTextEncoderConfigurator,
             module_ops_from_gemma_root,
         )
 
-        check_gemma_config(gemma_root)
+        check_gemma_config(gemma_root, weights[0].parent / "config.json")
         self.checkpoint, self.gemma_root = checkpoint, gemma_root
         self.device, self.dtype = resolve_device(device), parse_dtype(dtype)
+        # The small feature extractor first: a checkpoint without it is refused before Gemma's minutes of loading.
+        self.processor = load_feature_extractor(checkpoint, gemma_root, self.device, self.dtype)
         size = sum(p.stat().st_size for p in weights)
         with loading("Gemma 3", gemma_root, f" ({len(weights)} files, {size / 2**30:.1f} GiB) onto {self.device}"):
             self.encoder = SingleGPUModelBuilder(
@@ -120,20 +120,6 @@ class GemmaText:
                 f"{gemma_root}: no Gemma weights for {len(missing)} tensors (first: {missing[0]}); ltx-core reads a "
                 "Gemma 3 release as published (keys language_model.model.*, vision_tower.*, multi_modal_projector.*)"
             )
-        with loading("the text feature extractor", checkpoint):
-            try:
-                self.processor = SingleGPUModelBuilder(
-                    model_class_configurator=EmbeddingsProcessorConfigurator,
-                    model_path=checkpoint,
-                    model_sd_ops=EMBEDDINGS_PROCESSOR_KEY_OPS,
-                ).build(device=self.device, dtype=self.dtype)
-            except RuntimeError as exc:  # a projection sized for another Gemma: load_state_dict's size mismatch
-                raise DataError(f"{checkpoint}: its text feature extractor does not fit {gemma_root}: {exc}") from None
-        if missing := meta_tensors(self.processor.feature_extractor):
-            raise DataError(
-                f"{checkpoint}: no text feature extractor (text_embedding_projection.*, {len(missing)} tensors); "
-                "give the LTX-2 checkpoint that holds it (a split release: its connectors file)"
-            )
 
     @torch.inference_mode()
     def encode(self, caption: str) -> TextFeatures:
@@ -144,6 +130,32 @@ class GemmaText:
 
     def describe(self) -> dict[str, Any]:
         return {"class": "GemmaText", "checkpoint": self.checkpoint, "gemma_root": self.gemma_root}
+
+
+def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.device, dtype: torch.dtype) -> Any:
+    """ltx-core's embeddings processor from ``checkpoint``, for its feature extractor; a file without one, or
+    with one sized for another Gemma than ``gemma_root``, is refused naming it."""
+    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+    from ltx_core.text_encoders.gemma import EMBEDDINGS_PROCESSOR_KEY_OPS, EmbeddingsProcessorConfigurator
+
+    builder = SingleGPUModelBuilder(
+        model_class_configurator=EmbeddingsProcessorConfigurator,
+        model_path=checkpoint,
+        model_sd_ops=EMBEDDINGS_PROCESSOR_KEY_OPS,
+    )
+    with loading("the text feature extractor", checkpoint):
+        try:
+            processor = builder.build(device=device, dtype=dtype)
+        except RuntimeError as exc:  # a projection sized for another Gemma: load_state_dict's size mismatch
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = next((line for line in lines if line.startswith("size mismatch")), lines[0] if lines else "")
+            raise DataError(f"{checkpoint}: its text feature extractor does not fit {gemma_root}: {detail}") from None
+    if missing := meta_tensors(processor.feature_extractor):
+        raise DataError(
+            f"{checkpoint}: no text feature extractor (text_embedding_projection.*, {len(missing)} tensors); "
+            "give the LTX-2 checkpoint that holds it (a split release: its connectors file)"
+        )
+    return processor
 
 
 def check_transformers() -> None:
@@ -169,12 +181,12 @@ def gemma_files(gemma_root: str) -> list[Path]:
     return sorted(weights.rglob("*.safetensors"))
 
 
-def check_gemma_config(gemma_root: str) -> None:
-    """Refuse a Gemma whose ``config.json`` differs in size from what ltx-core builds (Gemma 3 12B)."""
+def check_gemma_config(gemma_root: str, path: Path) -> None:
+    """Refuse a Gemma whose ``config.json`` (``path``, beside the weights) differs in size from what ltx-core
+    builds (Gemma 3 12B); ltx-core itself reads no ``config.json``, so without one there is nothing to check."""
     from ltx_core.text_encoders.gemma.encoders import encoder_configurator
 
-    path = next(Path(gemma_root).rglob("config.json"), None)
-    if path is None:
+    if not path.is_file():
         return
     text = json.loads(path.read_text()).get("text_config", {})
     built = encoder_configurator.GEMMA3_CONFIG_FOR_LTX.text_config
