@@ -286,10 +286,33 @@ def test_a_feature_extractor_for_another_gemma_is_named_in_one_line(gemma, tiny_
     assert "\n" not in str(err.value)
 
 
-def test_a_gemma_directory_without_its_tokenizer_is_named(gemma, checkpoint, tmp_path) -> None:
+def test_a_gemma_directory_without_its_tokenizer_ends_a_run_in_one_line(gemma, checkpoint, vae, tmp_path) -> None:
     import shutil
+
+    from ltxtune.app.failures import user_error
+    from ltxtune.training.run import train
 
     broken = shutil.copytree(gemma, tmp_path / "gemma")
     (broken / "tokenizer.model").unlink()
     with pytest.raises(ConfigError, match=r"text_encoder_path=.*it has no tokenizer.model"):
         GemmaText(str(checkpoint), str(broken), device="cpu")
+    # In a training run the validation prompts' encoders are built by Hydra, which wraps the refusal.
+    cfg = compose_cfg(
+        "model=ltx2",
+        f"model.checkpoint={checkpoint}",
+        "model.caption_channels=32",
+        "model.dtype=float32",
+        "data.text_tokens=128",
+        "validation_videos.prompts=['a dog']",
+        "encoders@validation_videos.encoders=ltx2",
+        f"validation_videos.encoders.checkpoint={checkpoint}",
+        f"validation_videos.encoders.text_encoder_path={broken}",
+        f"validation_videos.encoders.video.checkpoint={vae}",
+        f"validation_videos.encoders.audio.checkpoint={vae}",
+        data_root=tmp_path / "data",
+    )
+    with pytest.raises(Exception) as err:
+        train(cfg, tmp_path / "run")
+    line = user_error(err.value)
+    assert line is not None and line.startswith(f"text_encoder_path='{broken}' is not allowed: a Gemma 3 directory")
+    assert "\n" not in line

@@ -15,11 +15,7 @@ def user_error(exc: BaseException) -> str | None:
     if isinstance(exc, ConfigError | DataError | TrainingError):
         return str(exc)
     if isinstance(exc, InstantiationException) and exc.__cause__ is not None:  # a constructor refused its arguments
-        cause = exc.__cause__
-        found = re.search(r"full_key: ([\w.\[\]]+)", str(exc))
-        if isinstance(cause, ConfigError) and found:  # its key, as the user types it
-            cause = cause.within(found.group(1))
-        return user_error(cause)
+        return user_error(exc.__cause__)
     if isinstance(exc, MissingMandatoryValue):
         return f"{exc.full_key} must be set (it has no default: add {exc.full_key}=... to the command)"
     if isinstance(exc, InterpolationToMissingValueError):  # a key that follows an unset one (${.checkpoint})
