@@ -375,9 +375,10 @@ class Prompts:
 
         try:
             if self.prompts and self._batches is None:
-                self._batches = encode_prompts(self.prompts, template, encoders, self.run_dir)
+                self._batches = encode_prompts(self.prompts, template, encoders, self.run_dir, self.encoders)
             if negative and self.negative_prompt is not None and self._negative is None:
-                self._negative = encode_negative(self.negative_prompt, text_encoder, self.run_dir)
+                text_node = (self.encoders or {}).get("text")
+                self._negative = encode_negative(self.negative_prompt, text_encoder, self.run_dir, text_node)
         finally:
             loaded.clear()
             gc.collect()
