@@ -362,6 +362,31 @@ class Prompts:
         self._negative: dict[str, Tensor] | None = None  # the negative prompt's stored features [1, L, D]
         self._warned = False  # said once that the negative prompt cannot be encoded for this model
 
+    def prepare(self, template: Batch, negative: bool) -> None:
+        """Encode the prompts (on ``template``, a held-out sample) and, when ``negative`` (the sampler guides),
+        the negative prompt now, with one load of the encoders, and free them: called before the transformer is
+        built, so that a real text encoder's memory is gone by then."""
+        loaded: list[Encoders] = []
+
+        def encoders() -> Encoders:
+            loaded.append(self.build_encoders())
+            return loaded[0]
+
+        def text_encoder() -> PromptEncoder:  # the prompts' text encoder when they loaded one, else it alone
+            return loaded[0].text if loaded else self.build_text_encoder()
+
+        try:
+            if self.prompts and self._batches is None:
+                self._batches = encode_prompts(self.prompts, template, encoders, self.run_dir, self.encoders)
+            if negative and self.negative_prompt is not None and self._negative is None:
+                text_node = (self.encoders or {}).get("text")
+                self._negative = encode_negative(self.negative_prompt, text_encoder, self.run_dir, text_node)
+        finally:
+            loaded.clear()
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     def batches(self, template: Batch) -> list[Batch]:
         """The prompts as samples with ``template``'s roles (one held-out sample), on its device."""
         if not self.prompts:

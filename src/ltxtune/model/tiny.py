@@ -14,6 +14,7 @@ from ltxtune.errors import check_range
 from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
+from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS
 from ltxtune.model.vae import write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
@@ -169,19 +170,39 @@ def checkpoint_config(spec: TinyLTX2, ltx23: bool = False) -> dict[str, Any]:
 Tensors = dict[str, torch.Tensor]
 
 
-def tiny_checkpoint_tensors(config: dict[str, Any], seed: int) -> tuple[Tensors, Tensors]:
-    """(transformer, text connectors) weights under their checkpoint keys, bf16, seeded."""
+def tiny_checkpoint_tensors(config: dict[str, Any], seed: int, gemma_width: int) -> tuple[Tensors, Tensors]:
+    """(transformer, text path) weights under their checkpoint keys, bf16, seeded. The text path is the
+    feature extractor (for the tiny Gemma, ``gemma_width`` wide) and the text connectors."""
     transformer = build_transformer(config, seed, torch.device("cpu"))
     with torch.device("meta"):
         connectors = TextConnectors(config)
     connectors = connectors.to_empty(device="cpu")
     init_weights(connectors, seed + 1)
     blocks = {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
-    texts = {}
+    texts = feature_extractor_tensors(config["transformer"], gemma_width, seed + 2)
     for name, value in connectors.state_dict().items():
         stream, rest = name.split(".", 1)
         texts[f"{CHECKPOINT_PREFIX}{stream.replace('_connector', '_embeddings_connector')}.{rest}"] = value
     return _bf16(blocks), _bf16(texts)
+
+
+def feature_extractor_tensors(transformer: dict[str, Any], gemma_width: int, seed: int) -> Tensors:
+    """``text_embedding_projection.*``: the layer that turns the tiny Gemma's stacked hidden states
+    (``gemma_width`` x ``TINY_GEMMA_LAYERS + 1``) into the stored text features, shaped as ltx-core's
+    embeddings processor builds it for ``transformer`` (LTX-2: one projection to Gemma's width, which is the
+    transformer's ``caption_channels``; LTX-2.3: one per stream, to each stream's attention width, with a bias)."""
+    flat = gemma_width * (TINY_GEMMA_LAYERS + 1)
+    g = torch.Generator().manual_seed(seed)
+    prefix = "text_embedding_projection."
+    if "caption_proj_before_connector" not in transformer:
+        return {prefix + "aggregate_embed.weight": torch.randn(gemma_width, flat, generator=g) / math.sqrt(flat)}
+    out = {}
+    for stream, heads, dim in (("video", "num_attention_heads", "attention_head_dim"),
+                               ("audio", "audio_num_attention_heads", "audio_attention_head_dim")):  # fmt: skip
+        width = transformer[heads] * transformer[dim]
+        out[f"{prefix}{stream}_aggregate_embed.weight"] = torch.randn(width, flat, generator=g) / math.sqrt(flat)
+        out[f"{prefix}{stream}_aggregate_embed.bias"] = torch.zeros(width)
+    return out
 
 
 def _bf16(tensors: Tensors) -> Tensors:
@@ -191,13 +212,15 @@ def _bf16(tensors: Tensors) -> Tensors:
 
 def write_tiny_checkpoint(path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False) -> Path:
     """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
-    text connectors) and the config in the metadata, so ``model=ltx2`` and ltx-core's loader can be tried here.
-    ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``).
+    text connectors), the text feature extractor for the tiny Gemma (``text_embedding_projection.*``,
+    ``model/tiny_gemma.py``) and the config in the metadata, so ``model=ltx2``, ``encoders=ltx2`` and ltx-core's
+    loader can be tried here. ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``).
     """
     from safetensors.torch import save_file
 
-    config = checkpoint_config(spec or TinyLTX2(), ltx23)
-    blocks, texts = tiny_checkpoint_tensors(config, seed)
+    spec = spec or TinyLTX2()
+    config = checkpoint_config(spec, ltx23)
+    blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({**blocks, **texts}, str(path), metadata={"config": json.dumps(config)})
     return path
@@ -210,8 +233,9 @@ def write_split_checkpoint(
     ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file."""
     from safetensors.torch import save_file
 
-    config = checkpoint_config(spec or TinyLTX2(), ltx23)
-    blocks, texts = tiny_checkpoint_tensors(config, seed)
+    spec = spec or TinyLTX2()
+    config = checkpoint_config(spec, ltx23)
+    blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
     directory.mkdir(parents=True, exist_ok=True)
     files = {name: directory / f"{name}.safetensors" for name in ("transformer", "connectors", "vae", "audio_vae")}
     save_file(blocks, str(files["transformer"]), metadata={"config": json.dumps(config)})

@@ -7,6 +7,7 @@ connectors, padded to a fixed token count, with the attention mask.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ltxtune.data.preprocess.encoders import parse_dtype, resolve_device
-from ltxtune.errors import ConfigError, check_range
+from ltxtune.data.preprocess.encoders import loading, parse_dtype, resolve_device
+from ltxtune.errors import ConfigError, DataError, check_range
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class GemmaText:
 
     Loaded through ltx-core's loader exactly as the reference trainer does. Needs the LTX-2 checkpoint (for
     the feature extractor) and a local Gemma directory; features are stored in ``dtype`` (bfloat16 keeps a
-    1,024-token caption at about 7.5 MiB). Untested here: no weights can be downloaded on this machine.
+    1,024-token caption at about 7.5 MiB). ltx-core 1.0.0 builds the configuration of Gemma 3 12B (it reads
+    no ``config.json``): a directory whose ``config.json`` says otherwise is refused before anything loads.
     """
 
     def __init__(self, checkpoint: str, gemma_root: str, device: str = "auto", dtype: str = "bfloat16") -> None:
@@ -90,31 +92,34 @@ class GemmaText:
             raise ConfigError(
                 "text_encoder_path", gemma_root, "a local Gemma 3 directory (model*.safetensors, tokenizer)"
             )
+        check_transformers()
+        weights = gemma_files(gemma_root)
         from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
         from ltx_core.text_encoders.gemma import (
-            EMBEDDINGS_PROCESSOR_KEY_OPS,
             GEMMA_LLM_KEY_OPS,
             GEMMA_MODEL_OPS,
-            EmbeddingsProcessorConfigurator,
             GemmaTextEncoderConfigurator,
             module_ops_from_gemma_root,
         )
-        from ltx_core.utils import find_matching_file
 
+        check_gemma_config(gemma_root, weights[0].parent / "config.json")
         self.checkpoint, self.gemma_root = checkpoint, gemma_root
         self.device, self.dtype = resolve_device(device), parse_dtype(dtype)
-        weights = find_matching_file(gemma_root, "model*.safetensors").parent
-        self.encoder = SingleGPUModelBuilder(
-            model_class_configurator=GemmaTextEncoderConfigurator,
-            model_path=tuple(str(p) for p in sorted(weights.rglob("*.safetensors"))),
-            model_sd_ops=GEMMA_LLM_KEY_OPS,
-            module_ops=(GEMMA_MODEL_OPS, *module_ops_from_gemma_root(gemma_root)),
-        ).build(device=self.device, dtype=self.dtype)
-        self.processor = SingleGPUModelBuilder(
-            model_class_configurator=EmbeddingsProcessorConfigurator,
-            model_path=checkpoint,
-            model_sd_ops=EMBEDDINGS_PROCESSOR_KEY_OPS,
-        ).build(device=self.device, dtype=self.dtype)
+        # The small feature extractor first: a checkpoint without it is refused before Gemma's minutes of loading.
+        self.processor = load_feature_extractor(checkpoint, gemma_root, self.device, self.dtype)
+        size = sum(p.stat().st_size for p in weights)
+        with loading("Gemma 3", gemma_root, f" ({len(weights)} files, {size / 2**30:.1f} GiB) onto {self.device}"):
+            self.encoder = SingleGPUModelBuilder(
+                model_class_configurator=GemmaTextEncoderConfigurator,
+                model_path=tuple(str(p) for p in weights),
+                model_sd_ops=GEMMA_LLM_KEY_OPS,
+                module_ops=(GEMMA_MODEL_OPS, *module_ops_from_gemma_root(gemma_root)),
+            ).build(device=self.device, dtype=self.dtype)
+        if missing := meta_tensors(self.encoder):
+            raise DataError(
+                f"{gemma_root}: no Gemma weights for {len(missing)} tensors (first: {missing[0]}); ltx-core reads a "
+                "Gemma 3 release as published (keys language_model.model.*, vision_tower.*, multi_modal_projector.*)"
+            )
 
     @torch.inference_mode()
     def encode(self, caption: str) -> TextFeatures:
@@ -125,3 +130,76 @@ class GemmaText:
 
     def describe(self) -> dict[str, Any]:
         return {"class": "GemmaText", "checkpoint": self.checkpoint, "gemma_root": self.gemma_root}
+
+
+def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.device, dtype: torch.dtype) -> Any:
+    """ltx-core's embeddings processor from ``checkpoint``, for its feature extractor; a file without one, or
+    with one sized for another Gemma than ``gemma_root``, is refused naming it."""
+    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+    from ltx_core.text_encoders.gemma import EMBEDDINGS_PROCESSOR_KEY_OPS, EmbeddingsProcessorConfigurator
+
+    builder = SingleGPUModelBuilder(
+        model_class_configurator=EmbeddingsProcessorConfigurator,
+        model_path=checkpoint,
+        model_sd_ops=EMBEDDINGS_PROCESSOR_KEY_OPS,
+    )
+    with loading("the text feature extractor", checkpoint):
+        try:
+            processor = builder.build(device=device, dtype=dtype)
+        except RuntimeError as exc:  # a projection sized for another Gemma: load_state_dict's size mismatch
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = next((line for line in lines if line.startswith("size mismatch")), lines[0] if lines else "")
+            raise DataError(f"{checkpoint}: its text feature extractor does not fit {gemma_root}: {detail}") from None
+    if missing := meta_tensors(processor.feature_extractor):
+        raise DataError(
+            f"{checkpoint}: no text feature extractor (text_embedding_projection.*, {len(missing)} tensors); "
+            "give the LTX-2 checkpoint that holds it (a split release: its connectors file)"
+        )
+    return processor
+
+
+def check_transformers() -> None:
+    """ltx-core 1.0.0 fills in Gemma 3's modules as transformers 4 lays them out; transformers 5 moved them."""
+    from importlib.metadata import version
+
+    installed = version("transformers")
+    if int(installed.split(".")[0]) >= 5:
+        raise DataError(
+            f"transformers {installed} is installed: ltx-core 1.0.0 loads Gemma 3 with transformers 4 only; "
+            "install the tested set: pip install -e . -c requirements/tested.txt (or 'transformers>=4.52,<5')"
+        )
+
+
+def gemma_files(gemma_root: str) -> list[Path]:
+    """The weight files of the Gemma directory; a directory without them, or without the tokenizer or image
+    processor files ltx-core loads, is refused naming what is missing."""
+    root = Path(gemma_root)
+    for pattern in ("model*.safetensors", "tokenizer.model", "preprocessor_config.json"):
+        if next(root.rglob(pattern), None) is None:
+            raise ConfigError("text_encoder_path", gemma_root, f"a Gemma 3 directory: it has no {pattern}")
+    weights = next(root.rglob("model*.safetensors")).parent
+    return sorted(weights.rglob("*.safetensors"))
+
+
+def check_gemma_config(gemma_root: str, path: Path) -> None:
+    """Refuse a Gemma whose ``config.json`` (``path``, beside the weights) differs in size from what ltx-core
+    builds (Gemma 3 12B); ltx-core itself reads no ``config.json``, so without one there is nothing to check."""
+    from ltx_core.text_encoders.gemma.encoders import encoder_configurator
+
+    if not path.is_file():
+        return
+    text = json.loads(path.read_text()).get("text_config", {})
+    built = encoder_configurator.GEMMA3_CONFIG_FOR_LTX.text_config
+    given = (text.get("hidden_size"), text.get("num_hidden_layers"))
+    if given != (built.hidden_size, built.num_hidden_layers):
+        raise ConfigError(
+            "text_encoder_path",
+            gemma_root,
+            f"Gemma 3 with hidden size {built.hidden_size} and {built.num_hidden_layers} layers, as ltx-core builds "
+            f"it (gemma-3-12b-it); this one has {given[0]} and {given[1]} ({path})",
+        )
+
+
+def meta_tensors(module: torch.nn.Module) -> list[str]:
+    """Tensors ltx-core's loader left on the meta device: it only warns when a file lacks their weights."""
+    return [name for name, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
