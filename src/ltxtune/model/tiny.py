@@ -11,11 +11,11 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
-from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
+from ltxtune.model.audio_vae import tiny_audio_tensors, write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
 from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS
-from ltxtune.model.vae import write_tiny_vae_checkpoint
+from ltxtune.model.vae import tiny_vae_tensors, write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
 FIXED_ARCHITECTURE: dict[str, Any] = {
@@ -210,19 +210,32 @@ def _bf16(tensors: Tensors) -> Tensors:
     return {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
 
 
-def write_tiny_checkpoint(path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False) -> Path:
+def write_tiny_checkpoint(
+    path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False, vaes: bool = False
+) -> Path:
     """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
     text connectors), the text feature extractor for the tiny Gemma (``text_embedding_projection.*``,
     ``model/tiny_gemma.py``) and the config in the metadata, so ``model=ltx2``, ``encoders=ltx2`` and ltx-core's
     loader can be tried here. ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``).
+
+    ``vaes``: the whole single-file release, as ltx-pipelines opens it: also the video VAE (encoder and decoder,
+    ``vae.*``), the audio VAE decoder (``audio_vae.*``) and the vocoder (``vocoder.*``), their config blocks
+    beside the transformer's (float32, as the tiny decoders are made). There is no audio VAE encoder: the
+    text/image-to-video and IC-LoRA pipelines do not build one.
     """
     from safetensors.torch import save_file
 
     spec = spec or TinyLTX2()
     config = checkpoint_config(spec, ltx23)
     blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
+    tensors = {**blocks, **texts}
+    if vaes:
+        video, config["vae"] = tiny_vae_tensors(seed)
+        audio, audio_config = tiny_audio_tensors(seed)
+        tensors.update(video | audio)
+        config.update(audio_config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({**blocks, **texts}, str(path), metadata={"config": json.dumps(config)})
+    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
     return path
 
 
