@@ -15,7 +15,7 @@ from ltxtune.model.audio_vae import tiny_audio_tensors, write_tiny_audio_checkpo
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
 from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS
-from ltxtune.model.vae import tiny_vae_tensors, write_tiny_vae_checkpoint
+from ltxtune.model.vae import init_decoder, tiny_vae_tensors, write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
 FIXED_ARCHITECTURE: dict[str, Any] = {
@@ -256,3 +256,33 @@ def write_split_checkpoint(
     write_tiny_vae_checkpoint(files["vae"], seed)
     write_tiny_audio_checkpoint(files["audio_vae"], seed)
     return files
+
+
+# LTX-2's spatial latent upsampler (the x2 one the two-stage pipelines take) with 32 channels inside instead of
+# 512 (its norms take groups of 32) and one residual block per stage instead of 4.
+TINY_UPSAMPLER_CONFIG: dict[str, Any] = {
+    "in_channels": 128,
+    "mid_channels": 32,
+    "num_blocks_per_stage": 1,
+    "dims": 3,
+    "spatial_upsample": True,
+    "temporal_upsample": False,
+    "spatial_scale": 2.0,
+    "rational_resampler": False,
+}
+
+
+def write_tiny_upsampler(path: Path, seed: int = 0) -> Path:
+    """ltx-core's ``LatentUpsampler`` at a tiny size (``TINY_UPSAMPLER_CONFIG``), seeded, in the layout of LTX-2's
+    spatial upsampler file (unprefixed keys, the config in the metadata), for ltx-pipelines' two-stage pipelines."""
+    from ltx_core.model.upsampler import LatentUpsamplerConfigurator
+    from safetensors.torch import save_file
+
+    with torch.device("meta"):
+        upsampler = LatentUpsamplerConfigurator.from_config(TINY_UPSAMPLER_CONFIG)
+    upsampler = upsampler.to_empty(device="cpu")
+    init_decoder(upsampler, seed)
+    tensors = {k: v.contiguous() for k, v in upsampler.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"config": json.dumps(TINY_UPSAMPLER_CONFIG)})
+    return path
