@@ -87,7 +87,8 @@ def test_pruned_trials_stop_early_and_the_worker_takes_the_next_one(synthetic_ro
     rows = read_csv(sweep_dir / "summary.csv")
     assert [r["status"] for r in rows] == ["pruned"] * 3 and all(r["steps"] == "2" for r in rows)
     summary = (sweep_dir / "summary.md").read_text()
-    assert summary.count("| pruned |") == 3 and "3 pruned" in summary
+    assert summary.count("| pruned |") == 3 and "(3 pruned)" in summary  # the table and the plots
+    assert (sweep_dir / "optuna_val_loss.png").is_file()  # Optuna's curves: each trial ends at step 2
 
 
 # ---------------------------------------------------------------------------------------------- workers

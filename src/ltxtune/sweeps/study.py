@@ -100,23 +100,29 @@ def write_study_plots(sweep_dir: Path, study: optuna.Study) -> Plots:
     from optuna.visualization import matplotlib as ovm
 
     trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not done:
-        return Plots(written=[], notes=["Optuna plots: no trial of the study has completed yet."])
+    if not trials:
+        return Plots(written=[], notes=["Optuna plots: the study holds no trial yet."])
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     states = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
-    plots: list[tuple[str, Callable[[], Any], str]] = [
-        (HISTORY_FILE, lambda: ovm.plot_optimization_history(study),
-         f"every completed trial's objective in the order they ran, and the best so far ({states})"),
-        (IMPORTANCE_FILE, lambda: ovm.plot_param_importances(study),
-         "how much each searched parameter matters to the objective (Optuna's PED-ANOVA importance)"),
+    plots: list[tuple[str, Callable[[], Any], str]] = []
+    notes = []
+    if counts["complete"]:
+        plots += [
+            (HISTORY_FILE, lambda: ovm.plot_optimization_history(study),
+             f"every completed trial's objective in the order they ran, and the best so far ({states})"),
+            (IMPORTANCE_FILE, lambda: ovm.plot_param_importances(study),
+             "how much each searched parameter matters to the objective (Optuna's PED-ANOVA importance)"),
+        ]
+    else:
+        notes.append(f"Optuna history and importance: no trial of the study has completed yet ({states}).")
+    plots += [
         (INTERMEDIATE_FILE, lambda: ovm.plot_intermediate_values(study),
-         "each trial's val/loss at every validation step; pruned trials end early"),
+         f"each trial's val/loss at every validation step; pruned trials end early ({states})"),
         (TIMELINE_FILE, lambda: ovm.plot_timeline(study),
          "when each trial ran and how it ended (complete, pruned, fail): the workers never wait for each other"),
     ]
     pyplot()  # without a display
-    written, notes = [], []
+    written = []
     for file, draw, shows in plots:
         try:
             with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
