@@ -86,9 +86,11 @@ def main() -> None:
             row = search(out, out / "data", seed, pruner, args.trials, args.workers, args.steps)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"| seed | pruner | trials | pruned | training steps | wall s | best objective |\n|---|---|---|---|---|---|---|")
+    print("| seed | pruner | trials | pruned | training steps | wall s | best objective |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seed']} | {r['pruner']} | {r['trials']} | {r['pruned']} | {r['steps']} | {r['wall_s']:.0f} | {r['best']:.4f} |")
+        cells = [r["seed"], r["pruner"], r["trials"], r["pruned"], r["steps"], f"{r['wall_s']:.0f}", f"{r['best']:.4f}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
     for pruner in ("none", args.pruner):
         mine = [r for r in rows if r["pruner"] == pruner]
         steps = sum(r["steps"] for r in mine) / len(mine)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -56,8 +55,9 @@ def test_a_run_stopped_at_a_validation_ends_pruned_with_its_metrics_and_checkpoi
         seen.append((step, loss))
         return step >= 2
 
-    cfg = compose_cfg("trainer.max_steps=6", "validation.every=1", "validation_videos.enabled=false",
-                      data_root=synthetic_root)
+    cfg = compose_cfg(
+        "trainer.max_steps=6", "validation.every=1", "validation_videos.enabled=false", data_root=synthetic_root
+    )
     result = train(cfg, tmp_path / "run", on_validation=prune_at_two)
     assert result.status == "pruned" and result.steps == 2  # stopped at the validation that said so, not at 6
     assert [s for s, _ in seen] == [0, 1, 2] and all(math.isfinite(v) for _, v in seen)
@@ -107,8 +107,9 @@ def test_two_searches_on_one_journal_study_never_run_the_same_trial(synthetic_ro
             "hydra.sweeper.pruner=none",
             f"hydra.sweeper.storage={journal}",
         )
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True))
+        procs.append(
+            subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        )
     for proc in procs:
         _, err = proc.communicate(timeout=400)
         assert proc.returncode == 0, err[-3000:]
@@ -154,8 +155,9 @@ def test_a_killed_search_run_again_continues_the_study_and_loses_nothing(synthet
         "hydra.sweeper.pruner=none",
         "hydra.sweeper.heartbeat_s=1",  # a trial silent for 5 s lost its worker
     )
-    first = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     while not list(sweep_dir.glob("*/metrics.jsonl")):  # the first trial is training
         assert first.poll() is None and time.monotonic() < deadline
@@ -184,9 +186,11 @@ def test_the_install_asks_for_optuna_5_without_the_old_sweepers_pins() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = {Requirement(r).name.lower(): Requirement(r) for r in project["dependencies"]}
     assert not {"hydra-optuna-sweeper", "sqlalchemy", "alembic"} & set(requirements)
-    assert requirements["optuna"].specifier.contains("5.1.0") and not requirements["optuna"].specifier.contains("2.10.1")
+    optuna = requirements["optuna"].specifier
+    assert optuna.contains("5.1.0") and not optuna.contains("2.10.1")
     tested = dict(
-        line.split("==") for line in (ROOT / "requirements/tested.txt").read_text().splitlines()
+        line.split("==")
+        for line in (ROOT / "requirements/tested.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )
     assert "hydra-optuna-sweeper" not in tested and tested["optuna"].startswith("5.")

@@ -365,8 +365,9 @@ class OptunaSearch(Sweeper):
         except ValueError:
             log.info("Optuna study %r: no trial completed", self.study_name)
             return
-        log.info("Optuna study %r: best trial %d, objective %.6g, %s", self.study_name, best.number, best.value,
-                 best.params)
+        log.info(
+            "Optuna study %r: best trial %d, objective %.6g, %s", self.study_name, best.number, best.value, best.params
+        )
 
 
 def _job_result(ret: Any) -> RunResult | None:

@@ -108,18 +108,30 @@ def write_study_plots(sweep_dir: Path, study: optuna.Study) -> Plots:
     notes = []
     if counts["complete"]:
         plots += [
-            (HISTORY_FILE, lambda: ovm.plot_optimization_history(study),
-             f"every completed trial's objective in the order they ran, and the best so far ({states})"),
-            (IMPORTANCE_FILE, lambda: ovm.plot_param_importances(study),
-             "how much each searched parameter matters to the objective (Optuna's PED-ANOVA importance)"),
+            (
+                HISTORY_FILE,
+                lambda: ovm.plot_optimization_history(study),
+                f"every completed trial's objective in the order they ran, and the best so far ({states})",
+            ),
+            (
+                IMPORTANCE_FILE,
+                lambda: ovm.plot_param_importances(study),
+                "how much each searched parameter matters to the objective (Optuna's PED-ANOVA importance)",
+            ),
         ]
     else:
         notes.append(f"Optuna history and importance: no trial of the study has completed yet ({states}).")
     plots += [
-        (INTERMEDIATE_FILE, lambda: ovm.plot_intermediate_values(study),
-         f"each trial's val/loss at every validation step; pruned trials end early ({states})"),
-        (TIMELINE_FILE, lambda: ovm.plot_timeline(study),
-         "when each trial ran and how it ended (complete, pruned, fail): the workers never wait for each other"),
+        (
+            INTERMEDIATE_FILE,
+            lambda: ovm.plot_intermediate_values(study),
+            f"each trial's val/loss at every validation step; pruned trials end early ({states})",
+        ),
+        (
+            TIMELINE_FILE,
+            lambda: ovm.plot_timeline(study),
+            "when each trial ran and how it ended (complete, pruned, fail): the workers never wait for each other",
+        ),
     ]
     pyplot()  # without a display
     written = []

@@ -31,7 +31,6 @@ KEY = "hydra.sweeper"
 SAMPLERS = {
     "tpe": "TPESampler",
     "random": "RandomSampler",
-    "cmaes": "CmaEsSampler",
     "gp": "GPSampler",
     "qmc": "QMCSampler",
     "nsga2": "NSGAIISampler",
@@ -93,7 +92,8 @@ def _build(module: Any, cls: str, kwargs: dict[str, Any], key: str) -> Any:
     try:
         return getattr(module, cls)(**kwargs)
     except (TypeError, ValueError) as error:
-        raise ConfigError(key, kwargs, f"arguments that optuna.{module.__name__.split('.')[-1]}.{cls} takes ({error})")
+        kind = module.__name__.split(".")[-1]
+        raise ConfigError(key, kwargs, f"arguments that optuna.{kind}.{cls} takes ({error})") from None
 
 
 # ---------------------------------------------------------------------------------------------- the job's side

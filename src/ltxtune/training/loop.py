@@ -221,10 +221,10 @@ class Trainer:
             tracker.log_videos(list(result.files), self.step)
         self.show("train")
         loss = result.metrics.get("val/loss")
-        if self.on_validation is not None and self.accelerator.is_main_process and loss is not None:
-            if self.on_validation(self.step, float(loss)) and self.step < self.settings.max_steps:
-                self.pruned = self.stop_requested = True  # honoured at the next step boundary, on every rank
-                self.stopped_by = "the search's pruner"
+        main, told = self.accelerator.is_main_process, self.on_validation is not None and loss is not None
+        if told and main and self.on_validation(self.step, float(loss)) and self.step < self.settings.max_steps:
+            self.pruned = self.stop_requested = True  # honoured at the next step boundary, on every rank
+            self.stopped_by = "the search's pruner"
 
     # -- one optimizer step --------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ def train(
     ``choices``: the config groups' options (``model: tiny``), for the card and the dashboard; ``sweep_job``:
     the wandb (group, name) of a sweep job; ``rerun_incomplete``: a sweep job run again may replace an earlier
     attempt of it that did not complete; ``on_validation(step, val_loss)``: told every validation (on the main
-    process), True stops the run there as ``pruned`` (a search's pruner). The run directory is where the resumed checkpoint's run is, if any.
+    process), True stops the run there as ``pruned`` (a search's pruner).
+    The run directory is where the resumed checkpoint's run is, if any.
     """
     # Where the run goes is decided before anything is built: a bad value still leaves a failed result.json.
     home = RunDir.locate(run_dir, cfg.checkpoint.get("resume"), main=is_main_rank())
