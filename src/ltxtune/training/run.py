@@ -1,7 +1,8 @@
 """One training job, read top to bottom: claim the run directory, build the parts, plan, build the trainer, fit,
 write the weights and the card. ``train`` is independent of ``@hydra.main``: the app, the sweep jobs' ranks
-and the tests call it. It always leaves ``result.json`` (``completed``, ``interrupted``, ``pruned`` or ``failed``), except
-where it refuses to start and where a completed run is asked for the steps it has (nothing is written then).
+and the tests call it. It always leaves ``result.json`` (``completed``, ``interrupted``, ``pruned`` or
+``failed``), except where it refuses to start and where a completed run is asked for the steps it has (nothing is
+written then).
 """
 
 from __future__ import annotations
