@@ -11,6 +11,8 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from torch import nn
 
+from ltxtune.ltx_core_api import build
+
 # ltx-core checkpoints keep the transformer under this prefix, with the config JSON in the metadata.
 CHECKPOINT_PREFIX = "model.diffusion_model."
 
@@ -85,7 +87,7 @@ class ModelSpec(ABC):
         """The transformer of this config on the meta device: its shapes and parameter counts, no memory."""
         config = self.config()
         with torch.device("meta"):
-            return LoadedModel(transformer=LTXModelConfigurator.from_config(config), config=config)
+            return LoadedModel(transformer=build(LTXModelConfigurator, config), config=config)
 
 
 def fsdp_units(transformer: nn.Module) -> list[nn.Module]:

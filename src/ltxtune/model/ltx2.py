@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
+from ltxtune.ltx_core_api import build, check_buildable
 from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
 from ltxtune.model.quantize import check_quantization, quantize_int8
 
@@ -22,7 +23,8 @@ _CONNECTOR_PREFIXES = {
 
 
 def read_checkpoint_config(path: Path) -> dict[str, Any]:
-    """The model config stored in a checkpoint's metadata; ``DataError`` naming the file when unreadable."""
+    """The model config stored in a checkpoint's metadata; ``DataError`` naming the file when unreadable, or when
+    the installed ltx-core cannot build its architecture (saying which one can, and how to install it)."""
     from safetensors import safe_open
 
     try:
@@ -35,7 +37,9 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: no model config in its metadata (is it an LTX-2 checkpoint?)")
     if not any(k.startswith(CHECKPOINT_PREFIX + "transformer_blocks.") for k in keys):
         raise DataError(f"{path}: holds no '{CHECKPOINT_PREFIX}transformer_blocks.*' weights")
-    return json.loads(meta["config"])
+    config = json.loads(meta["config"])
+    check_buildable(str(path), config, {k: v for k, v in meta.items() if k != "config"})
+    return config
 
 
 def check_connector_keys(path: Path) -> None:
@@ -66,8 +70,8 @@ class TextConnectors(nn.Module):
         )
 
         super().__init__()
-        self.video_connector = Embeddings1DConnectorConfigurator.from_config(config)
-        self.audio_connector = AudioEmbeddings1DConnectorConfigurator.from_config(config)
+        self.video_connector = build(Embeddings1DConnectorConfigurator, config)
+        self.audio_connector = build(AudioEmbeddings1DConnectorConfigurator, config)
 
     @torch.no_grad()
     def forward(self, conditions: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -116,8 +120,8 @@ def connector_needs(config: dict[str, Any]) -> InputNeeds:
     )
 
     with torch.device("meta"):
-        video = Embeddings1DConnectorConfigurator.from_config(config)
-        audio = AudioEmbeddings1DConnectorConfigurator.from_config(config)
+        video = build(Embeddings1DConnectorConfigurator, config)
+        audio = build(AudioEmbeddings1DConnectorConfigurator, config)
     t = config["transformer"]
     return InputNeeds(
         t.get("in_channels", 128),

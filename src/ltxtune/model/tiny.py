@@ -11,6 +11,7 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
+from ltxtune.ltx_core_api import build
 from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
@@ -70,7 +71,7 @@ def transformer_config(
 def build_transformer(config: dict[str, Any], seed: int, device: torch.device) -> torch.nn.Module:
     """Build ``LTXModel`` from ``config`` with every parameter drawn from ``seed`` (no ``torch.empty`` left)."""
     with torch.device("meta"):
-        model = LTXModelConfigurator.from_config(config)
+        model = build(LTXModelConfigurator, config)
     model = model.to_empty(device=device)
     init_weights(model, seed)
     return model

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ltxtune.data.preprocess.encoders import parse_dtype, resolve_device
 from ltxtune.errors import ConfigError, check_range
+from ltxtune.ltx_core_api import gemma_hidden_states, load_gemma_text
 
 
 @dataclass(frozen=True)
@@ -90,35 +91,13 @@ class GemmaText:
             raise ConfigError(
                 "text_encoder_path", gemma_root, "a local Gemma 3 directory (model*.safetensors, tokenizer)"
             )
-        from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-        from ltx_core.text_encoders.gemma import (
-            EMBEDDINGS_PROCESSOR_KEY_OPS,
-            GEMMA_LLM_KEY_OPS,
-            GEMMA_MODEL_OPS,
-            EmbeddingsProcessorConfigurator,
-            GemmaTextEncoderConfigurator,
-            module_ops_from_gemma_root,
-        )
-        from ltx_core.utils import find_matching_file
-
         self.checkpoint, self.gemma_root = checkpoint, gemma_root
         self.device, self.dtype = resolve_device(device), parse_dtype(dtype)
-        weights = find_matching_file(gemma_root, "model*.safetensors").parent
-        self.encoder = SingleGPUModelBuilder(
-            model_class_configurator=GemmaTextEncoderConfigurator,
-            model_path=tuple(str(p) for p in sorted(weights.rglob("*.safetensors"))),
-            model_sd_ops=GEMMA_LLM_KEY_OPS,
-            module_ops=(GEMMA_MODEL_OPS, *module_ops_from_gemma_root(gemma_root)),
-        ).build(device=self.device, dtype=self.dtype)
-        self.processor = SingleGPUModelBuilder(
-            model_class_configurator=EmbeddingsProcessorConfigurator,
-            model_path=checkpoint,
-            model_sd_ops=EMBEDDINGS_PROCESSOR_KEY_OPS,
-        ).build(device=self.device, dtype=self.dtype)
+        self.encoder, self.processor = load_gemma_text(gemma_root, checkpoint, self.device, self.dtype)
 
     @torch.inference_mode()
     def encode(self, caption: str) -> TextFeatures:
-        hidden, mask = self.encoder.encode(caption, padding_side="left")
+        hidden, mask = gemma_hidden_states(self.encoder, caption)
         video, audio = self.processor.feature_extractor(hidden, mask, "left")
         audio = video if audio is None else audio
         return TextFeatures(video[0].cpu().contiguous(), audio[0].cpu().contiguous(), mask[0].long().cpu())
