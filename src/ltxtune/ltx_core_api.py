@@ -130,7 +130,10 @@ def load_gemma_text(gemma_root: str, checkpoint: str, device: Any, dtype: Any) -
 
         key_ops = gemma.GEMMA_LLM_KEY_OPS
         module_ops = (gemma.GEMMA_MODEL_OPS, *gemma.module_ops_from_gemma_root(gemma_root))
-        encoder_configurator, processor_configurator = gemma.GemmaTextEncoderConfigurator, gemma.EmbeddingsProcessorConfigurator
+        encoder_configurator, processor_configurator = (
+            gemma.GemmaTextEncoderConfigurator,
+            gemma.EmbeddingsProcessorConfigurator,
+        )
         folder = find_matching_file(gemma_root, "model*.safetensors").parent
         weights = tuple(str(p) for p in sorted(folder.rglob("*.safetensors")))
     encoder = SingleGPUModelBuilder(
@@ -145,6 +148,19 @@ def load_gemma_text(gemma_root: str, checkpoint: str, device: Any, dtype: Any) -
         model_sd_ops=gemma.EMBEDDINGS_PROCESSOR_KEY_OPS,
     ).build(device=device, dtype=dtype)
     return encoder, processor
+
+
+def gemma_family(gemma_root: str) -> str:
+    """The Gemma in ``gemma_root`` as its Hugging Face configuration names it (``gemma3``, ``gemma4_unified``...);
+    ltx-core 1.0 loads Gemma 3 only."""
+    from ltx_core.text_encoders import gemma
+
+    return gemma.gemma_model_type(gemma_root) if hasattr(gemma, "gemma_model_type") else "gemma3"
+
+
+def text_encoder_for(config: dict[str, Any]) -> str:
+    """The Gemma whose features a model of ``config`` was trained on: ``gemma4`` for LTX-2.5, else ``gemma3``."""
+    return "gemma4" if family(config) == "LTX-2.5" else "gemma3"
 
 
 def gemma_hidden_states(encoder: Any, caption: str) -> tuple[Any, Any]:

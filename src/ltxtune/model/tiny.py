@@ -11,7 +11,7 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
-from ltxtune.ltx_core_api import build
+from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12, LTX25_TRANSFORMER_FLAGS, build, builds_ltx25
 from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
@@ -147,11 +147,21 @@ LTX23_ARCHITECTURE: dict[str, Any] = {
 }
 
 
-def checkpoint_config(spec: TinyLTX2, ltx23: bool = False) -> dict[str, Any]:
-    """The tiny model's config with its text connectors (one small layer each), LTX-2 or LTX-2.3 flavoured."""
+# LTX-2.5 on top of LTX-2.3's layout, as ltx-core 1.2 reads it: feed-forward layers without bias, prompt
+# cross-attention without the timestep's AdaLN (its keys and values are the same at every step), a learned keyframe
+# position embedding; the text features come from Gemma 4 (named in the metadata, ``LTX25_METADATA``).
+LTX25_METADATA: dict[str, Any] = {
+    "model_version": "2.5.0",
+    "gemma_source_checkpoint": {"gemma_version": "tiny-gemma-4"},
+}
+
+
+def checkpoint_config(spec: TinyLTX2, ltx23: bool = False, ltx25: bool = False) -> dict[str, Any]:
+    """The tiny model's config with its text connectors (one small layer each), LTX-2, LTX-2.3 or LTX-2.5
+    flavoured (LTX-2.5 needs ltx-core 1.2)."""
     config = json.loads(json.dumps(spec.config()))
     t = config["transformer"]
-    if not ltx23:  # LTX-2: the connectors keep the features' width; the transformer projects them
+    if not (ltx23 or ltx25):  # LTX-2: the connectors keep the features' width; the transformer projects them
         t.update(connector_num_attention_heads=2, connector_attention_head_dim=spec.caption_channels // 2,
                  connector_num_layers=1)  # fmt: skip
         return config
@@ -164,7 +174,17 @@ def checkpoint_config(spec: TinyLTX2, ltx23: bool = False) -> dict[str, Any]:
         audio_connector_attention_head_dim=t["audio_attention_head_dim"],
         connector_num_layers=1,
     )
+    if ltx25:
+        if not builds_ltx25():
+            raise RuntimeError(f"a tiny LTX-2.5 checkpoint needs ltx-core 1.2: {INSTALL_LTX_CORE_12}")
+        t.update(LTX25_TRANSFORMER_FLAGS)
     return config
+
+
+def checkpoint_metadata(config: dict[str, Any], ltx25: bool) -> dict[str, str]:
+    """The safetensors metadata of a checkpoint of ``config`` (values JSON-encoded, as ltx-core writes them)."""
+    extra = LTX25_METADATA if ltx25 else {}
+    return {"config": json.dumps(config), **{k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()}}
 
 
 Tensors = dict[str, torch.Tensor]
@@ -185,38 +205,68 @@ def tiny_checkpoint_tensors(config: dict[str, Any], seed: int) -> tuple[Tensors,
     return _bf16(blocks), _bf16(texts)
 
 
+def duration_head_tensors(config: dict[str, Any], seed: int) -> Tensors:
+    """LTX-2.5's duration head (how long a prompt's clip should last; inference only), under ``duration_head.``."""
+    from ltx_core.duration_head import DurationHeadConfigurator
+
+    with torch.device("meta"):
+        head = build(DurationHeadConfigurator, config)
+    head = head.to_empty(device="cpu")
+    init_weights(head, seed + 2)
+    return _bf16({f"duration_head.{k}": v for k, v in head.state_dict().items()})
+
+
 def _bf16(tensors: Tensors) -> Tensors:
     """LTX-2's checkpoints are bf16 (and ltx-core's LoRA fuser needs bf16 weights)."""
     return {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
 
 
-def write_tiny_checkpoint(path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False) -> Path:
+def write_tiny_checkpoint(
+    path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False, ltx25: bool = False
+) -> Path:
     """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
     text connectors) and the config in the metadata, so ``model=ltx2`` and ltx-core's loader can be tried here.
-    ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``).
+    ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``); ``ltx25``: LTX-2.5's (with its duration head
+    and metadata; needs ltx-core 1.2).
     """
     from safetensors.torch import save_file
 
-    config = checkpoint_config(spec or TinyLTX2(), ltx23)
+    config = checkpoint_config(spec or TinyLTX2(), ltx23, ltx25)
     blocks, texts = tiny_checkpoint_tensors(config, seed)
+    head = duration_head_tensors(config, seed) if ltx25 else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({**blocks, **texts}, str(path), metadata={"config": json.dumps(config)})
+    save_file({**blocks, **texts, **head}, str(path), metadata=checkpoint_metadata(config, ltx25))
     return path
 
 
 def write_split_checkpoint(
-    directory: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False
+    directory: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False, ltx25: bool = False
 ) -> dict[str, Path]:
     """The same tiny model as a split release: ``transformer``, ``connectors``, ``vae`` (video) and
-    ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file."""
+    ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file.
+
+    ``ltx25``: LTX-2.5's split release instead, whose transformer file keeps the text connectors beside the
+    blocks (``connectors`` is that file) and whose ``duration_head`` is a file of its own.
+    """
     from safetensors.torch import save_file
 
-    config = checkpoint_config(spec or TinyLTX2(), ltx23)
+    config = checkpoint_config(spec or TinyLTX2(), ltx23, ltx25)
     blocks, texts = tiny_checkpoint_tensors(config, seed)
     directory.mkdir(parents=True, exist_ok=True)
-    files = {name: directory / f"{name}.safetensors" for name in ("transformer", "connectors", "vae", "audio_vae")}
-    save_file(blocks, str(files["transformer"]), metadata={"config": json.dumps(config)})
-    save_file(texts, str(files["connectors"]), metadata={"config": json.dumps(config)})
+    names = (
+        ("transformer", "duration_head", "vae", "audio_vae")
+        if ltx25
+        else ("transformer", "connectors", "vae", "audio_vae")
+    )
+    files = {name: directory / f"{name}.safetensors" for name in names}
+    metadata = checkpoint_metadata(config, ltx25)
+    if ltx25:
+        save_file({**blocks, **texts}, str(files["transformer"]), metadata=metadata)
+        save_file(duration_head_tensors(config, seed), str(files["duration_head"]), metadata=metadata)
+        files["connectors"] = files["transformer"]
+    else:
+        save_file(blocks, str(files["transformer"]), metadata=metadata)
+        save_file(texts, str(files["connectors"]), metadata=metadata)
     write_tiny_vae_checkpoint(files["vae"], seed)
     write_tiny_audio_checkpoint(files["audio_vae"], seed)
     return files

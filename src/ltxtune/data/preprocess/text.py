@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ltxtune.data.preprocess.encoders import parse_dtype, resolve_device
 from ltxtune.errors import ConfigError, check_range
-from ltxtune.ltx_core_api import gemma_hidden_states, load_gemma_text
+from ltxtune.ltx_core_api import gemma_family, gemma_hidden_states, load_gemma_text
 
 
 @dataclass(frozen=True)
@@ -103,4 +103,9 @@ class GemmaText:
         return TextFeatures(video[0].cpu().contiguous(), audio[0].cpu().contiguous(), mask[0].long().cpu())
 
     def describe(self) -> dict[str, Any]:
-        return {"class": "GemmaText", "checkpoint": self.checkpoint, "gemma_root": self.gemma_root}
+        return {
+            "class": "GemmaText",
+            "checkpoint": self.checkpoint,
+            "gemma_root": self.gemma_root,
+            "gemma": gemma_family(self.gemma_root),
+        }
