@@ -25,7 +25,8 @@ needs_ltx_core_12 = pytest.mark.skipif(
     not builds_ltx25(), reason=f"LTX-2.5 needs ltx-core 1.2 (installed: 1.0); {INSTALL_LTX_CORE_12}"
 )
 # What LTX-2.5 has to adapt: the attention projections and gates, and its feed-forward layers (without bias).
-TARGETS = "lora.target_modules=[to_k,to_q,to_v,to_out.0,to_gate_logits,ff.net.0.proj,ff.net.2,audio_ff.net.0.proj,audio_ff.net.2]"
+FEED_FORWARD = "ff.net.0.proj,ff.net.2,audio_ff.net.0.proj,audio_ff.net.2"
+TARGETS = f"lora.target_modules=[to_k,to_q,to_v,to_out.0,to_gate_logits,{FEED_FORWARD}]"
 
 
 @pytest.fixture(scope="module")
