@@ -144,3 +144,15 @@ def test_gemma_3_features_with_an_ltx25_model_say_to_re_encode(ltx25_file, tmp_p
     record["encoders"]["text"]["gemma"] = "gemma4_unified"
     (data / "preprocess.json").write_text(json.dumps(record))
     assert estimate(cfg).text_tokens == 128
+
+
+@needs_ltx_core_12
+@pytest.mark.parametrize("strategy", ["video_to_video", "inpainting", "flexible"])
+def test_ltx25_trains_with_each_strategy(ltx25_file, strategy, tmp_path) -> None:
+    """The strategies' conditions (reference clips, masks, first frames) train LTX-2.5 as they train LTX-2.3."""
+    overrides = (*LTX23, f"model.checkpoint={ltx25_file}", "model.dtype=float32", f"strategy={strategy}",
+                 "trainer.max_steps=2", "validation_videos.enabled=false")  # fmt: skip
+    train(compose_cfg(*overrides, data_root=tmp_path / "data"), tmp_path / "run")
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "completed", result
+    assert (tmp_path / "run" / "lora.safetensors").is_file()
