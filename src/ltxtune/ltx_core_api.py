@@ -150,6 +150,23 @@ def load_gemma_text(gemma_root: str, checkpoint: str, device: Any, dtype: Any) -
     return encoder, processor
 
 
+def batched_perturbations(configs: list[Any], model: Any, like: Any) -> Any:
+    """ltx-core's per-sample perturbations of one forward (1.2 builds each block's keep-mask up front, on
+    the device and in the dtype of ``like``, a latent tensor, for the model's number of blocks)."""
+    import inspect
+
+    from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+
+    if "num_blocks" in inspect.signature(BatchedPerturbationConfig).parameters:
+        return BatchedPerturbationConfig(
+            configs,
+            num_blocks=len(getattr(model, "module", model).transformer_blocks),
+            device=like.device,
+            dtype=like.dtype,
+        )
+    return BatchedPerturbationConfig(configs)
+
+
 def gemma_family(gemma_root: str) -> str:
     """The Gemma in ``gemma_root`` as its Hugging Face configuration names it (``gemma3``, ``gemma4_unified``...);
     ltx-core 1.0 loads Gemma 3 only."""

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
 from ltxtune.diffusion.inputs import MODALITIES, Modality, ModelInputs
+from ltxtune.ltx_core_api import batched_perturbations
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,18 @@ def _predict(
         out = {}
         for kind, (inputs, perturbation) in items:
             b = inputs.streams()[0].modality.latent.shape[0]
-            out[kind] = _denoise(model, inputs, BatchedPerturbationConfig([perturbation] * b))
+            out[kind] = _denoise(
+                model,
+                inputs,
+                batched_perturbations([perturbation] * b, model, inputs.streams()[0].modality.latent),
+            )
         return out
     b = first.streams()[0].modality.latent.shape[0]
     joined = first.with_modalities(
         {s.name: _cat([inputs.stream(s.name).modality for _, (inputs, _) in items]) for s in first.streams()}
     )
-    perturbations = BatchedPerturbationConfig([p for _, (_, p) in items for _ in range(b)])
+    latent = first.streams()[0].modality.latent
+    perturbations = batched_perturbations([p for _, (_, p) in items for _ in range(b)], model, latent)
     both = _denoise(model, joined, perturbations)
     split = {n: d.split(b) for n, d in both.items()}
     return {kind: {n: parts[k] for n, parts in split.items()} for k, (kind, _) in enumerate(items)}
