@@ -12,7 +12,7 @@ import yaml
 
 from ltxtune.sweeps.jobs import SWEEP_FILE, JobRecord
 from ltxtune.sweeps.plots import objective_figure, objective_grid, val_loss_figure, x_scale
-from ltxtune.sweeps.study import STUDY_FILE, explained_variance, importances
+from ltxtune.sweeps.study import STUDY_FILE
 from ltxtune.sweeps.summary import write_summary
 from test_sweeps import assert_png, fake_job
 
@@ -132,19 +132,8 @@ def test_one_key_sweep_draws_no_heatmap(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- Optuna
 
 
-def test_importance_is_the_variance_a_parameter_explains_beyond_chance() -> None:
-    ranks = [4, 8] * 6
-    lrs = [1e-4 * 1.5**i for i in range(12)]
-    values = [1.0 + (r == 8) + 0.01 * (i % 3) for i, r in enumerate(ranks)]  # only the rank matters
-    scores = importances([{"lora.rank": r, "optimizer.lr": lr} for r, lr in zip(ranks, lrs, strict=True)], values)
-    assert scores["lora.rank"] > 0.95
-    assert scores["optimizer.lr"] < 0.1
-    assert explained_variance(["a", "a", "a"], [1.0, 2.0, 3.0]) == 0.0  # never varied
-    assert math.isnan(explained_variance(["a", "b"], [1.0, 2.0]))  # one trial per group: cannot tell
-
-
 def make_study(db: Path, name: str) -> None:
-    """A real 5-trial study in sqlite, one trial failed, as the Optuna sweeper leaves it."""
+    """A real 6-trial study in sqlite, one trial failed and one pruned, as a search leaves it."""
     import optuna
 
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{db}", direction="minimize")
@@ -152,13 +141,18 @@ def make_study(db: Path, name: str) -> None:
         trial = study.ask()
         lr = trial.suggest_float("optimizer.lr", 1e-4, 1e-2, log=True)
         rank = trial.suggest_categorical("lora.rank", [4, 8])
+        trial.report(2.0, 0)
         if i == 3:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, 1.0 + 0.1 * (rank == 8) + lr)
+    pruned = study.ask()
+    pruned.suggest_float("optimizer.lr", 1e-4, 1e-2, log=True)
+    pruned.report(3.0, 0)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
 
 
-def test_optuna_search_gets_the_studys_history_and_importance_plots(tmp_path: Path) -> None:
+def test_optuna_search_gets_optunas_own_plots_of_its_study_pruned_trials_counted(tmp_path: Path) -> None:
     make_study(tmp_path / STUDY_FILE, "text_to_video")
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"study_name": "text_to_video"}}}))
     finished(tmp_path, "2025-01-01_00-00-00_0", ["optimizer.lr=0.001", "lora.rank=4"], 1.0)
@@ -170,6 +164,10 @@ def test_optuna_search_gets_the_studys_history_and_importance_plots(tmp_path: Pa
     listed = plot_list(tmp_path)
     assert "[`optuna_history.png`](optuna_history.png)" in listed
     assert "[`optuna_importance.png`](optuna_importance.png)" in listed
+    for name in ("optuna_val_loss.png", "optuna_timeline.png"):  # the reported val/loss curves, the workers
+        assert_png(tmp_path / name)
+        assert f"[`{name}`]({name})" in listed
+    assert "(4 complete, 1 pruned, 1 fail)" in listed
     assert "skipped" not in listed
 
 

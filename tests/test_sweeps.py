@@ -138,8 +138,8 @@ def test_every_point_of_every_named_sweep_and_search_is_a_valid_config(group: st
             build_parts(compose_cfg(f"{group}={name}", point, data_root=synthetic_root))
     if group == "hparams_search":
         sweeper = cfg.hydra.sweeper
-        assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
-        assert sweeper.max_failure_rate == 1.0  # a failed trial must not end the study
+        assert sweeper._target_.endswith("OptunaSearch") and sweeper.direction == "minimize"
+        assert sweeper.sampler == "tpe" and sweeper.pruner == "median"
         assert sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
         assert cfg.hydra.runtime.choices.strategy == name  # one search per strategy family
 
@@ -337,16 +337,15 @@ def test_optuna_search_survives_failed_trials_and_continues_its_sqlite_study(syn
     sweep_dir = tmp_path / "study"
     args = [
         "hparams_search=text_to_video",
-        "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.seed=0",  # with this seed the first trial completes and the second crashes
+        "hydra.sweeper.seed=0",
         *SHRINK,
         f"data.root={synthetic_root}",
         f"hydra.sweep.dir={sweep_dir}",
         # a trial that crashes, to show that the study goes on past it
         "data._target_=choice(ltxtune.data.synthetic.SyntheticData,ltxtune.no_such.Data)",
     ]
-    for _ in range(2):  # the same command twice: the second continues the study
-        done = run_train(*args, cwd=tmp_path)
+    for n_trials in (2, 4):  # the same command again, asking for more trials: it continues the study
+        done = run_train(*args, f"hydra.sweeper.n_trials={n_trials}", cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
 
     study = optuna.load_study(study_name="text_to_video", storage=f"sqlite:///{sweep_dir}/optuna.db")

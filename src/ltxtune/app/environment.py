@@ -40,7 +40,7 @@ EVERYTHING: tuple[tuple[str, str], ...] = (
     ("optuna", "optuna"),
     ("sqlalchemy", "sqlalchemy"),
     ("submitit", "submitit"),
-    ("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper", "hydra-optuna-sweeper"),
+    ("hydra_plugins.ltxtune_search", "ltxtune itself (its Optuna search)"),
     ("hydra_plugins.hydra_joblib_launcher.joblib_launcher", "hydra-joblib-launcher"),
     ("hydra_plugins.hydra_submitit_launcher.submitit_launcher", "hydra-submitit-launcher"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from hydra.errors import InstantiationException
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, ValidationError
 
 from ltxtune.errors import ConfigError, DataError, TrainingError
@@ -13,6 +14,8 @@ def user_error(exc: BaseException) -> str | None:
     """The line to end with; ``None`` for a bug (a traceback helps)."""
     if isinstance(exc, ConfigError | DataError | TrainingError):
         return str(exc)
+    if isinstance(exc, InstantiationException) and exc.__cause__ is not None:  # a constructor refused its arguments
+        return user_error(exc.__cause__)
     if isinstance(exc, MissingMandatoryValue):
         return f"{exc.full_key} must be set (it has no default: add {exc.full_key}=... to the command)"
     if isinstance(exc, InterpolationToMissingValueError):  # a key that follows an unset one (${.checkpoint})

@@ -34,6 +34,8 @@ def build_encoders(cfg: DictConfig) -> Encoders:
         except InstantiationException as exc:  # Hydra wraps the constructor's own message: give it back as is
             if isinstance(exc.__cause__, ConfigError):
                 raise exc.__cause__.within(f"encoders.{name}") from None
+            if isinstance(exc.__cause__, DataError):  # a file that is not what it should be, named
+                raise exc.__cause__ from None
             raise
 
     return Encoders(video=build("video"), audio=build("audio") if cfg.audio else None, text=build("text"))

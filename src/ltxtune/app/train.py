@@ -21,6 +21,7 @@ from ltxtune.app.failures import user_error
 from ltxtune.ranks import is_main_rank, world_size
 from ltxtune.sweeps.devices import job_processes
 from ltxtune.sweeps.jobs import completed_objective, job_identity
+from ltxtune.sweeps.trials import trial_reporter
 from ltxtune.training.result import RunResult
 
 T = TypeVar("T")
@@ -44,7 +45,7 @@ def run_job(cfg: DictConfig) -> float:
         from ltxtune.app.job_ranks import run_ranks  # it imports the training run: torch, only for a job
 
         return run_ranks(cfg, run_dir, choices, sweep_job, processes)
-    job = partial(train_job, cfg, run_dir, choices, sweep_job, multirun, f"{hc.job.name}.log")
+    job = partial(train_job, cfg, run_dir, choices, sweep_job, multirun, f"{hc.job.name}.log", hc.sweeper)
     try:
         return ended_by_user_error(job, multirun)
     except KeyboardInterrupt:
@@ -58,12 +59,14 @@ def train_job(
     sweep_job: tuple[str, str] | None,
     multirun: bool,
     log_file: str,
+    sweeper: Any = None,
 ) -> float:
     """Train in ``run_dir`` (a sweep job run again may replace its incomplete attempt), say where the run went,
-    and return its objective."""
+    and return its objective. The job of an Optuna search's trial reports its val/loss to the study."""
     from ltxtune.training.run import train  # torch and friends load only once a job really runs
 
-    result = train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun)
+    report = trial_reporter(sweeper) if multirun and is_main_rank() and sweeper is not None else None
+    result = train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun, on_validation=report)
     if is_main_rank():
         if result.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
             remove_unused(run_dir, log_file)

@@ -107,12 +107,17 @@ def check_sources(root: Path, needs: DataNeeds, strategy: str, strict: bool = Tr
 @dataclass(frozen=True)
 class PrecomputedDataset:
     """Samples ``names`` under ``root``; item i is sample i as a ``Batch`` of one, each role read from its
-    directory (``expect.needs``) and checked against ``expect`` as it is read."""
+    directory (``expect.needs``) and checked against ``expect`` as it is read.
+
+    ``audio_text``: keep the text's audio features when the file has them, even for a strategy without audio
+    (the validation clips denoise an audio track beside the video, as inference does).
+    """
 
     root: Path
     expect: SampleExpectations
     names: tuple[str, ...]
     cache: bool = False  # keep loaded samples in memory (small datasets: the synthetic one, a few clips)
+    audio_text: bool = False
     _cached: dict[int, Batch] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -131,7 +136,7 @@ class PrecomputedDataset:
             files[directory] = legacy.normalise(path, load_sample_file(path))
             for role in (r for r, d in self.needs.roles().items() if d == directory):
                 self.expect.check(path, role, files[directory])
-        sample = as_sample(name, self.needs, files)
+        sample = as_sample(name, self.needs, files, self.audio_text)
         if self.cache:
             self._cached[index] = sample
         return sample
@@ -141,14 +146,15 @@ class PrecomputedDataset:
         return tuple((path, tuple(t.shape)) for path, t in self[index].tensors())
 
 
-def as_sample(name: str, needs: DataNeeds, files: dict[str, dict[str, Any]]) -> Batch:
-    """One sample's checked files (directory -> contents) as a ``Batch`` of one, each role in its field."""
+def as_sample(name: str, needs: DataNeeds, files: dict[str, dict[str, Any]], audio_text: bool = False) -> Batch:
+    """One sample's checked files (directory -> contents) as a ``Batch`` of one, each role in its field
+    (``audio_text``: the text's audio features whenever the file has them)."""
     values: dict[str, Any] = {}
     for role, directory in needs.roles().items():
         data = files[directory]
         if role == "text":
             batched = {k: v.unsqueeze(0) for k, v in data.items() if isinstance(v, torch.Tensor)}
-            values[role] = TextFeatures.from_file(batched, with_audio=needs.has_audio)
+            values[role] = TextFeatures.from_file(batched, with_audio=needs.has_audio or audio_text)
         elif role in CLIP_ROLES:
             fps = torch.tensor([float(data["fps"])]) if "fps" in data else None
             values[role] = Clip(data["latents"].unsqueeze(0), fps)

@@ -121,9 +121,9 @@ class PrecomputedData:
         train = PrecomputedDataset(self.root, expect, tuple(names[:cut]), self.cache)
         if cut == len(names):
             every = max(1, len(names) // VAL_FROM_TRAINING)
-            val = PrecomputedDataset(self.root, expect, tuple(names[::every][:VAL_FROM_TRAINING]))
+            val = PrecomputedDataset(self.root, expect, tuple(names[::every][:VAL_FROM_TRAINING]), audio_text=True)
             return Split(train, val, True, left_out, without_audio, incomplete)
-        val = PrecomputedDataset(self.root, expect, tuple(names[cut:]))
+        val = PrecomputedDataset(self.root, expect, tuple(names[cut:]), audio_text=True)
         return Split(train, val, False, left_out, without_audio, incomplete)
 
 

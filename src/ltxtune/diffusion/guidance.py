@@ -95,13 +95,17 @@ class Guidance:
             wanted.append(ISOLATED)
         return wanted
 
-    def perturbation(self, kind: str) -> PerturbationConfig:
-        """What the model skips for a pass: STG's self-attention blocks, or every audio<->video cross-attention."""
+    def perturbation(self, kind: str, generated: list[str]) -> PerturbationConfig:
+        """What the model skips for a pass: STG's self-attention blocks of each ``generated`` stream whose STG is
+        on (as inference: a stream with ``stg_scale`` 0 keeps its self-attention, whatever its ``stg_blocks``),
+        or every audio<->video cross-attention."""
         if kind == PERTURBED:
+            skips = {"video": PerturbationType.SKIP_VIDEO_SELF_ATTN, "audio": PerturbationType.SKIP_AUDIO_SELF_ATTN}
             return PerturbationConfig(
                 [
-                    Perturbation(PerturbationType.SKIP_VIDEO_SELF_ATTN, self.video.stg_blocks),
-                    Perturbation(PerturbationType.SKIP_AUDIO_SELF_ATTN, self.audio.stg_blocks),
+                    Perturbation(skips[n], getattr(self, n).stg_blocks)
+                    for n in generated
+                    if self.guider(n).do_perturbed_generation()
                 ]
             )
         if kind == ISOLATED:

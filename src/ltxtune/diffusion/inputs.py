@@ -94,10 +94,13 @@ class ModelInputs:
         """A copy with the given streams' ``Modality`` replaced (targets, masks and grids kept)."""
         return replace(self, **modalities)
 
-    def with_context_of(self, other: ModelInputs) -> ModelInputs:
-        """A copy whose streams attend to ``other``'s text context (another prompt's; for guidance)."""
+    def with_context_of(self, other: ModelInputs, names: list[str] | None = None) -> ModelInputs:
+        """A copy whose streams (the ``names`` ones; default every one) attend to ``other``'s text context
+        (another prompt's; for guidance)."""
         changed = {}
         for stream in self.streams():
+            if names is not None and stream.name not in names:
+                continue
             context = other.stream(stream.name).modality
             changed[stream.name] = replace(stream.modality, context=context.context, context_mask=context.context_mask)
         return self.with_modalities(changed)

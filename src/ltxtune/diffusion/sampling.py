@@ -34,10 +34,14 @@ class Sampled:
     audio: Tensor | None
 
 
-def sigma_schedule(num_steps: int, tokens: int) -> Tensor:
-    """LTX-2's schedule ``[num_steps + 1]`` from 1 to 0, shifted for a sequence of ``tokens`` tokens."""
-    # The scheduler reads the token count from a latent's shape [B, C, ...]: a meta tensor carries it for free.
-    return LTX2Scheduler().execute(steps=num_steps, latent=torch.empty(1, 1, tokens, device="meta"))
+def sigma_schedule(num_steps: int) -> Tensor:
+    """LTX-2's schedule ``[num_steps + 1]`` from 1 to 0, as inference uses it.
+
+    Inference's Euler pipelines call the scheduler without a latent, so its shift is the one for 4,096 tokens
+    whatever the clip's size; shifting for the clip's own token count would denoise on other sigmas (0.16
+    apart at 512x512x49) than the LoRA will meet in inference.
+    """
+    return LTX2Scheduler().execute(steps=num_steps)
 
 
 def _at_sigma(modality: Modality, latent: Tensor, free: Tensor, sigma: Tensor) -> Modality:
@@ -60,34 +64,33 @@ def _cat(parts: list[Modality]) -> Modality:
 def _predict(
     model: nn.Module, passes: Mapping[str, tuple[ModelInputs, PerturbationConfig]]
 ) -> dict[str, dict[str, Tensor]]:
-    """The clean estimates of every pass (``{pass: {modality: x0}}``), in one forward of ``k*B`` samples when
-    the passes' text lengths match (ltx-core applies each sample's perturbations in the same call)."""
-    items = list(passes.items())
-    first = items[0][1][0]
-    same = all(
-        s.modality.context.shape == inputs.stream(s.name).modality.context.shape
-        for _, (inputs, _) in items
-        for s in first.streams()
-    )
-    if not same or len(items) == 1:
-        out = {}
-        for kind, (inputs, perturbation) in items:
-            b = inputs.streams()[0].modality.latent.shape[0]
-            out[kind] = _denoise(
-                model,
-                inputs,
-                batched_perturbations([perturbation] * b, model, inputs.streams()[0].modality.latent),
-            )
-        return out
-    b = first.streams()[0].modality.latent.shape[0]
-    joined = first.with_modalities(
-        {s.name: _cat([inputs.stream(s.name).modality for _, (inputs, _) in items]) for s in first.streams()}
-    )
-    latent = first.streams()[0].modality.latent
-    perturbations = batched_perturbations([p for _, (_, p) in items for _ in range(b)], model, latent)
-    both = _denoise(model, joined, perturbations)
-    split = {n: d.split(b) for n, d in both.items()}
-    return {kind: {n: parts[k] for n, parts in split.items()} for k, (kind, _) in enumerate(items)}
+    """The clean estimates of every pass (``{pass: {modality: x0}}``). Passes whose streams match (the same
+    text lengths, the same streams switched off) share one forward of ``k*B`` samples: ltx-core applies each
+    sample's perturbations in the same call."""
+    groups: dict[tuple, list[str]] = {}
+    for kind, (inputs, _) in passes.items():
+        key = tuple((s.name, s.modality.enabled, tuple(s.modality.context.shape)) for s in inputs.streams())
+        groups.setdefault(key, []).append(kind)
+    out = {}
+    for kinds in groups.values():
+        first = passes[kinds[0]][0]
+        latent = first.streams()[0].modality.latent
+        b = latent.shape[0]
+        if len(kinds) == 1:
+            out[kinds[0]] = _denoise(model, first, batched_perturbations([passes[kinds[0]][1]] * b, model, latent))
+            continue
+        joined = first.with_modalities(
+            {s.name: _cat([passes[k][0].stream(s.name).modality for k in kinds]) for s in first.streams()}
+        )
+        perturbations = batched_perturbations([passes[k][1] for k in kinds for _ in range(b)], model, latent)
+        split = {n: d.split(b) for n, d in _denoise(model, joined, perturbations).items()}
+        out.update({kind: {n: parts[j] for n, parts in split.items()} for j, kind in enumerate(kinds)})
+    return out
+
+
+def _switched_off(inputs: ModelInputs, names: list[str]) -> ModelInputs:
+    """``inputs`` with the ``names`` streams disabled: the model passes them through its blocks untouched."""
+    return inputs.with_modalities({n: replace(inputs.stream(n).modality, enabled=False) for n in names})
 
 
 def _denoise(
@@ -111,7 +114,6 @@ def sample(
     num_steps: int,
     guidance: Guidance | None = None,
     negative: ModelInputs | None = None,
-    schedule_tokens: int | None = None,
 ) -> Sampled:
     """Denoise ``inputs`` (noise at sigma 1 where generated) in ``num_steps`` Euler steps, guided as inference guides.
 
@@ -120,41 +122,42 @@ def sample(
     target is a frozen condition, fed unchanged at every step. ``guidance`` holds each generated modality's
     guider parameters (``ltxtune.diffusion.guidance``; none = the model's plain prediction). ``negative``:
     inputs whose streams attend to the negative prompt (only their text context is read); classifier-free
-    guidance needs it.
-    ``schedule_tokens`` sets the schedule's shift (the generated clip's token count; default: the first
-    generated sequence's length, prepended references included).
+    guidance needs it. Each step is the one of ltx-pipelines' multimodal-guider Euler loop
+    (``multi_modal_guider_denoising_func``): the same passes, perturbations and skipped steps.
     """
     guidance = guidance or Guidance()
     generated = {s.name: s.modality for s in inputs.generated()}
     if not generated:
         raise ValueError("the inputs generate nothing: every modality is a frozen condition")
-    passes = guidance.passes(list(generated), both_streams=len(inputs.streams()) == 2)
+    names = list(generated)
+    passes = guidance.passes(names, both_streams=len(inputs.streams()) == 2)
     if TEXT in passes and negative is None:
         raise ValueError("classifier-free guidance (cfg_scale != 1) needs the negative prompt's features")
     latents = {n: m.latent.float() for n, m in generated.items()}
     free = {n: m.timesteps != 0 for n, m in generated.items()}
-    # One schedule for all generated streams: they share one sigma, as in training.
     first = next(iter(latents.values()))
-    sigmas = sigma_schedule(num_steps, schedule_tokens or first.shape[1]).to(first.device)
+    sigmas = sigma_schedule(num_steps).to(first.device)  # one schedule for all generated streams, as in inference
     stepper = EulerDiffusionStep()
     guiders = {n: guidance.guider(n) for n in generated}
     denoised: dict[str, Tensor] = {}
     for i in range(num_steps):
-        # A guider's skip_step reuses its previous prediction (as ltx-core's pipelines do); step 0 never skips.
-        if not denoised or not all(g.should_skip_step(i) for g in guiders.values()):
+        # A guider's skip_step reuses its previous prediction; step 0 never skips. While one stream skips,
+        # inference switches it off in the passes of the prompt (not in the negative prompt's).
+        skipping = [n for n, g in guiders.items() if g.should_skip_step(i)]
+        if len(skipping) < len(guiders):
             current = inputs.with_modalities(
                 {n: _at_sigma(m, latents[n], free[n], sigmas[i]) for n, m in generated.items()}
             )
-            given = {kind: (current, guidance.perturbation(kind)) for kind in passes}
-            if TEXT in given:
-                given[TEXT] = (current.with_context_of(negative), guidance.perturbation(TEXT))
+            prompted = _switched_off(current, skipping)
+            given = {kind: (prompted, guidance.perturbation(kind, names)) for kind in passes}
+            if TEXT in given:  # the generated streams attend to the negative prompt; a frozen one keeps its own
+                given[TEXT] = (current.with_context_of(negative, names), guidance.perturbation(TEXT, names))
             predicted = _predict(model, given)
             cond = predicted[COND]
             for n, guider in guiders.items():
-                if n in denoised and guider.should_skip_step(i):
-                    continue
-                other = {kind: predicted.get(kind, cond)[n] for kind in (TEXT, PERTURBED, ISOLATED)}
-                denoised[n] = guider.calculate(cond[n], other[TEXT], other[PERTURBED], other[ISOLATED])
+                if n not in skipping:
+                    other = {kind: predicted.get(kind, cond)[n] for kind in (TEXT, PERTURBED, ISOLATED)}
+                    denoised[n] = guider.calculate(cond[n], other[TEXT], other[PERTURBED], other[ISOLATED])
         for n in generated:
             stepped = stepper.step(latents[n], denoised[n].float(), sigmas, i)
             # Given tokens get zero velocity already (their timestep is 0); keep them bit-exact regardless.

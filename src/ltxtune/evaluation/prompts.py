@@ -39,6 +39,7 @@ from ltxtune.data.preprocess.media import MediaError, read_audio, read_frames
 from ltxtune.data.preprocess.pipeline import Encoders
 from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.ranks import is_main_rank
 from ltxtune.strategies.base import Given, TrainingStrategy
 
 CACHE_FILE = "validation_prompts.pt"
@@ -343,7 +344,7 @@ class Prompts:
         encoders: the ``encoders`` group's node (``video``, ``audio``, ``text``: ``_target_`` nodes), built to
             encode and freed.
         negative_prompt: the negative prompt as a text; ``negative_conditions``: a ``conditions/``-layout file
-            of its stored features instead; neither: the empty prompt.
+            of its stored features instead (it wins over the text); neither: the empty prompt.
         run_dir: where the encoded prompts are cached (``CACHE_FILE``, ``NEGATIVE_CACHE_FILE``).
     """
 
@@ -359,6 +360,32 @@ class Prompts:
         self.negative_prompt, self.negative_conditions, self.run_dir = negative_prompt, negative_conditions, run_dir
         self._batches: list[Batch] | None = None
         self._negative: dict[str, Tensor] | None = None  # the negative prompt's stored features [1, L, D]
+        self._warned = False  # said once that the negative prompt cannot be encoded for this model
+
+    def prepare(self, template: Batch, negative: bool) -> None:
+        """Encode the prompts (on ``template``, a held-out sample) and, when ``negative`` (the sampler guides),
+        the negative prompt now, with one load of the encoders, and free them: called before the transformer is
+        built, so that a real text encoder's memory is gone by then."""
+        loaded: list[Encoders] = []
+
+        def encoders() -> Encoders:
+            loaded.append(self.build_encoders())
+            return loaded[0]
+
+        def text_encoder() -> PromptEncoder:  # the prompts' text encoder when they loaded one, else it alone
+            return loaded[0].text if loaded else self.build_text_encoder()
+
+        try:
+            if self.prompts and self._batches is None:
+                self._batches = encode_prompts(self.prompts, template, encoders, self.run_dir, self.encoders)
+            if negative and self.negative_prompt is not None and self._negative is None:
+                text_node = (self.encoders or {}).get("text")
+                self._negative = encode_negative(self.negative_prompt, text_encoder, self.run_dir, text_node)
+        finally:
+            loaded.clear()
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     def batches(self, template: Batch) -> list[Batch]:
         """The prompts as samples with ``template``'s roles (one held-out sample), on its device."""
@@ -377,20 +404,40 @@ class Prompts:
 
     def negative(self, text: TextFeatures, encode_text: TextEncoder) -> TextFeatures:
         """The negative prompt's features ``[1, L, D]`` through the model's text path ``encode_text``, with the
-        streams of ``text`` (a sample's stored features)."""
+        streams of ``text`` (a sample's stored features): ``negative_conditions`` when given, else
+        ``negative_prompt`` encoded, else the empty prompt. A text encoder whose features do not fit the
+        model's (the tiny one beside a real checkpoint) cannot encode it: the empty prompt, with a warning."""
         device, keys = text.attention_mask.device, text.to_file().keys()
-        if self.negative_prompt is not None:
-            if self._negative is None:
-                text_node = (self.encoders or {}).get("text")
-                self._negative = encode_negative(self.negative_prompt, self.build_text_encoder, self.run_dir, text_node)
-            raw = {k: self._negative[k].to(device) for k in keys}
-        elif self.negative_conditions is None:
-            raw = empty_prompt(text).to_file()
-        else:
+        if self.negative_conditions is not None:
             path = Path(self.negative_conditions).expanduser()
             stored = legacy.normalise(path, load_sample_file(path))
             raw = {k: stored[k].unsqueeze(0).to(device) for k in keys}
+        elif self.negative_prompt is not None and (encoded := self.encoded_negative(text)) is not None:
+            raw = {k: encoded[k].to(device) for k in keys}
+        else:
+            raw = empty_prompt(text).to_file()
         return TextFeatures.from_file(encode_text(raw))
+
+    def encoded_negative(self, text: TextFeatures) -> dict[str, Tensor] | None:
+        """The encoded negative prompt ``{key: [1, L, D]}`` as long as the sample's features ``text`` (both are
+        left-padded: padding added, or cut, at the start), or ``None`` (warned once) when its width is not the
+        model's."""
+        if self._negative is None:
+            text_node = (self.encoders or {}).get("text")
+            self._negative = encode_negative(self.negative_prompt, self.build_text_encoder, self.run_dir, text_node)
+        width, wanted = self._negative["video_prompt_embeds"].shape[-1], text.video_embeds.shape[-1]
+        if width != wanted:
+            if not self._warned and is_main_rank():
+                print(
+                    f"warning: validation_videos.negative_prompt: the encoders' text encoder gives {width}-wide "
+                    f"features and the model takes {wanted}: the clips use the empty prompt (to guide against it as "
+                    "inference does: encoders@validation_videos.encoders=ltx2 with its checkpoint and "
+                    "text_encoder_path, or validation_videos.negative_conditions=<its features>)",
+                    flush=True,
+                )
+            self._warned = True
+            return None
+        return {k: left_padded(v, text.attention_mask.shape[1]) for k, v in self._negative.items()}
 
     def build_encoders(self) -> Encoders:
         """The text, video and audio encoders of the ``encoders`` node (built to encode the prompts)."""
@@ -411,6 +458,16 @@ class Prompts:
         if self.encoders is None:
             raise ConfigError("encoders", None, f"an encoders group option (tiny, ltx2) to encode {what} with")
         return self.encoders
+
+
+def left_padded(features: Tensor, length: int) -> Tensor:
+    """``features [1, L, ...]`` (left-padded, as the text encoders write them) as ``length`` tokens: zeros added
+    at the start, or the first tokens cut (a real checkpoint's text connectors take only their own length)."""
+    missing = length - features.shape[1]
+    if missing <= 0:
+        return features[:, -length:]
+    pad = features.new_zeros(features.shape[0], missing, *features.shape[2:])
+    return torch.cat([pad, features], dim=1)
 
 
 def empty_prompt(text: TextFeatures) -> TextFeatures:

@@ -18,10 +18,12 @@ from ltxtune.data.batch import Batch, TextFeatures
 from ltxtune.diffusion import positions
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.diffusion.inputs import ModelInputs
-from ltxtune.diffusion.positions import DEFAULT_FPS
+from ltxtune.diffusion.positions import DEFAULT_FPS, VIDEO_SCALE
 from ltxtune.diffusion.samplers import ConstantSampler
 from ltxtune.diffusion.sampling import Sampled, sample
-from ltxtune.strategies.base import TrainingStrategy
+from ltxtune.diffusion.tokens import AudioTokens
+from ltxtune.strategies.base import TrainingStrategy, audio_modality
+from ltxtune.strategies.conditions import Stream
 
 # Candidate condition draws per sample and the quantile picked from them (see ``start_inputs``).
 CONDITION_DRAWS = 64
@@ -116,10 +118,36 @@ def target_grid(batch: Batch, seq_len: int) -> TargetGrid:
     return max(fitting, key=lambda g: g.tokens)
 
 
+def audio_steps(grid: TargetGrid) -> int:
+    """Audio latent steps inference generates beside a clip of ``grid`` (its duration at 25 steps a second)."""
+    from ltx_core.types import AudioLatentShape, VideoPixelShape
+
+    frames = VIDEO_SCALE.time * (grid.frames - 1) + 1
+    shape = VideoPixelShape(batch=1, frames=frames, height=grid.height, width=grid.width, fps=grid.fps)
+    return AudioLatentShape.from_video_pixel_shape(shape).frames
+
+
+def with_inference_audio(inputs: ModelInputs, text: TextFeatures, grid: TargetGrid, seed: int) -> ModelInputs:
+    """``inputs`` of a video-only mode with the audio track inference denoises beside the video: noise for the
+    clip's duration, attending to the prompt's audio features ``text.audio_embeds`` (context ``[1, L, D]``)."""
+    video = inputs.video
+    generator = torch.Generator(video.latent.device).manual_seed(seed)
+    silence = torch.zeros(1, audio_steps(grid), video.latent.shape[-1], device=video.latent.device)
+    one = torch.ones(1, device=video.latent.device)
+    stream = Stream.generated(AudioTokens(silence, silence.shape[1]), one, generator)
+    audio = stream.inputs("audio", audio_modality(stream.noised, stream.positions, text))
+    return ModelInputs.of(*inputs.streams(), audio)
+
+
+def has_audio_stream(transformer: nn.Module) -> bool:
+    """Whether the transformer has LTX-2's audio stream (a video-only checkpoint has not)."""
+    return hasattr(transformer, "audio_patchify_proj")
+
+
 @dataclass(frozen=True)
 class SampledClip:
-    """One sampled clip: the denoised sequences, the inputs they started from, the video clip's grid (none
-    for an audio-only mode)."""
+    """One sampled clip: the denoised sequences, the inputs they started from (with the audio track added
+    for a video-only mode), the video clip's grid (none for an audio-only mode)."""
 
     sampled: Sampled
     inputs: ModelInputs
@@ -153,8 +181,18 @@ class ClipSampler:
             self._draws[key] = representative_draw(strategy, one, seed)
         inputs = start_inputs(strategy, one, seed, self._draws[key])
         grid = video_grid(inputs, one) if inputs.video is not None else None
-        # The schedule's shift follows the generated clip (references excluded); v2a, t2a: the audio's.
-        tokens = grid.tokens if grid is not None and inputs.video_targets is not None else None
+        # Inference denoises audio beside every video: a video-only mode's clip gets that track too, since
+        # the video attends to it (then it is dropped: the mode renders no sound).
+        added = (
+            inputs.audio is None
+            and inputs.video_targets is not None
+            and one.text is not None
+            and one.text.audio_embeds is not None
+            and has_audio_stream(transformer)
+        )
+        if added:
+            inputs = with_inference_audio(inputs, one.text, grid, seed)
         guidance = self.guidance if one.text is not None else self.guidance.without_cfg()  # no text: no negative
         against = negative_context(inputs, negative) if negative is not None else None
-        return SampledClip(sample(transformer, inputs, self.num_steps, guidance, against, tokens), inputs, grid)
+        sampled = sample(transformer, inputs, self.num_steps, guidance, against)
+        return SampledClip(replace(sampled, audio=None) if added else sampled, inputs, grid)

@@ -4,7 +4,7 @@ built: the fixed-draw loss, and the clips rendered beside it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,10 @@ from ltxtune.evaluation.prompts import Prompt, parse_prompts
 
 DECODER_DTYPES = ("float32", "bfloat16")
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance alone, when the model option brings no inference settings
+AUTO = "auto"  # num_steps / stg_blocks: what inference uses for the model's version
+# Inference's defaults per model version (ltx-pipelines 1.0: LTX_2_PARAMS, LTX_2_3_PARAMS; 1.2 gives 2.4 on
+# LTX-2.3's steps and STG block): Euler steps, STG block.
+VERSION_DEFAULTS = {"LTX-2": (40, [29]), "LTX-2.3": (30, [28]), "LTX-2.5": (30, [28])}
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,17 @@ class VideoSettings:
         num_prompts: held-out samples to render (the first ones, in the validation set's order), after ``prompts``.
         prompts: the user's prompts (``ltxtune.evaluation.prompts``): a text, or ``{text, image|video|audio}``,
             encoded once with ``encoders`` (the ``encoders`` group's node: tiny, or ltx2 for a real checkpoint).
-        num_steps: Euler steps on LTX-2's sigma schedule.
+        num_steps: Euler steps on LTX-2's sigma schedule; ``auto``: inference's for the model's version
+            (``for_model``).
         guidance: each modality's guider parameters, ltx-core's names (``video: {cfg_scale, stg_scale,
             stg_blocks, rescale_scale, modality_scale, skip_step}``, ``audio: {...}``); the model option
-            brings inference's defaults (``conf/inference/``). See ``ltxtune.diffusion.guidance``.
+            brings inference's defaults (``conf/inference/``); ``stg_blocks: auto`` is inference's block for
+            the model's version. See ``ltxtune.diffusion.guidance``.
         negative_prompt: a text encoded with ``encoders`` (like ``prompts``) as the negative prompt of
-            classifier-free guidance; ``null`` = ``negative_conditions``, or the empty prompt.
+            classifier-free guidance (the config's default: inference's); ``null`` = the empty prompt.
         seed: the starting noise and condition draws of clip i come from ``seed + i``.
         negative_conditions: a ``.pt`` file in the ``conditions/`` layout holding the negative prompt's text
-            features (``preprocess.py`` writes them for a caption); ``null`` = the empty prompt.
+            features (``preprocess.py`` writes them for a caption), used instead of ``negative_prompt``.
         decoder_checkpoint: a safetensors file with LTX-2's video VAE (``vae.decoder.*``); ``null`` = a tiny
             decoder with seeded random weights (a file without a VAE falls back to it, with a warning).
         decoder_dtype: the real decoders' weights, video and audio (``bfloat16`` on a GPU halves their memory).
@@ -68,7 +74,7 @@ class VideoSettings:
 
     enabled: bool = True
     num_prompts: int = 2
-    num_steps: int = 8
+    num_steps: int | str = 8
     guidance: Mapping[str, Any] | None = None
     negative_prompt: str | None = None
     seed: int = 42
@@ -86,12 +92,12 @@ class VideoSettings:
     def __post_init__(self) -> None:
         check_range("num_prompts", self.num_prompts, 0)
         self.user_prompts()
-        check_range("num_steps", self.num_steps, 1)
-        self.guidance_params()
-        if self.negative_prompt is not None and (
-            not isinstance(self.negative_prompt, str) or self.negative_conditions is not None
-        ):
-            raise ConfigError("negative_prompt", self.negative_prompt, "a text, with negative_conditions=null")
+        if self.num_steps != AUTO:
+            check_range("num_steps", self.num_steps, 1)
+        # With auto in place, checked as it will be for a version.
+        (self.for_model("LTX-2") if self.has_auto() else self).guidance_params()
+        if self.negative_prompt is not None and not isinstance(self.negative_prompt, str):
+            raise ConfigError("negative_prompt", self.negative_prompt, "a text, or null for the empty prompt")
         check_range("seed", self.seed, 0)
         check_choice("decoder_dtype", self.decoder_dtype, DECODER_DTYPES)
         check_range("decoder_seed", self.decoder_seed, 0)
@@ -108,6 +114,25 @@ class VideoSettings:
     def user_prompts(self) -> list[Prompt]:
         """``prompts`` parsed; a bad entry or a missing file raises ``ConfigError`` naming it."""
         return parse_prompts(self.prompts)
+
+    def has_auto(self) -> bool:
+        """Whether a value waits for the model's version (``for_model``)."""
+        nodes = (self.guidance or {}).values()
+        return self.num_steps == AUTO or any(isinstance(n, Mapping) and n.get("stg_blocks") == AUTO for n in nodes)
+
+    def for_model(self, version: str) -> VideoSettings:
+        """These settings with every ``auto`` replaced by inference's default for the model ``version``
+        (``LTX-2``: 40 steps, STG on block 29; ``LTX-2.3`` and ``LTX-2.5``: 30 steps, block 28)."""
+        steps, blocks = VERSION_DEFAULTS[version]
+        guidance = self.guidance
+        if guidance is not None:
+            guidance = {
+                name: {**node, "stg_blocks": blocks}
+                if isinstance(node, Mapping) and node.get("stg_blocks") == AUTO
+                else node
+                for name, node in guidance.items()
+            }
+        return replace(self, num_steps=steps if self.num_steps == AUTO else self.num_steps, guidance=guidance)
 
     def guidance_params(self) -> Guidance:
         """``guidance`` parsed (classifier-free guidance at ``DEFAULT_GUIDANCE`` when none is given)."""

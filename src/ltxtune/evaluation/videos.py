@@ -131,6 +131,8 @@ def build_clips(
     prompts = Prompts(
         settings.user_prompts(), settings.encoders, settings.negative_prompt, settings.negative_conditions, run_dir
     )
+    if batches:  # encoded now, before the caller builds the transformer: the encoders are freed by then
+        prompts.prepare(batches[0].take(0), sampler.uses_negative)
     preview = None
     if settings.previews:
         latents = [clip for batch in batches if (x := clean_latents(batch)) is not None for clip in x]

@@ -15,7 +15,7 @@ from torch import nn
 from ltxtune import __version__
 from ltxtune.errors import ConfigError, TrainingError, check_range
 from ltxtune.files import canonical_safetensors_header, readable_by_all, writing
-from ltxtune.ltx_core_api import LTX25_TRANSFORMER_FLAGS, family
+from ltxtune.ltx_core_api import LTX25, LTX25_TRANSFORMER_FLAGS, model_family
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel
 
 # LoRA keys in the ComfyUI / ltx-core layout: diffusion_model.<module path>.lora_{A,B}.weight
@@ -189,8 +189,8 @@ def base_model(config: dict[str, Any]) -> dict[str, Any]:
     """What a LoRA file records of its base: the family and the architecture flags, from the model config."""
     t = config.get("transformer", {})
     flags = {flag: bool(t.get(flag, False)) for flag in _ARCHITECTURE_FLAGS}
-    name = family(config)
-    if name == "LTX-2.5":
+    name = model_family(config)
+    if name == LTX25:
         flags.update({flag: bool(t.get(flag, not value)) for flag, value in LTX25_TRANSFORMER_FLAGS.items()})
     return {"base_model": name, "base_model_flags": flags, "base_model_layers": t.get("num_layers", 48)}
 

@@ -145,16 +145,21 @@ def write_tiny_audio_checkpoint(path: Path, seed: int = 0) -> Path:
     """
     from safetensors.torch import save_file
 
+    tensors, config = tiny_audio_tensors(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
+    return path
+
+
+def tiny_audio_tensors(seed: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tiny audio decoder and vocoder under their checkpoint keys, and their config blocks."""
     tiny = build_tiny_audio_decoder(seed, torch.device("cpu"))
     tensors = {}
     for name, value in tiny.decoder.state_dict().items():
         prefix = "audio_vae." if name.startswith("per_channel_statistics.") else "audio_vae.decoder."
         tensors[prefix + name] = value.contiguous()
     tensors.update({"vocoder." + name: value.contiguous() for name, value in tiny.vocoder.state_dict().items()})
-    config = {**TINY_AUDIO_VAE_CONFIG, **TINY_VOCODER_CONFIG}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
-    return path
+    return tensors, {**TINY_AUDIO_VAE_CONFIG, **TINY_VOCODER_CONFIG}
 
 
 @torch.no_grad()

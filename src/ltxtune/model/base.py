@@ -11,7 +11,7 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from torch import nn
 
-from ltxtune.ltx_core_api import build
+from ltxtune.ltx_core_api import build, model_family
 
 # ltx-core checkpoints keep the transformer under this prefix, with the config JSON in the metadata.
 CHECKPOINT_PREFIX = "model.diffusion_model."
@@ -79,6 +79,10 @@ class ModelSpec(ABC):
             t["caption_channels"],
             blocks=t.get("num_layers"),
         )
+
+    def version(self) -> str:
+        """The model version (``LTX-2``, ``LTX-2.3`` or ``LTX-2.5``), which picks inference's sampling defaults."""
+        return model_family(self.config())
 
     @abstractmethod
     def build(self, seed: int, device: torch.device) -> LoadedModel: ...

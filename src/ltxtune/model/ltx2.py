@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
-from ltxtune.ltx_core_api import build, check_buildable
+from ltxtune.ltx_core_api import build, check_buildable, model_family
 from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
 from ltxtune.model.quantize import check_quantization, quantize_int8
 
@@ -40,6 +40,16 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
     config = json.loads(meta["config"])
     check_buildable(str(path), config, {k: v for k, v in meta.items() if k != "config"})
     return config
+
+
+def checkpoint_version(path: Path) -> str:
+    """``LTX-2``, ``LTX-2.3`` or ``LTX-2.5``: the metadata's ``model_version`` where it has one, else the
+    architecture in its config (``ltx_core_api.model_family``)."""
+    from safetensors import safe_open
+
+    config = read_checkpoint_config(path)  # a file it cannot read is named there
+    with safe_open(str(path), "pt") as f:
+        return model_family(config, f.metadata() or {})
 
 
 def check_connector_keys(path: Path) -> None:
@@ -173,6 +183,9 @@ class LTX2Checkpoint(ModelSpec):
 
     def config(self) -> dict[str, Any]:
         return read_checkpoint_config(self.path)
+
+    def version(self) -> str:
+        return checkpoint_version(self.path)
 
     def input_needs(self) -> InputNeeds:
         config = self.config()

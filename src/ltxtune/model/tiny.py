@@ -12,10 +12,11 @@ from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
 from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12, LTX25_TRANSFORMER_FLAGS, build, builds_ltx25
-from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
+from ltxtune.model.audio_vae import tiny_audio_tensors, write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
-from ltxtune.model.vae import write_tiny_vae_checkpoint
+from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS
+from ltxtune.model.vae import init_decoder, tiny_vae_tensors, write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
 FIXED_ARCHITECTURE: dict[str, Any] = {
@@ -190,19 +191,39 @@ def checkpoint_metadata(config: dict[str, Any], ltx25: bool) -> dict[str, str]:
 Tensors = dict[str, torch.Tensor]
 
 
-def tiny_checkpoint_tensors(config: dict[str, Any], seed: int) -> tuple[Tensors, Tensors]:
-    """(transformer, text connectors) weights under their checkpoint keys, bf16, seeded."""
+def tiny_checkpoint_tensors(config: dict[str, Any], seed: int, gemma_width: int) -> tuple[Tensors, Tensors]:
+    """(transformer, text path) weights under their checkpoint keys, bf16, seeded. The text path is the
+    feature extractor (for the tiny Gemma, ``gemma_width`` wide) and the text connectors."""
     transformer = build_transformer(config, seed, torch.device("cpu"))
     with torch.device("meta"):
         connectors = TextConnectors(config)
     connectors = connectors.to_empty(device="cpu")
     init_weights(connectors, seed + 1)
     blocks = {CHECKPOINT_PREFIX + k: v for k, v in transformer.state_dict().items()}
-    texts = {}
+    texts = feature_extractor_tensors(config["transformer"], gemma_width, seed + 2)
     for name, value in connectors.state_dict().items():
         stream, rest = name.split(".", 1)
         texts[f"{CHECKPOINT_PREFIX}{stream.replace('_connector', '_embeddings_connector')}.{rest}"] = value
     return _bf16(blocks), _bf16(texts)
+
+
+def feature_extractor_tensors(transformer: dict[str, Any], gemma_width: int, seed: int) -> Tensors:
+    """``text_embedding_projection.*``: the layer that turns the tiny Gemma's stacked hidden states
+    (``gemma_width`` x ``TINY_GEMMA_LAYERS + 1``) into the stored text features, shaped as ltx-core's
+    embeddings processor builds it for ``transformer`` (LTX-2: one projection to Gemma's width, which is the
+    transformer's ``caption_channels``; LTX-2.3: one per stream, to each stream's attention width, with a bias)."""
+    flat = gemma_width * (TINY_GEMMA_LAYERS + 1)
+    g = torch.Generator().manual_seed(seed)
+    prefix = "text_embedding_projection."
+    if "caption_proj_before_connector" not in transformer:
+        return {prefix + "aggregate_embed.weight": torch.randn(gemma_width, flat, generator=g) / math.sqrt(flat)}
+    out = {}
+    for stream, heads, dim in (("video", "num_attention_heads", "attention_head_dim"),
+                               ("audio", "audio_num_attention_heads", "audio_attention_head_dim")):  # fmt: skip
+        width = transformer[heads] * transformer[dim]
+        out[f"{prefix}{stream}_aggregate_embed.weight"] = torch.randn(width, flat, generator=g) / math.sqrt(flat)
+        out[f"{prefix}{stream}_aggregate_embed.bias"] = torch.zeros(width)
+    return out
 
 
 def duration_head_tensors(config: dict[str, Any], seed: int) -> Tensors:
@@ -222,20 +243,37 @@ def _bf16(tensors: Tensors) -> Tensors:
 
 
 def write_tiny_checkpoint(
-    path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False, ltx25: bool = False
+    path: Path,
+    spec: TinyLTX2 | None = None,
+    seed: int = 0,
+    ltx23: bool = False,
+    vaes: bool = False,
+    ltx25: bool = False,
 ) -> Path:
     """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
-    text connectors) and the config in the metadata, so ``model=ltx2`` and ltx-core's loader can be tried here.
-    ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``); ``ltx25``: LTX-2.5's (with its duration head
-    and metadata; needs ltx-core 1.2).
+    text connectors), the text feature extractor for the tiny Gemma (``text_embedding_projection.*``,
+    ``model/tiny_gemma.py``) and the config in the metadata, so ``model=ltx2``, ``encoders=ltx2`` and ltx-core's
+    loader can be tried here. ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``); ``ltx25``: LTX-2.5's
+    (with its duration head and metadata; needs ltx-core 1.2).
+
+    ``vaes``: the whole single-file release, as ltx-pipelines opens it: also the video VAE (encoder and decoder,
+    ``vae.*``), the audio VAE decoder (``audio_vae.*``) and the vocoder (``vocoder.*``), their config blocks
+    beside the transformer's (float32, as the tiny decoders are made). There is no audio VAE encoder: the
+    text/image-to-video and IC-LoRA pipelines do not build one.
     """
     from safetensors.torch import save_file
 
-    config = checkpoint_config(spec or TinyLTX2(), ltx23, ltx25)
-    blocks, texts = tiny_checkpoint_tensors(config, seed)
-    head = duration_head_tensors(config, seed) if ltx25 else {}
+    spec = spec or TinyLTX2()
+    config = checkpoint_config(spec, ltx23, ltx25)
+    blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
+    tensors = {**blocks, **texts, **(duration_head_tensors(config, seed) if ltx25 else {})}
+    if vaes:
+        video, config["vae"] = tiny_vae_tensors(seed)
+        audio, audio_config = tiny_audio_tensors(seed)
+        tensors.update(video | audio)
+        config.update(audio_config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({**blocks, **texts, **head}, str(path), metadata=checkpoint_metadata(config, ltx25))
+    save_file(tensors, str(path), metadata=checkpoint_metadata(config, ltx25))
     return path
 
 
@@ -250,8 +288,9 @@ def write_split_checkpoint(
     """
     from safetensors.torch import save_file
 
-    config = checkpoint_config(spec or TinyLTX2(), ltx23, ltx25)
-    blocks, texts = tiny_checkpoint_tensors(config, seed)
+    spec = spec or TinyLTX2()
+    config = checkpoint_config(spec, ltx23, ltx25)
+    blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
     directory.mkdir(parents=True, exist_ok=True)
     names = (
         ("transformer", "duration_head", "vae", "audio_vae")
@@ -270,3 +309,33 @@ def write_split_checkpoint(
     write_tiny_vae_checkpoint(files["vae"], seed)
     write_tiny_audio_checkpoint(files["audio_vae"], seed)
     return files
+
+
+# LTX-2's spatial latent upsampler (the x2 one the two-stage pipelines take) with 32 channels inside instead of
+# 512 (its norms take groups of 32) and one residual block per stage instead of 4.
+TINY_UPSAMPLER_CONFIG: dict[str, Any] = {
+    "in_channels": 128,
+    "mid_channels": 32,
+    "num_blocks_per_stage": 1,
+    "dims": 3,
+    "spatial_upsample": True,
+    "temporal_upsample": False,
+    "spatial_scale": 2.0,
+    "rational_resampler": False,
+}
+
+
+def write_tiny_upsampler(path: Path, seed: int = 0) -> Path:
+    """ltx-core's ``LatentUpsampler`` at a tiny size (``TINY_UPSAMPLER_CONFIG``), seeded, in the layout of LTX-2's
+    spatial upsampler file (unprefixed keys, the config in the metadata), for ltx-pipelines' two-stage pipelines."""
+    from ltx_core.model.upsampler import LatentUpsamplerConfigurator
+    from safetensors.torch import save_file
+
+    with torch.device("meta"):
+        upsampler = build(LatentUpsamplerConfigurator, TINY_UPSAMPLER_CONFIG)
+    upsampler = upsampler.to_empty(device="cpu")
+    init_decoder(upsampler, seed)
+    tensors = {k: v.contiguous() for k, v in upsampler.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"config": json.dumps(TINY_UPSAMPLER_CONFIG)})
+    return path

@@ -143,14 +143,51 @@ def write_tiny_vae_checkpoint(path: Path, seed: int = 0, config: dict[str, Any] 
     from safetensors.torch import save_file
 
     config = config or TINY_DECODER_CONFIG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tiny_decoder_tensors(seed, config), str(path), metadata={"config": json.dumps({"vae": config})})
+    return path
+
+
+def tiny_decoder_tensors(seed: int, config: dict[str, Any] | None = None) -> dict[str, Tensor]:
+    """The tiny decoder's weights under their checkpoint keys (``vae.decoder.*``, ``vae.per_channel_statistics.*``)."""
     decoder = build_tiny_decoder(seed, torch.device("cpu"), config)
     tensors = {}
     for name, value in decoder.state_dict().items():
         key = "vae." + name if name.startswith("per_channel_statistics.") else "vae.decoder." + name
         tensors[key] = value.contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"config": json.dumps({"vae": config})})
-    return path
+    return tensors
+
+
+# The encoder's side of the tiny VAE (``TINY_DECODER_CONFIG`` holds the decoder's): the same 4x4 patches, then a
+# 2x space, a 2x time and two 2x space-time stages, 32x32 pixels and 8 frames per latent cell like the decoder.
+# A checkpoint's one ``vae`` block configures both (ltx-core reads the keys of its side).
+TINY_ENCODER_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "latent_log_var": "uniform",
+    "encoder_blocks": [
+        ["compress_space_res", {"multiplier": 1}],
+        ["compress_time_res", {"multiplier": 1}],
+        ["compress_all_res", {"multiplier": 1}],
+        ["compress_all_res", {"multiplier": 1}],
+    ],
+}
+
+
+def tiny_vae_tensors(seed: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tiny video VAE, encoder and decoder, under their checkpoint keys (``vae.encoder.*``,
+    ``vae.decoder.*``, their shared ``vae.per_channel_statistics.*``) and its ``vae`` config block."""
+    from ltx_core.model.video_vae import VideoEncoderConfigurator
+
+    config = {**TINY_DECODER_CONFIG, **TINY_ENCODER_CONFIG}
+    with torch.device("meta"):
+        encoder = build(VideoEncoderConfigurator, {"vae": config})
+    encoder = encoder.to_empty(device="cpu")
+    init_decoder(encoder, seed + 1)
+    tensors = tiny_decoder_tensors(seed, config)
+    for name, value in encoder.state_dict().items():
+        if not name.startswith("per_channel_statistics."):  # one set, the decoder's (both are the identity)
+            tensors["vae.encoder." + name] = value.contiguous()
+    return tensors, config
 
 
 @torch.no_grad()

@@ -80,6 +80,18 @@ def build_training(
     trackers, the weights export and the checkpointer. ``schedule_steps``: the schedule's length when it is
     not ``trainer.max_steps`` (a benchmark that steps on)."""
     settings, split = parts.trainer, plan.split
+    # Validation: the loss at fixed sigmas on the held-out samples, and the clips. Built first: the validation
+    # prompts are encoded now, and their encoders (Gemma with encoders=ltx2) freed before the transformer loads.
+    validator = build_validation(
+        parts.validation,
+        parts.validation_videos,
+        parts.evaluation,
+        split.val,
+        run_dir,
+        batch_size=settings.batch_size,
+        device=accelerator.device,
+        write=accelerator.is_main_process,
+    )
     # The model, seeded: every rank builds the same weights (FSDP shards them before the optimizer takes them).
     torch.manual_seed(settings.seed)
     model = parts.model.build(settings.seed, accelerator.device)
@@ -101,17 +113,6 @@ def build_training(
         settings.seed,
         rank=accelerator.process_index,
         world=accelerator.num_processes,
-    )
-    # Validation: the loss at fixed sigmas on the held-out samples, and the clips.
-    validator = build_validation(
-        parts.validation,
-        parts.validation_videos,
-        parts.evaluation,
-        split.val,
-        run_dir,
-        batch_size=settings.batch_size,
-        device=accelerator.device,
-        write=accelerator.is_main_process,
     )
     # Where metrics go: metrics.jsonl and the logger, written by the main process.
     trackers = [MetricsFile(), parts.logger] if accelerator.is_main_process else []

@@ -8,6 +8,7 @@ markdown and is pure; ``write_card`` writes the file. Only a completed run gets 
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class CardFacts:
     preview: str | None  # relative path of the last validation's preview.png
     steps: int
     family: str = "LTX-2"  # LTX-2 or LTX-2.3, from the base's config
+    pipelines: str | None = None  # the ltx-pipelines command that plays the LoRA (a checkpoint base only)
     version: str = field(default=__version__)
 
 
@@ -106,7 +108,50 @@ def render(facts: CardFacts) -> str:
         out += ["", "Rows are prompts: the generated latent frames on the left, the sample's own on the right."]
     out += ["", "## Load it", "", "With ltx-core (run from this directory):", "", "```python", loader_python(facts)]
     out += ["```", "", *comfyui_lines(facts), ""]
+    if facts.pipelines:
+        out += ["## Play it with ltx-pipelines", "", *pipelines_lines(facts), ""]
     return "\n".join(out)
+
+
+# The strategies whose LoRA LTX-2's IC-LoRA pipeline plays (a reference video in context); the others play in
+# its one-stage text/image-to-video pipeline.
+_IC_LORA_STRATEGIES = ("ltxtune.strategies.video_to_video.VideoToVideo",)
+
+
+def pipelines_lines(facts: CardFacts) -> list[str]:
+    if "ltx_pipelines.ic_lora" in (facts.pipelines or ""):
+        intro = (
+            "LTX-2's IC-LoRA pipeline (`pip install ltx-pipelines`), from this directory: two stages, the LoRA"
+            " at half size, then LTX-2's spatial upsampler (`--skip-stage-2`: the half-size video alone). The"
+            " reference video (the LoRA's input) and the upsampler go where the command names them; a reference"
+            " downscale factor is read from the LoRA's metadata."
+        )
+    else:
+        intro = "LTX-2's one-stage text/image-to-video pipeline (`pip install ltx-pipelines`), from this directory:"
+    return [intro, "", "```bash", facts.pipelines or "", "```"]
+
+
+def pipelines_command(strategy_target: str, checkpoint: str, gemma_root: str, weights: str, prompt: str) -> str:
+    """The shell command that generates a video with the LoRA through ltx-pipelines' own CLI, at its default
+    size, steps and guidance (any of its flags may be added)."""
+    if strategy_target in _IC_LORA_STRATEGIES:
+        lines = [
+            "python -m ltx_pipelines.ic_lora",
+            f"--distilled-checkpoint-path {shlex.quote(checkpoint)}",
+            "--spatial-upsampler-path /path/to/ltx-2-spatial-upscaler-x2-1.0.safetensors",
+            f"--gemma-root {shlex.quote(gemma_root)}",
+            f"--lora {weights} 1.0",
+            "--video-conditioning /path/to/reference.mp4 1.0",
+        ]
+    else:
+        lines = [
+            "python -m ltx_pipelines.ti2vid_one_stage",
+            f"--checkpoint-path {shlex.quote(checkpoint)}",
+            f"--gemma-root {shlex.quote(gemma_root)}",
+            f"--lora {weights} 1.0",
+        ]
+    lines += [f"--prompt {shlex.quote(prompt)}", "--output-path lora.mp4"]
+    return " \\\n  ".join(lines)
 
 
 def loader_python(facts: CardFacts) -> str:
@@ -220,6 +265,19 @@ def card_facts(
     captions, captions_note = training_captions(root, tuple(split.train.names))
     videos = parts.validation_videos
     preview = Path("samples") / f"step_{run.steps:06d}" / "preview.png"
+    user_prompts = videos.user_prompts() if videos.enabled else ()
+    pipelines = None
+    if run.weights == "lora.safetensors" and "checkpoint" in config["model"]:
+        some_prompt = next(
+            (p.text for p in user_prompts), next((c for c, _ in [*prompts, *captions]), "a prompt like your captions")
+        )
+        pipelines = pipelines_command(
+            str(config["strategy"]["_target_"]),
+            checkpoint=str(Path(str(config["model"]["checkpoint"])).expanduser().resolve()),
+            gemma_root=gemma_root(config, root),
+            weights=run.weights,
+            prompt=some_prompt,
+        )
     return CardFacts(
         weights=run.weights,
         is_lora=run.weights == "lora.safetensors",
@@ -232,7 +290,7 @@ def card_facts(
         strategy_metadata=dict(run.strategy_metadata),
         prompts=prompts,
         prompts_note=note,
-        user_prompts=describe_prompts(videos.user_prompts()) if videos.enabled else (),
+        user_prompts=describe_prompts(user_prompts),
         captions=captions,
         captions_note=captions_note,
         settings=training_settings(parts, run, choices),
@@ -240,7 +298,21 @@ def card_facts(
         preview=str(preview) if (run_dir / preview).is_file() else None,
         steps=run.steps,
         family=base_family(parts.model),
+        pipelines=pipelines,
     )
+
+
+def gemma_root(config: dict[str, Any], data_root: Path) -> str:
+    """The Gemma 3 directory the run knows of: the validation prompts' encoders', else the one preprocessing
+    encoded the captions with (``preprocess.json``); else a placeholder to replace."""
+    encoders = (config.get("validation_videos") or {}).get("encoders") or {}
+    if encoders.get("text_encoder_path"):
+        return str(Path(str(encoders["text_encoder_path"])).expanduser().resolve())
+    try:
+        text = json.loads((data_root / "preprocess.json").read_text())["encoders"]["text"]
+        return str(text["gemma_root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "/path/to/gemma-3-12b-it"
 
 
 def base_family(model: ModelSpec) -> str:

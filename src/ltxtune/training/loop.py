@@ -140,6 +140,10 @@ class Trainer:
         self.last: dict[str, float] = {}
         self.stop_requested = False  # set by the SIGTERM / Ctrl-C handler; honoured at the next step boundary
         self.stopped_by = "SIGTERM"
+        # Told each validation's step and val/loss on the main process; True stops the run there (a search's
+        # pruner: the run ends as ``pruned``, with a checkpoint). Set by whoever runs the trainer.
+        self.on_validation: Callable[[int, float], bool] | None = None
+        self.pruned = False
         self.interrupted = False
         self.skipped_steps = 0  # steps whose loss or gradient was not finite (trainer.nonfinite=skip)
         self.samples_trained = self.samples_empty = 0  # in the run so far: all, and without a token to generate
@@ -219,6 +223,11 @@ class Trainer:
         for tracker in self.trackers:
             tracker.log_videos(list(result.files), self.step)
         self.show("train")
+        loss = result.metrics.get("val/loss")
+        main, told = self.accelerator.is_main_process, self.on_validation is not None and loss is not None
+        if told and main and self.on_validation(self.step, float(loss)) and self.step < self.settings.max_steps:
+            self.pruned = self.stop_requested = True  # honoured at the next step boundary, on every rank
+            self.stopped_by = "the search's pruner"
 
     # -- one optimizer step --------------------------------------------------------------------------
 

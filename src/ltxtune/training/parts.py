@@ -92,7 +92,11 @@ class Parts:
 
 def build_parts(cfg: DictConfig) -> Parts:
     groups = [name for name in Parts.__dataclass_fields__ if name != "evaluation"]
-    return Parts(**{name: instantiate_node(cfg, name) for name in groups}, evaluation=evaluation_strategy(cfg))
+    built = {name: instantiate_node(cfg, name) for name in groups}
+    videos = built["validation_videos"]
+    if videos.has_auto():  # inference's steps and STG block follow the checkpoint's version (its header says)
+        built["validation_videos"] = videos.for_model(built["model"].version())
+    return Parts(**built, evaluation=evaluation_strategy(cfg))
 
 
 def evaluation_strategy(cfg: DictConfig) -> TrainingStrategy:

@@ -16,7 +16,7 @@ from pathlib import Path
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.ltx_core_api import family, text_encoder_for
+from ltxtune.ltx_core_api import model_family, text_encoder_for
 from ltxtune.model.base import InputNeeds, ModelSpec
 
 
@@ -93,7 +93,7 @@ def check_text_encoder(model: ModelSpec, data_root: Path) -> None:
     if not used.startswith(wanted):
         raise DataError(
             f"{data_root / 'conditions'}: text features from {used} (preprocess.json), but"
-            f" model.checkpoint={_checkpoint(model)} ({family(model.config())}) reads {wanted}'s: re-encode the"
+            f" model.checkpoint={_checkpoint(model)} ({model_family(model.config())}) reads {wanted}'s: re-encode the"
             f" captions: python preprocess.py encoders=ltx2 encoders.checkpoint={_checkpoint(model)}"
             f" encoders.text_encoder_path=<a local {wanted} directory> ..."
         )

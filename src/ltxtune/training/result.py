@@ -27,7 +27,8 @@ def objective_of(value: float | None) -> float:
 
 @dataclass
 class RunResult:
-    """The outcome of one job. ``status`` is ``completed`` or ``failed``; ``objective`` is ``inf`` unless completed."""
+    """The outcome of one job. ``status`` is ``completed``, ``failed``, ``interrupted`` or ``pruned`` (stopped early
+    by a search's pruner); ``objective`` is ``inf`` unless completed."""
 
     status: str = "failed"
     steps: int = 0
@@ -55,6 +56,10 @@ class RunResult:
         """Stopped by a signal at ``step``, with a checkpoint to resume from."""
         self.status, self.interrupted = "interrupted", True
         self.error = f"interrupted by {by} at step {step}; resume with checkpoint.resume=auto"
+
+    def prune(self, step: int) -> None:
+        """Stopped by a search's pruner at ``step``: its val/loss was behind the other trials' at that step."""
+        self.status, self.steps = "pruned", step
 
     def summary(self) -> dict[str, int | float | str]:
         """The scalar fields, as a dashboard's run summary takes them."""

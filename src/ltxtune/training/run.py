@@ -1,6 +1,6 @@
 """One training job, read top to bottom: claim the run directory, build the parts, plan, build the trainer, fit,
 write the weights and the card. ``train`` is independent of ``@hydra.main``: the app, the sweep jobs' ranks
-and the tests call it. It always leaves ``result.json`` (``completed``, ``interrupted`` or ``failed``), except
+and the tests call it. It always leaves ``result.json`` (``completed``, ``interrupted``, ``pruned`` or ``failed``), except
 where it refuses to start and where a completed run is asked for the steps it has (nothing is written then).
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,15 @@ def train(
     *,
     sweep_job: tuple[str, str] | None = None,
     rerun_incomplete: bool = False,
+    on_validation: Callable[[int, float], bool] | None = None,
 ) -> RunResult:
     """Run one job; returns its result (``result.run_dir`` says where it ran). Raises ``ConfigError`` on bad config.
 
     ``choices``: the config groups' options (``model: tiny``), for the card and the dashboard; ``sweep_job``:
     the wandb (group, name) of a sweep job; ``rerun_incomplete``: a sweep job run again may replace an earlier
-    attempt of it that did not complete. The run directory is where the resumed checkpoint's run is, if any.
+    attempt of it that did not complete; ``on_validation(step, val_loss)``: told every validation (on the main
+    process), True stops the run there as ``pruned`` (a search's pruner).
+    The run directory is where the resumed checkpoint's run is, if any.
     """
     # Where the run goes is decided before anything is built: a bad value still leaves a failed result.json.
     home = RunDir.locate(run_dir, cfg.checkpoint.get("resume"), main=is_main_rank())
@@ -60,7 +64,7 @@ def train(
             if home.main:  # building the model and the first validation take seconds: say what comes
                 print(f"data: {plan.split.describe()} ({parts.data.root}); building the model", flush=True)
             labels = JobLabels(choices or {}, OmegaConf.to_container(cfg, resolve=True), sweep_job)
-            fit(parts, plan, home, result, labels)
+            fit(parts, plan, home, result, labels, on_validation)
         except KeyboardInterrupt:
             result.status, result.interrupted = "interrupted", True
             result.error = "aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto"
@@ -89,11 +93,19 @@ class JobLabels:
     sweep_job: tuple[str, str] | None = None
 
 
-def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: JobLabels) -> None:
+def fit(
+    parts: Parts,
+    plan: RunPlan,
+    home: RunDir,
+    result: RunResult,
+    labels: JobLabels,
+    on_validation: Callable[[int, float], bool] | None = None,
+) -> None:
     """Build the trainer, resume, train, and write the weights and the card; fills ``result`` as it goes."""
     accelerator = make_accelerator(parts.trainer)
     training = build_training(parts, plan, home.path, accelerator)
     trainer, failed = training.trainer, True
+    trainer.on_validation = on_validation
     if home.resume is not None:
         training.checkpointer.load(trainer, home.resume)
     if home.main:
@@ -111,7 +123,10 @@ def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: Jo
         result.train_loss, result.val_loss = last.get("train/loss"), last.get("val/loss")
         result.processes, result.visible_devices = accelerator.num_processes, os.environ.get("CUDA_VISIBLE_DEVICES")
         result.rank_weight_checksums = trainer.weight_checksums()
-        if trainer.interrupted:
+        if trainer.interrupted and trainer.pruned:  # stopped by the search: keeps its metrics and checkpoint
+            training.checkpointer.on_stop(trainer)
+            result.prune(trainer.step)
+        elif trainer.interrupted:
             training.checkpointer.on_stop(trainer)
             result.interrupt(trainer.stopped_by, trainer.step)
         else:
@@ -120,7 +135,7 @@ def fit(parts: Parts, plan: RunPlan, home: RunDir, result: RunResult, labels: Jo
                 run = RunFacts.of(trainer, result.weights, parts.strategy.get_checkpoint_metadata())
                 home.write_card(card_facts(parts, plan.split, run, labels.choices, labels.config, home.path))
             result.status = "completed"
-        failed = trainer.interrupted
+        failed = trainer.interrupted and not trainer.pruned
     finally:
         result.steps = trainer.step
         result.settle_objective()

@@ -130,6 +130,8 @@ class WandbLogger:
             return
         for key, value in summary.items():
             self.run.summary[key] = value
+        if summary.get("status") == "pruned":  # stopped early by a search's pruner: findable by its tag
+            self.run.tags = (*(self.run.tags or ()), "pruned")
         if self.mode != "disabled":  # writing out the run can take seconds: say why the process still waits
             print(f"closing the wandb run ({self.mode})", flush=True)
         self.run.finish(exit_code=1 if failed else 0)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 
 from ltxtune.errors import ConfigError, DataError
 from ltxtune.ltx_core_api import build
+from ltxtune.ranks import is_main_rank
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -37,6 +40,18 @@ def parse_dtype(dtype: str) -> torch.dtype:
     if dtype not in _DTYPES:
         raise ConfigError("dtype", dtype, "one of " + ", ".join(_DTYPES))
     return _DTYPES[dtype]
+
+
+@contextmanager
+def loading(what: str, source: str | Path, detail: str = "") -> Iterator[None]:
+    """Say what loads from where before it starts (a real encoder takes a while), and how long it took; on the
+    main process only."""
+    main, start = is_main_rank(), time.perf_counter()
+    if main:
+        print(f"loading {what} from {source}{detail}", flush=True)
+    yield
+    if main:
+        print(f"loaded {what} in {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def init_seeded(module: nn.Module, seed: int) -> nn.Module:
@@ -66,6 +81,7 @@ class _LtxEncoder(ABC):
     """Builds one ltx-core encoder, frozen, on ``device``; subclasses name the configurator and key filter."""
 
     config_key: str
+    what: str  # how the user is told what loads
 
     def __init__(
         self,
@@ -91,7 +107,8 @@ class _LtxEncoder(ABC):
             builder = SingleGPUModelBuilder(
                 model_class_configurator=configurator, model_path=str(checkpoint), model_sd_ops=key_filter
             )
-            model = builder.build(device=self.device, dtype=self.dtype)
+            with loading(f"the {self.what}", checkpoint, f" onto {self.device}"):
+                model = builder.build(device=self.device, dtype=self.dtype)
             # ltx-core returns a half-built model (tensors on "meta") when keys are missing, and only warns.
             missing = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
             if missing:
@@ -114,6 +131,7 @@ class VideoVAE(_LtxEncoder):
     """ltx-core's ``VideoEncoder``: pixels ``[F, 3, H, W]`` -> latents ``[128, (F-1)/8+1, H/32, W/32]``."""
 
     config_key = "vae"
+    what = "video VAE encoder"
 
     def _loader(self) -> tuple[Any, Any]:
         from ltx_core.model.video_vae import VAE_ENCODER_COMFY_KEYS_FILTER, VideoEncoderConfigurator
@@ -131,6 +149,7 @@ class AudioVAE(_LtxEncoder):
     """ltx-core's ``AudioEncoder``: a stereo waveform -> latents ``[8, T, 16]``, T = 25 per second."""
 
     config_key = "audio_vae"
+    what = "audio VAE encoder"
 
     def __init__(self, checkpoint: str | None = None, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         if checkpoint is None and config:

@@ -1,0 +1,234 @@
+"""A tiny random Gemma 3 in the Hugging Face directory layout that ltx-core's Gemma loader reads, for tests and tries.
+
+``write_tiny_gemma(directory)`` writes what a Gemma 3 release holds and ltx-core 1.0.0 opens: ``config.json``,
+the weights as two ``model-*.safetensors`` shards with their index (keys in the release's layout:
+``language_model.model.*``, ``vision_tower.*``, ``multi_modal_projector.*``, no ``lm_head``), a real
+SentencePiece ``tokenizer.model`` with the matching ``tokenizer.json`` and ``tokenizer_config.json``, and the
+image processor's ``preprocessor_config.json``. Everything is made here from a seed (a few hundred kB): nothing
+is downloaded.
+
+Its hidden size is the tiny transformer's ``caption_channels`` (32) and it has ``TINY_GEMMA_LAYERS`` layers, so
+the feature extractor that ``write_tiny_checkpoint`` stores (``text_embedding_projection.*``) takes its
+``TINY_GEMMA_LAYERS + 1`` stacked hidden states.
+
+ltx-core 1.0.0 builds Gemma 3 12B's configuration whatever the directory holds (``GEMMA3_CONFIG_FOR_LTX``, read
+where the encoder and the text feature extractor are built); ``substitute_gemma_config(directory)`` puts this
+directory's configuration there instead (``gemma_config_from(directory)``: for as long as it is open). Everything
+else is ltx-core's own loading, as ltxtune's ``GemmaText`` and ltx-pipelines run it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ltxtune.ltx_core_api import built_gemma_size
+
+TINY_GEMMA_LAYERS = 2
+_SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
+_IMAGE = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+_WORDS = (
+    "a the and of in on with to is at by from his her its their man woman dog cat car bird red blue green white "
+    "black small big slow fast walks runs drives flies sits looks camera street city park river sky sun night day "
+    "water tree road house light close up shot wide view moving scene bunny bike disc grey gradient over"
+)
+
+
+def tiny_gemma_config(hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS) -> Any:
+    """ltx-core's ``Gemma3ConfigData`` at a tiny size (the fields it knows, as in ``config.json``)."""
+    from ltx_core.text_encoders.gemma.config import Gemma3ConfigData, Gemma3TextConfig, Gemma3VisionConfig
+
+    ids = {token: i for i, token in enumerate(vocabulary())}
+    heads = 2
+    text = Gemma3TextConfig(
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=heads,
+        num_key_value_heads=1,
+        head_dim=hidden_size // heads,
+        query_pre_attn_scalar=hidden_size // heads,
+        sliding_window=64,  # shorter than the 1,024 tokens ltx-core pads to: the local layers see a window
+        sliding_window_pattern=2,  # one local and one global layer, like the 12B's 5:1 pattern in small
+        max_position_embeddings=2048,
+        vocab_size=len(ids),
+    )
+    vision = Gemma3VisionConfig(
+        hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1, image_size=28, patch_size=14
+    )
+    return Gemma3ConfigData(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=1,  # the 2 x 2 patches pooled to one soft token
+        boi_token_index=ids[_IMAGE["boi_token"]],
+        eoi_token_index=ids[_IMAGE["eoi_token"]],
+        image_token_index=ids[_IMAGE["image_token"]],
+        eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
+    )
+
+
+def vocabulary() -> list[str]:
+    """The pieces in id order: Gemma's special tokens, the 256 byte pieces (any text encodes), words, letters."""
+    pieces = [*_SPECIAL, *_IMAGE.values()]
+    pieces += [f"<0x{b:02X}>" for b in range(256)]
+    pieces += ["\u2581"] + ["\u2581" + w for w in _WORDS.split()] + list("abcdefghijklmnopqrstuvwxyz0123456789.,")
+    return pieces
+
+
+def write_tiny_gemma(
+    directory: Path, hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS, seed: int = 0
+) -> Path:
+    """Write the tiny Gemma 3 into ``directory`` (created); returns it. ``hidden_size`` must be the tiny
+    checkpoint's ``caption_channels`` for LTX-2 (its feature extractor keeps Gemma's width)."""
+    from safetensors.torch import save_file
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = tiny_gemma_config(hidden_size, num_layers).to_dict()
+    (directory / "config.json").write_text(json.dumps(config, indent=1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(json.loads(json.dumps(config))))
+    shards: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in model.state_dict().items():
+        name = release_key(key)
+        if name is not None:  # the language model in the first shard, the vision tower and projector in the second
+            shard = 1 if name.startswith("language_model.") else 2
+            shards.setdefault(f"model-{shard:05d}-of-00002.safetensors", {})[name] = value.to(torch.bfloat16)
+    index = {"metadata": {}, "weight_map": {}}
+    for filename, tensors in shards.items():
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / filename), metadata={"format": "pt"})
+        index["weight_map"].update(dict.fromkeys(tensors, filename))
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
+    write_tokenizer(directory)
+    write_image_processor(directory, config["vision_config"]["image_size"])
+    return directory
+
+
+def release_key(key: str) -> str | None:
+    """A ``Gemma3ForConditionalGeneration`` state-dict key as Gemma 3's release files name it (``None``: not
+    stored, as ``lm_head`` is tied to the embeddings)."""
+    for ours, theirs in (
+        ("model.language_model.", "language_model.model."),
+        ("model.vision_tower.", "vision_tower."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+    ):
+        if key.startswith(ours):
+            return theirs + key[len(ours) :]
+    return None
+
+
+def write_tokenizer(directory: Path) -> None:
+    """A SentencePiece unigram model (``tokenizer.model``) and the same tokenizer for ``tokenizers``
+    (``tokenizer.json``), with Gemma's special tokens and its image tokens."""
+    from tokenizers import Tokenizer, decoders, models, normalizers
+    from transformers import GemmaTokenizerFast
+
+    pieces = vocabulary()
+    scores = [0.0 if is_special(p) else -math.log(2 + i) for i, p in enumerate(pieces)]
+    (directory / "tokenizer.model").write_bytes(sentencepiece_model(pieces, scores))
+    tok = Tokenizer(models.Unigram(list(zip(pieces, scores, strict=True)), unk_id=3, byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    fast = GemmaTokenizerFast(
+        tokenizer_object=tok,
+        vocab_file=str(directory / "tokenizer.model"),
+        additional_special_tokens=[*_SPECIAL[4:], *_IMAGE.values()],
+        extra_special_tokens=dict(_IMAGE),
+    )
+    fast.save_pretrained(str(directory))
+
+
+def is_special(piece: str) -> bool:
+    return piece.startswith("<") and piece.endswith(">") and len(piece) > 2
+
+
+def sentencepiece_model(pieces: list[str], scores: list[float]) -> bytes:
+    """The serialized SentencePiece ``ModelProto``: a unigram model with byte fallback, ids as in ``pieces``."""
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    kinds = proto.SentencePiece.Type
+    for piece, score in zip(pieces, scores, strict=True):
+        entry = proto.pieces.add()
+        entry.piece, entry.score = piece, score
+        if piece == "<unk>":
+            entry.type = kinds.UNKNOWN
+        elif piece.startswith("<0x"):
+            entry.type = kinds.BYTE
+        elif piece in _SPECIAL:
+            entry.type = kinds.CONTROL
+        else:
+            entry.type = kinds.USER_DEFINED if is_special(piece) else kinds.NORMAL
+    spec = proto.trainer_spec
+    spec.model_type, spec.vocab_size, spec.byte_fallback = spec.UNIGRAM, len(pieces), True
+    spec.pad_id, spec.eos_id, spec.bos_id, spec.unk_id = 0, 1, 2, 3
+    proto.normalizer_spec.name = "identity"
+    proto.normalizer_spec.add_dummy_prefix = False
+    proto.normalizer_spec.remove_extra_whitespaces = False
+    return proto.SerializeToString()
+
+
+def write_image_processor(directory: Path, image_size: int) -> None:
+    """Gemma 3's image processor settings at the tiny vision tower's size (ltx-core loads them with the tokenizer)."""
+    settings = {
+        "image_processor_type": "Gemma3ImageProcessor",
+        "processor_class": "Gemma3Processor",
+        "size": {"height": image_size, "width": image_size},
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_convert_rgb": None,
+        "resample": 2,
+    }
+    (directory / "preprocessor_config.json").write_text(json.dumps(settings, indent=1))
+
+
+def gemma_config_for_ltx(directory: Path) -> Any:
+    """``directory``'s ``config.json`` as ltx-core's ``Gemma3ConfigData``."""
+    from ltx_core.text_encoders.gemma.config import (
+        Gemma3ConfigData,
+        Gemma3RopeScaling,
+        Gemma3TextConfig,
+        Gemma3VisionConfig,
+    )
+
+    raw = json.loads((Path(directory) / "config.json").read_text())
+    text, vision = raw.pop("text_config"), raw.pop("vision_config")
+    text["rope_scaling"] = Gemma3RopeScaling(**text["rope_scaling"])
+    return Gemma3ConfigData(**raw, text_config=Gemma3TextConfig(**text), vision_config=Gemma3VisionConfig(**vision))
+
+
+def substitute_gemma_config(directory: Path | str) -> Any:
+    """From now on ltx-core builds Gemma (and sizes the text feature extractor) from ``directory``'s
+    ``config.json`` instead of the 12B configuration it hard-wires; returns the configuration it replaced
+    (``None``, changing nothing, with ltx-core 1.2, which reads ``config.json`` itself)."""
+    if built_gemma_size() is None:
+        return None
+    from ltx_core.text_encoders.gemma.encoders import encoder_configurator
+
+    replaced = encoder_configurator.GEMMA3_CONFIG_FOR_LTX
+    encoder_configurator.GEMMA3_CONFIG_FOR_LTX = gemma_config_for_ltx(Path(directory))
+    return replaced
+
+
+@contextmanager
+def gemma_config_from(directory: Path | str) -> Iterator[None]:
+    """``substitute_gemma_config`` while open."""
+    from ltx_core.text_encoders.gemma.encoders import encoder_configurator
+
+    replaced = substitute_gemma_config(directory)
+    try:
+        yield
+    finally:
+        if replaced is not None:
+            encoder_configurator.GEMMA3_CONFIG_FOR_LTX = replaced
