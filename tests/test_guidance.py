@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
-from ltx_core.guidance.perturbations import BatchedPerturbationConfig, PerturbationType
+from ltx_core.guidance.perturbations import PerturbationType
 
 from conftest import compose_cfg
 from ltxtune.diffusion.guidance import Guidance
@@ -15,6 +15,7 @@ from ltxtune.evaluation.prompts import NEGATIVE_CACHE_FILE, empty_prompt
 from ltxtune.evaluation.sampling import negative_context, start_inputs
 from ltxtune.evaluation.settings import VideoSettings
 from ltxtune.evaluation.videos import build_clips
+from ltxtune.ltx_core_api import batched_perturbations
 from ltxtune.training.parts import build_parts
 from test_sampling import render, setup
 
@@ -70,7 +71,7 @@ def test_inference_guidance_makes_the_four_passes_in_one_call_and_combines_them_
               "uncond_modality": (inputs, guidance.perturbation("uncond_modality", BOTH))}  # fmt: skip
     batched = _predict(model, passes)
     for kind, (given, perturbation) in passes.items():
-        alone = _denoise(model, given, BatchedPerturbationConfig([perturbation]))
+        alone = _denoise(model, given, batched_perturbations([perturbation], model, given.video.latent))
         for name in ("video", "audio"):
             torch.testing.assert_close(batched[kind][name], alone[name], atol=1e-5, rtol=1e-5)
     params = MultiModalGuiderParams(cfg_scale=7.0, stg_scale=1.0, stg_blocks=[1], rescale_scale=0.7, modality_scale=3.0)

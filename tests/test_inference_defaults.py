@@ -47,8 +47,14 @@ def test_a_negative_prompt_the_text_encoder_cannot_encode_for_the_model_is_the_e
 
 @pytest.mark.parametrize(
     ("ltx23", "model_version", "steps", "block"),
-    [(False, None, 40, 29), (True, None, 30, 28), (False, "2.3.0", 30, 28)],
-    ids=["ltx2", "ltx23-architecture", "ltx23-metadata"],
+    [
+        (False, None, 40, 29),
+        (True, None, 30, 28),
+        (False, "2.3.0", 30, 28),
+        (True, "2.4-rc1", 30, 28),
+        (True, "2.5.0", 30, 28),
+    ],
+    ids=["ltx2", "ltx23-architecture", "ltx23-metadata", "ltx24-metadata", "ltx25-metadata"],
 )
 def test_steps_and_stg_block_follow_the_checkpoints_version(tmp_path, ltx23, model_version, steps, block) -> None:
     path = write_tiny_checkpoint(tmp_path / "model.safetensors", ltx23=ltx23)
@@ -80,3 +86,15 @@ def test_video_only_clips_are_denoised_beside_an_audio_track_as_inference_does(s
         hook.remove()
     assert len(seen) == 2 and all(a is not None and a.latent.shape[1] == audio_steps(clip.grid) for a in seen)
     assert clip.sampled.audio is None and clip.sampled.video is not None  # the mode renders no sound
+
+
+def test_one_function_names_every_release_from_metadata_or_architecture() -> None:
+    from ltxtune.ltx_core_api import LTX25_TRANSFORMER_FLAGS, model_family
+
+    ltx23 = {"transformer": {"caption_proj_before_connector": True}}
+    assert model_family({"transformer": {}}) == "LTX-2"
+    assert model_family(ltx23) == "LTX-2.3"
+    assert model_family({"transformer": {**ltx23["transformer"], **LTX25_TRANSFORMER_FLAGS}}) == "LTX-2.5"
+    assert model_family(ltx23, {"model_version": "2.5.0"}) == "LTX-2.5"  # the metadata first, as ltx-pipelines
+    assert model_family({"transformer": {}}, {"model_version": "2.3.1"}) == "LTX-2.3"
+    assert model_family(ltx23, {"model_version": "2.0"}) == "LTX-2"

@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Lowest first; a layer may import from any layer before it. The leaves everyone may import come first.
 LAYERS = (
     ("ltxtune.errors",),
-    ("ltxtune.files", "ltxtune.ranks"),
+    ("ltxtune.files", "ltxtune.ranks", "ltxtune.ltx_core_api"),
     ("ltxtune.data", "ltxtune.model"),
     ("ltxtune.diffusion",),
     ("ltxtune.strategies",),

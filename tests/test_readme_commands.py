@@ -395,6 +395,30 @@ def test_tiny_checkpoint_commands_run_as_written(tmp_path: Path) -> None:
             assert "`model=ltx2`" in (run_dir / "README.md").read_text()
 
 
+def test_the_readme_installs_the_ltx_core_the_ltx25_refusal_names() -> None:
+    """The one extra set-up command for LTX-2.5 is the one a run with ltx-core 1.0 tells a user to type."""
+    from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12
+
+    setup = (ROOT / "README.md").read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
+    assert f"`{INSTALL_LTX_CORE_12}`" in setup
+    assert (ROOT / "scripts" / "env_ltx_core_12.sh").is_file() and "scripts/env_ltx_core_12.sh" in setup
+
+
+@pytest.mark.slow
+def test_ltx25_commands_run_as_written(tmp_path: Path) -> None:
+    """docs/models.md: the tiny LTX-2.5 block, in a fresh directory (ltx-core 1.2 only)."""
+    from ltxtune.ltx_core_api import builds_ltx25
+
+    if not builds_ltx25():
+        pytest.skip("LTX-2.5 needs ltx-core 1.2 (README, Set up)")
+    commands = command_block("Tiny LTX-2.5 checkpoints", "docs/models.md")
+    assert len(commands) == 2
+    for i, command in enumerate(commands):
+        args, _ = run_as_written(command, tmp_path, tmp_path / f"run{i}", SHORT)
+        if args[0].endswith("train.py"):
+            assert status(tmp_path / f"run{i}") == "completed"
+
+
 @pytest.mark.slow
 def test_ltx23_and_split_commands_run_as_written(tmp_path: Path) -> None:
     """docs/models.md: the LTX-2.3 block (one file, then a split release), in order, in a fresh directory."""

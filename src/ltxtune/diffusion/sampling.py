@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
 from ltxtune.diffusion.inputs import MODALITIES, Modality, ModelInputs
+from ltxtune.ltx_core_api import batched_perturbations
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,15 @@ def _predict(
     out = {}
     for kinds in groups.values():
         first = passes[kinds[0]][0]
-        b = first.streams()[0].modality.latent.shape[0]
+        latent = first.streams()[0].modality.latent
+        b = latent.shape[0]
         if len(kinds) == 1:
-            out[kinds[0]] = _denoise(model, first, BatchedPerturbationConfig([passes[kinds[0]][1]] * b))
+            out[kinds[0]] = _denoise(model, first, batched_perturbations([passes[kinds[0]][1]] * b, model, latent))
             continue
         joined = first.with_modalities(
             {s.name: _cat([passes[k][0].stream(s.name).modality for k in kinds]) for s in first.streams()}
         )
-        perturbations = BatchedPerturbationConfig([passes[k][1] for k in kinds for _ in range(b)])
+        perturbations = batched_perturbations([passes[k][1] for k in kinds for _ in range(b)], model, latent)
         split = {n: d.split(b) for n, d in _denoise(model, joined, perturbations).items()}
         out.update({kind: {n: parts[j] for n, parts in split.items()} for j, kind in enumerate(kinds)})
     return out

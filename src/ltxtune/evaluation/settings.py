@@ -15,8 +15,9 @@ from ltxtune.evaluation.prompts import Prompt, parse_prompts
 DECODER_DTYPES = ("float32", "bfloat16")
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance alone, when the model option brings no inference settings
 AUTO = "auto"  # num_steps / stg_blocks: what inference uses for the model's version
-# Inference's defaults per model version (ltx-pipelines 1.0: LTX_2_PARAMS, LTX_2_3_PARAMS): Euler steps, STG block.
-VERSION_DEFAULTS = {"LTX-2": (40, [29]), "LTX-2.3": (30, [28])}
+# Inference's defaults per model version (ltx-pipelines 1.0: LTX_2_PARAMS, LTX_2_3_PARAMS; 1.2 gives 2.4 on
+# LTX-2.3's steps and STG block): Euler steps, STG block.
+VERSION_DEFAULTS = {"LTX-2": (40, [29]), "LTX-2.3": (30, [28]), "LTX-2.5": (30, [28])}
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class VideoSettings:
 
     def for_model(self, version: str) -> VideoSettings:
         """These settings with every ``auto`` replaced by inference's default for the model ``version``
-        (``LTX-2``: 40 steps, STG on block 29; ``LTX-2.3``: 30 steps, block 28)."""
+        (``LTX-2``: 40 steps, STG on block 29; ``LTX-2.3`` and ``LTX-2.5``: 30 steps, block 28)."""
         steps, blocks = VERSION_DEFAULTS[version]
         guidance = self.guidance
         if guidance is not None:

@@ -15,7 +15,8 @@ from torch import nn
 from ltxtune import __version__
 from ltxtune.errors import ConfigError, TrainingError, check_range
 from ltxtune.files import canonical_safetensors_header, readable_by_all, writing
-from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, model_family
+from ltxtune.ltx_core_api import LTX25, LTX25_TRANSFORMER_FLAGS, model_family
+from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel
 
 # LoRA keys in the ComfyUI / ltx-core layout: diffusion_model.<module path>.lora_{A,B}.weight
 LORA_PREFIX = "diffusion_model."
@@ -179,7 +180,8 @@ class LoraAdapter(Adapter):
         }
 
 
-# The config flags that tell LTX-2.3 from LTX-2 in ltx-core 1.0.0 (a LoRA fits the architecture it was trained on).
+# The config flags that tell LTX-2.3 from LTX-2 (a LoRA fits the architecture it was trained on); an LTX-2.5 base
+# adds its own (ltx_core_api.LTX25_TRANSFORMER_FLAGS).
 _ARCHITECTURE_FLAGS = ("apply_gated_attention", "cross_attention_adaln", "caption_proj_before_connector")
 
 
@@ -187,7 +189,10 @@ def base_model(config: dict[str, Any]) -> dict[str, Any]:
     """What a LoRA file records of its base: the family and the architecture flags, from the model config."""
     t = config.get("transformer", {})
     flags = {flag: bool(t.get(flag, False)) for flag in _ARCHITECTURE_FLAGS}
-    return {"base_model": model_family(config), "base_model_flags": flags, "base_model_layers": t.get("num_layers", 48)}
+    name = model_family(config)
+    if name == LTX25:
+        flags.update({flag: bool(t.get(flag, not value)) for flag, value in LTX25_TRANSFORMER_FLAGS.items()})
+    return {"base_model": name, "base_model_flags": flags, "base_model_layers": t.get("num_layers", 48)}
 
 
 class FullFinetune(Adapter):

@@ -19,6 +19,7 @@ import torch
 from ltx_core.model.audio_vae import decode_audio
 from torch import Tensor, nn
 
+from ltxtune.ltx_core_api import build
 from ltxtune.model.vae import holds, init_decoder, load_frozen
 
 # LTX-2's mel layout (16 kHz, hop 160: 100 mel frames and 25 latent steps per second, 64 mel bins from the
@@ -87,8 +88,8 @@ def build_tiny_audio_decoder(seed: int, device: torch.device) -> WaveformDecoder
     from ltx_core.model.audio_vae import AudioDecoderConfigurator, VocoderConfigurator
 
     with torch.device("meta"):
-        decoder = AudioDecoderConfigurator.from_config(TINY_AUDIO_VAE_CONFIG)
-        vocoder = VocoderConfigurator.from_config(TINY_VOCODER_CONFIG)
+        decoder = build(AudioDecoderConfigurator, TINY_AUDIO_VAE_CONFIG)
+        vocoder = build(VocoderConfigurator, TINY_VOCODER_CONFIG)
     modules = []
     for offset, module in enumerate((decoder, vocoder)):
         module = module.to_empty(device=device)

@@ -11,15 +11,10 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from torch import nn
 
+from ltxtune.ltx_core_api import build, model_family
+
 # ltx-core checkpoints keep the transformer under this prefix, with the config JSON in the metadata.
 CHECKPOINT_PREFIX = "model.diffusion_model."
-LTX2, LTX23 = "LTX-2", "LTX-2.3"  # the model versions (inference samples each with its own defaults)
-
-
-def model_family(config: dict[str, Any]) -> str:
-    """``LTX-2.3`` or ``LTX-2``, from the architecture: in ltx-core 1.0.0 only LTX-2.3 projects the captions
-    before the text connectors."""
-    return LTX23 if config.get("transformer", {}).get("caption_proj_before_connector", False) else LTX2
 
 
 @dataclass
@@ -86,7 +81,7 @@ class ModelSpec(ABC):
         )
 
     def version(self) -> str:
-        """The model version (``LTX-2`` or ``LTX-2.3``), which picks inference's sampling defaults."""
+        """The model version (``LTX-2``, ``LTX-2.3`` or ``LTX-2.5``), which picks inference's sampling defaults."""
         return model_family(self.config())
 
     @abstractmethod
@@ -96,7 +91,7 @@ class ModelSpec(ABC):
         """The transformer of this config on the meta device: its shapes and parameter counts, no memory."""
         config = self.config()
         with torch.device("meta"):
-            return LoadedModel(transformer=LTXModelConfigurator.from_config(config), config=config)
+            return LoadedModel(transformer=build(LTXModelConfigurator, config), config=config)
 
 
 def fsdp_units(transformer: nn.Module) -> list[nn.Module]:

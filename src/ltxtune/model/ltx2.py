@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
-from ltxtune.model.base import CHECKPOINT_PREFIX, LTX2, LTX23, InputNeeds, LoadedModel, ModelSpec, model_family
+from ltxtune.ltx_core_api import build, check_buildable, model_family
+from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
 from ltxtune.model.quantize import check_quantization, quantize_int8
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -22,7 +23,8 @@ _CONNECTOR_PREFIXES = {
 
 
 def read_checkpoint_config(path: Path) -> dict[str, Any]:
-    """The model config stored in a checkpoint's metadata; ``DataError`` naming the file when unreadable."""
+    """The model config stored in a checkpoint's metadata; ``DataError`` naming the file when unreadable, or when
+    the installed ltx-core cannot build its architecture (saying which one can, and how to install it)."""
     from safetensors import safe_open
 
     try:
@@ -35,20 +37,19 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: no model config in its metadata (is it an LTX-2 checkpoint?)")
     if not any(k.startswith(CHECKPOINT_PREFIX + "transformer_blocks.") for k in keys):
         raise DataError(f"{path}: holds no '{CHECKPOINT_PREFIX}transformer_blocks.*' weights")
-    return json.loads(meta["config"])
+    config = json.loads(meta["config"])
+    check_buildable(str(path), config, {k: v for k, v in meta.items() if k != "config"})
+    return config
 
 
 def checkpoint_version(path: Path) -> str:
-    """``LTX-2.3`` or ``LTX-2``: the metadata's ``model_version`` where it has one (as ltx-pipelines reads it,
-    "2.3..." = LTX-2.3), else the architecture in its config."""
+    """``LTX-2``, ``LTX-2.3`` or ``LTX-2.5``: the metadata's ``model_version`` where it has one, else the
+    architecture in its config (``ltx_core_api.model_family``)."""
     from safetensors import safe_open
 
     config = read_checkpoint_config(path)  # a file it cannot read is named there
     with safe_open(str(path), "pt") as f:
-        version = (f.metadata() or {}).get("model_version", "")
-    if version:
-        return LTX23 if version.startswith("2.3") else LTX2
-    return model_family(config)
+        return model_family(config, f.metadata() or {})
 
 
 def check_connector_keys(path: Path) -> None:
@@ -79,8 +80,8 @@ class TextConnectors(nn.Module):
         )
 
         super().__init__()
-        self.video_connector = Embeddings1DConnectorConfigurator.from_config(config)
-        self.audio_connector = AudioEmbeddings1DConnectorConfigurator.from_config(config)
+        self.video_connector = build(Embeddings1DConnectorConfigurator, config)
+        self.audio_connector = build(AudioEmbeddings1DConnectorConfigurator, config)
 
     @torch.no_grad()
     def forward(self, conditions: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -129,8 +130,8 @@ def connector_needs(config: dict[str, Any]) -> InputNeeds:
     )
 
     with torch.device("meta"):
-        video = Embeddings1DConnectorConfigurator.from_config(config)
-        audio = AudioEmbeddings1DConnectorConfigurator.from_config(config)
+        video = build(Embeddings1DConnectorConfigurator, config)
+        audio = build(AudioEmbeddings1DConnectorConfigurator, config)
     t = config["transformer"]
     return InputNeeds(
         t.get("in_channels", 128),

@@ -17,6 +17,7 @@ from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 from torch import nn
 
 from ltxtune.errors import ConfigError, check_choice, check_range
+from ltxtune.ltx_core_api import build
 from ltxtune.model.base import InputNeeds, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors, connector_needs
 from ltxtune.model.quantize import cast_fp8, check_quantization, quantize_int8
@@ -68,7 +69,7 @@ def random_transformer(
 ) -> nn.Module:
     """ltx-core's ``LTXModel`` of ``config`` on ``device`` in ``dtype``, random, quantized as asked."""
     with torch.device("meta"):
-        transformer = LTXModelConfigurator.from_config(config).to(dtype)
+        transformer = build(LTXModelConfigurator, config).to(dtype)
     if quantization == "fp8_cast":  # fp8 storage from the start: the bf16 block linears are never allocated
         transformer = cast_fp8(transformer)
     transformer = transformer.to_empty(device=device)

@@ -11,6 +11,7 @@ import torch
 from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
 
 from ltxtune.errors import check_range
+from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12, LTX25_TRANSFORMER_FLAGS, build, builds_ltx25
 from ltxtune.model.audio_vae import tiny_audio_tensors, write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
@@ -71,7 +72,7 @@ def transformer_config(
 def build_transformer(config: dict[str, Any], seed: int, device: torch.device) -> torch.nn.Module:
     """Build ``LTXModel`` from ``config`` with every parameter drawn from ``seed`` (no ``torch.empty`` left)."""
     with torch.device("meta"):
-        model = LTXModelConfigurator.from_config(config)
+        model = build(LTXModelConfigurator, config)
     model = model.to_empty(device=device)
     init_weights(model, seed)
     return model
@@ -147,11 +148,21 @@ LTX23_ARCHITECTURE: dict[str, Any] = {
 }
 
 
-def checkpoint_config(spec: TinyLTX2, ltx23: bool = False) -> dict[str, Any]:
-    """The tiny model's config with its text connectors (one small layer each), LTX-2 or LTX-2.3 flavoured."""
+# LTX-2.5 on top of LTX-2.3's layout, as ltx-core 1.2 reads it: feed-forward layers without bias, prompt
+# cross-attention without the timestep's AdaLN (its keys and values are the same at every step), a learned keyframe
+# position embedding; the text features come from Gemma 4 (named in the metadata, ``LTX25_METADATA``).
+LTX25_METADATA: dict[str, Any] = {
+    "model_version": "2.5.0",
+    "gemma_source_checkpoint": {"gemma_version": "tiny-gemma-4"},
+}
+
+
+def checkpoint_config(spec: TinyLTX2, ltx23: bool = False, ltx25: bool = False) -> dict[str, Any]:
+    """The tiny model's config with its text connectors (one small layer each), LTX-2, LTX-2.3 or LTX-2.5
+    flavoured (LTX-2.5 needs ltx-core 1.2)."""
     config = json.loads(json.dumps(spec.config()))
     t = config["transformer"]
-    if not ltx23:  # LTX-2: the connectors keep the features' width; the transformer projects them
+    if not (ltx23 or ltx25):  # LTX-2: the connectors keep the features' width; the transformer projects them
         t.update(connector_num_attention_heads=2, connector_attention_head_dim=spec.caption_channels // 2,
                  connector_num_layers=1)  # fmt: skip
         return config
@@ -164,7 +175,17 @@ def checkpoint_config(spec: TinyLTX2, ltx23: bool = False) -> dict[str, Any]:
         audio_connector_attention_head_dim=t["audio_attention_head_dim"],
         connector_num_layers=1,
     )
+    if ltx25:
+        if not builds_ltx25():
+            raise RuntimeError(f"a tiny LTX-2.5 checkpoint needs ltx-core 1.2: {INSTALL_LTX_CORE_12}")
+        t.update(LTX25_TRANSFORMER_FLAGS)
     return config
+
+
+def checkpoint_metadata(config: dict[str, Any], ltx25: bool) -> dict[str, str]:
+    """The safetensors metadata of a checkpoint of ``config`` (values JSON-encoded, as ltx-core writes them)."""
+    extra = LTX25_METADATA if ltx25 else {}
+    return {"config": json.dumps(config), **{k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()}}
 
 
 Tensors = dict[str, torch.Tensor]
@@ -205,18 +226,35 @@ def feature_extractor_tensors(transformer: dict[str, Any], gemma_width: int, see
     return out
 
 
+def duration_head_tensors(config: dict[str, Any], seed: int) -> Tensors:
+    """LTX-2.5's duration head (how long a prompt's clip should last; inference only), under ``duration_head.``."""
+    from ltx_core.duration_head import DurationHeadConfigurator
+
+    with torch.device("meta"):
+        head = build(DurationHeadConfigurator, config)
+    head = head.to_empty(device="cpu")
+    init_weights(head, seed + 2)
+    return _bf16({f"duration_head.{k}": v for k, v in head.state_dict().items()})
+
+
 def _bf16(tensors: Tensors) -> Tensors:
     """LTX-2's checkpoints are bf16 (and ltx-core's LoRA fuser needs bf16 weights)."""
     return {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
 
 
 def write_tiny_checkpoint(
-    path: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False, vaes: bool = False
+    path: Path,
+    spec: TinyLTX2 | None = None,
+    seed: int = 0,
+    ltx23: bool = False,
+    vaes: bool = False,
+    ltx25: bool = False,
 ) -> Path:
     """A tiny LTX-2 checkpoint in the real layout: bf16 weights under ``model.diffusion_model.`` (transformer and
     text connectors), the text feature extractor for the tiny Gemma (``text_embedding_projection.*``,
     ``model/tiny_gemma.py``) and the config in the metadata, so ``model=ltx2``, ``encoders=ltx2`` and ltx-core's
-    loader can be tried here. ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``).
+    loader can be tried here. ``ltx23``: the LTX-2.3 architecture (``LTX23_ARCHITECTURE``); ``ltx25``: LTX-2.5's
+    (with its duration head and metadata; needs ltx-core 1.2).
 
     ``vaes``: the whole single-file release, as ltx-pipelines opens it: also the video VAE (encoder and decoder,
     ``vae.*``), the audio VAE decoder (``audio_vae.*``) and the vocoder (``vocoder.*``), their config blocks
@@ -226,33 +264,48 @@ def write_tiny_checkpoint(
     from safetensors.torch import save_file
 
     spec = spec or TinyLTX2()
-    config = checkpoint_config(spec, ltx23)
+    config = checkpoint_config(spec, ltx23, ltx25)
     blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
-    tensors = {**blocks, **texts}
+    tensors = {**blocks, **texts, **(duration_head_tensors(config, seed) if ltx25 else {})}
     if vaes:
         video, config["vae"] = tiny_vae_tensors(seed)
         audio, audio_config = tiny_audio_tensors(seed)
         tensors.update(video | audio)
         config.update(audio_config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
+    save_file(tensors, str(path), metadata=checkpoint_metadata(config, ltx25))
     return path
 
 
 def write_split_checkpoint(
-    directory: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False
+    directory: Path, spec: TinyLTX2 | None = None, seed: int = 0, ltx23: bool = False, ltx25: bool = False
 ) -> dict[str, Path]:
     """The same tiny model as a split release: ``transformer``, ``connectors``, ``vae`` (video) and
-    ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file."""
+    ``audio_vae`` (audio VAE and vocoder) files, each with its config in the metadata. Returns name -> file.
+
+    ``ltx25``: LTX-2.5's split release instead, whose transformer file keeps the text connectors beside the
+    blocks (``connectors`` is that file) and whose ``duration_head`` is a file of its own.
+    """
     from safetensors.torch import save_file
 
     spec = spec or TinyLTX2()
-    config = checkpoint_config(spec, ltx23)
+    config = checkpoint_config(spec, ltx23, ltx25)
     blocks, texts = tiny_checkpoint_tensors(config, seed, gemma_width=spec.caption_channels)
     directory.mkdir(parents=True, exist_ok=True)
-    files = {name: directory / f"{name}.safetensors" for name in ("transformer", "connectors", "vae", "audio_vae")}
-    save_file(blocks, str(files["transformer"]), metadata={"config": json.dumps(config)})
-    save_file(texts, str(files["connectors"]), metadata={"config": json.dumps(config)})
+    names = (
+        ("transformer", "duration_head", "vae", "audio_vae")
+        if ltx25
+        else ("transformer", "connectors", "vae", "audio_vae")
+    )
+    files = {name: directory / f"{name}.safetensors" for name in names}
+    metadata = checkpoint_metadata(config, ltx25)
+    if ltx25:
+        save_file({**blocks, **texts}, str(files["transformer"]), metadata=metadata)
+        save_file(duration_head_tensors(config, seed), str(files["duration_head"]), metadata=metadata)
+        files["connectors"] = files["transformer"]
+    else:
+        save_file(blocks, str(files["transformer"]), metadata=metadata)
+        save_file(texts, str(files["connectors"]), metadata=metadata)
     write_tiny_vae_checkpoint(files["vae"], seed)
     write_tiny_audio_checkpoint(files["audio_vae"], seed)
     return files
@@ -279,7 +332,7 @@ def write_tiny_upsampler(path: Path, seed: int = 0) -> Path:
     from safetensors.torch import save_file
 
     with torch.device("meta"):
-        upsampler = LatentUpsamplerConfigurator.from_config(TINY_UPSAMPLER_CONFIG)
+        upsampler = build(LatentUpsamplerConfigurator, TINY_UPSAMPLER_CONFIG)
     upsampler = upsampler.to_empty(device="cpu")
     init_decoder(upsampler, seed)
     tensors = {k: v.contiguous() for k, v in upsampler.state_dict().items()}

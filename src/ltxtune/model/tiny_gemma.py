@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from ltxtune.ltx_core_api import built_gemma_size
+
 TINY_GEMMA_LAYERS = 2
 _SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
 _IMAGE = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
@@ -208,7 +210,10 @@ def gemma_config_for_ltx(directory: Path) -> Any:
 
 def substitute_gemma_config(directory: Path | str) -> Any:
     """From now on ltx-core builds Gemma (and sizes the text feature extractor) from ``directory``'s
-    ``config.json`` instead of the 12B configuration it hard-wires; returns the configuration it replaced."""
+    ``config.json`` instead of the 12B configuration it hard-wires; returns the configuration it replaced
+    (``None``, changing nothing, with ltx-core 1.2, which reads ``config.json`` itself)."""
+    if built_gemma_size() is None:
+        return None
     from ltx_core.text_encoders.gemma.encoders import encoder_configurator
 
     replaced = encoder_configurator.GEMMA3_CONFIG_FOR_LTX
@@ -225,4 +230,5 @@ def gemma_config_from(directory: Path | str) -> Iterator[None]:
     try:
         yield
     finally:
-        encoder_configurator.GEMMA3_CONFIG_FOR_LTX = replaced
+        if replaced is not None:
+            encoder_configurator.GEMMA3_CONFIG_FOR_LTX = replaced

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ltx_core.model.video_vae import TilingConfig, decode_video
 from torch import Tensor, nn
 
 from ltxtune.errors import DataError
+from ltxtune.ltx_core_api import build, decode_video, default_tiling
 
 # 4x4 pixels per patch and three 2x space-time stages: 32x32 pixels and 8 frames per latent cell, like
 # LTX-2's decoder, with 8x fewer channels per stage than its 128 base channels. Blocks are listed from the
@@ -50,7 +50,7 @@ def build_tiny_decoder(seed: int, device: torch.device, config: dict[str, Any] |
     from ltx_core.model.video_vae import VideoDecoderConfigurator
 
     with torch.device("meta"):
-        decoder = VideoDecoderConfigurator.from_config({"vae": config or TINY_DECODER_CONFIG})
+        decoder = build(VideoDecoderConfigurator, {"vae": config or TINY_DECODER_CONFIG})
     decoder = decoder.to_empty(device=device)
     init_decoder(decoder, seed)
     return decoder.eval().requires_grad_(False)
@@ -180,7 +180,7 @@ def tiny_vae_tensors(seed: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
 
     config = {**TINY_DECODER_CONFIG, **TINY_ENCODER_CONFIG}
     with torch.device("meta"):
-        encoder = VideoEncoderConfigurator.from_config({"vae": config})
+        encoder = build(VideoEncoderConfigurator, {"vae": config})
     encoder = encoder.to_empty(device="cpu")
     init_decoder(encoder, seed + 1)
     tensors = tiny_decoder_tensors(seed, config)
@@ -198,5 +198,5 @@ def decode_frames(decoder: nn.Module, latents: Tensor, generator: torch.Generato
     decodes in bounded memory; a small clip is a single tile.
     """
     dtype = next(decoder.parameters()).dtype
-    chunks = decode_video(latents.to(dtype), decoder, TilingConfig.default(), generator)
+    chunks = decode_video(decoder, latents.to(dtype), default_tiling(), generator)
     return torch.cat([chunk.cpu() for chunk in chunks])

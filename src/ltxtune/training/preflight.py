@@ -10,11 +10,13 @@ that passes is a run whose first step does not fail on these.
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 from ltxtune.data.batch import Batch
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.ltx_core_api import model_family, text_encoder_for
 from ltxtune.model.base import InputNeeds, ModelSpec
 
 
@@ -29,6 +31,8 @@ def check_model_inputs(
     """
     needs = model.input_needs()
     source = _model_source(model)
+    if _checkpoint(model):
+        check_text_encoder(model, data_root)
     separate = "audio_caption_channels" in inspect.signature(type(model)).parameters
     keys = ("model.caption_channels", "model.audio_caption_channels" if separate else "model.caption_channels")
     where = str(data_root / "conditions")
@@ -73,6 +77,26 @@ def check_model_inputs(
                 str(_checkpoint(model) or f"{type(model).__module__}.{type(model).__name__}"),
                 f"a model whose {kind} stream takes the data's {channels} latent channels (it takes {wanted})",
             )
+
+
+def check_text_encoder(model: ModelSpec, data_root: Path) -> None:
+    """``DataError`` when the data's text features come from another Gemma than the model's (LTX-2.5 reads Gemma 4's,
+    LTX-2 and LTX-2.3 Gemma 3's): their widths can agree, so only the dataset's ``preprocess.json`` tells."""
+    try:
+        record = json.loads((data_root / "preprocess.json").read_text())["encoders"]["text"]
+    except (OSError, ValueError, KeyError, TypeError):  # no record (synthetic or hand-made data): nothing to compare
+        return
+    if not isinstance(record, dict) or record.get("class") != "GemmaText":
+        return
+    used = str(record.get("gemma", "gemma3"))  # a record without the family was written when only Gemma 3 existed
+    wanted = text_encoder_for(model.config())
+    if not used.startswith(wanted):
+        raise DataError(
+            f"{data_root / 'conditions'}: text features from {used} (preprocess.json), but"
+            f" model.checkpoint={_checkpoint(model)} ({model_family(model.config())}) reads {wanted}'s: re-encode the"
+            f" captions: python preprocess.py encoders=ltx2 encoders.checkpoint={_checkpoint(model)}"
+            f" encoders.text_encoder_path=<a local {wanted} directory> ..."
+        )
 
 
 def _hint(needs: InputNeeds) -> str:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.ltx_core_api import build
 from ltxtune.ranks import is_main_rank
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -98,7 +99,7 @@ class _LtxEncoder(ABC):
         configurator, key_filter = self._loader()
         if checkpoint is None:
             with torch.device("cpu"):
-                model = configurator.from_config({self.config_key: dict(config)})
+                model = build(configurator, {self.config_key: dict(config)})
             model = init_seeded(model, seed).to(self.device, self.dtype)
         else:
             from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder

@@ -19,6 +19,18 @@ from torch import Tensor
 
 from ltxtune.data.preprocess.encoders import loading, parse_dtype, resolve_device
 from ltxtune.errors import ConfigError, DataError, check_range
+from ltxtune.ltx_core_api import (
+    built_gemma_size,
+    check_transformers,
+    gemma_encoder_builder,
+    gemma_family,
+    gemma_hidden_states,
+    gemma_kinds,
+    gemma_name,
+    gemma_needed_files,
+    gemma_weight_files,
+    text_processor_builder,
+)
 
 
 @dataclass(frozen=True)
@@ -77,12 +89,14 @@ class HashTextEncoder:
 
 
 class GemmaText:
-    """LTX-2's text path: Gemma 3 hidden states -> the checkpoint's feature extractor (no connectors).
+    """LTX-2's text path: Gemma hidden states -> the checkpoint's feature extractor (no connectors). Gemma 3 for
+    LTX-2 and LTX-2.3; ltx-core 1.2 also loads LTX-2.5's Gemma 4 (``ltxtune.ltx_core_api`` holds the differences).
 
     Loaded through ltx-core's loader exactly as the reference trainer does. Needs the LTX-2 checkpoint (for
     the feature extractor) and a local Gemma directory; features are stored in ``dtype`` (bfloat16 keeps a
     1,024-token caption at about 7.5 MiB). ltx-core 1.0.0 builds the configuration of Gemma 3 12B (it reads
-    no ``config.json``): a directory whose ``config.json`` says otherwise is refused before anything loads.
+    no ``config.json``): a directory whose ``config.json`` says otherwise is refused before anything loads;
+    ltx-core 1.2 builds what the directory's ``config.json`` says.
     """
 
     def __init__(self, checkpoint: str, gemma_root: str, device: str = "auto", dtype: str = "bfloat16") -> None:
@@ -90,59 +104,45 @@ class GemmaText:
             raise ConfigError("checkpoint", checkpoint, "the LTX-2 .safetensors file")
         if not Path(gemma_root).is_dir():
             raise ConfigError(
-                "text_encoder_path", gemma_root, "a local Gemma 3 directory (model*.safetensors, tokenizer)"
+                "text_encoder_path", gemma_root, f"a local {gemma_kinds()} directory (model*.safetensors, tokenizer)"
             )
         check_transformers()
         weights = gemma_files(gemma_root)
-        from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-        from ltx_core.text_encoders.gemma import (
-            GEMMA_LLM_KEY_OPS,
-            GEMMA_MODEL_OPS,
-            GemmaTextEncoderConfigurator,
-            module_ops_from_gemma_root,
-        )
-
         check_gemma_config(gemma_root, weights[0].parent / "config.json")
         self.checkpoint, self.gemma_root = checkpoint, gemma_root
         self.device, self.dtype = resolve_device(device), parse_dtype(dtype)
         # The small feature extractor first: a checkpoint without it is refused before Gemma's minutes of loading.
         self.processor = load_feature_extractor(checkpoint, gemma_root, self.device, self.dtype)
         size = sum(p.stat().st_size for p in weights)
-        with loading("Gemma 3", gemma_root, f" ({len(weights)} files, {size / 2**30:.1f} GiB) onto {self.device}"):
-            self.encoder = SingleGPUModelBuilder(
-                model_class_configurator=GemmaTextEncoderConfigurator,
-                model_path=tuple(str(p) for p in weights),
-                model_sd_ops=GEMMA_LLM_KEY_OPS,
-                module_ops=(GEMMA_MODEL_OPS, *module_ops_from_gemma_root(gemma_root)),
-            ).build(device=self.device, dtype=self.dtype)
+        name = gemma_name(gemma_root)
+        with loading(name, gemma_root, f" ({len(weights)} files, {size / 2**30:.1f} GiB) onto {self.device}"):
+            self.encoder = gemma_encoder_builder(gemma_root, weights).build(device=self.device, dtype=self.dtype)
         if missing := meta_tensors(self.encoder):
             raise DataError(
                 f"{gemma_root}: no Gemma weights for {len(missing)} tensors (first: {missing[0]}); ltx-core reads a "
-                "Gemma 3 release as published (keys language_model.model.*, vision_tower.*, multi_modal_projector.*)"
+                f"{name} release as published (keys language_model.model.*, vision_tower.*, multi_modal_projector.*)"
             )
 
     @torch.inference_mode()
     def encode(self, caption: str) -> TextFeatures:
-        hidden, mask = self.encoder.encode(caption, padding_side="left")
+        hidden, mask = gemma_hidden_states(self.encoder, caption)
         video, audio = self.processor.feature_extractor(hidden, mask, "left")
         audio = video if audio is None else audio
         return TextFeatures(video[0].cpu().contiguous(), audio[0].cpu().contiguous(), mask[0].long().cpu())
 
     def describe(self) -> dict[str, Any]:
-        return {"class": "GemmaText", "checkpoint": self.checkpoint, "gemma_root": self.gemma_root}
+        return {
+            "class": "GemmaText",
+            "checkpoint": self.checkpoint,
+            "gemma_root": self.gemma_root,
+            "gemma": gemma_family(self.gemma_root),
+        }
 
 
 def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.device, dtype: torch.dtype) -> Any:
     """ltx-core's embeddings processor from ``checkpoint``, for its feature extractor; a file without one, or
     with one sized for another Gemma than ``gemma_root``, is refused naming it."""
-    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-    from ltx_core.text_encoders.gemma import EMBEDDINGS_PROCESSOR_KEY_OPS, EmbeddingsProcessorConfigurator
-
-    builder = SingleGPUModelBuilder(
-        model_class_configurator=EmbeddingsProcessorConfigurator,
-        model_path=checkpoint,
-        model_sd_ops=EMBEDDINGS_PROCESSOR_KEY_OPS,
-    )
+    builder = text_processor_builder(checkpoint, gemma_root)
     with loading("the text feature extractor", checkpoint):
         try:
             processor = builder.build(device=device, dtype=dtype)
@@ -158,44 +158,30 @@ def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.devic
     return processor
 
 
-def check_transformers() -> None:
-    """ltx-core 1.0.0 fills in Gemma 3's modules as transformers 4 lays them out; transformers 5 moved them."""
-    from importlib.metadata import version
-
-    installed = version("transformers")
-    if int(installed.split(".")[0]) >= 5:
-        raise DataError(
-            f"transformers {installed} is installed: ltx-core 1.0.0 loads Gemma 3 with transformers 4 only; "
-            "install the tested set: pip install -e . -c requirements/tested.txt (or 'transformers>=4.52,<5')"
-        )
-
-
 def gemma_files(gemma_root: str) -> list[Path]:
-    """The weight files of the Gemma directory; a directory without them, or without the tokenizer or image
-    processor files ltx-core loads, is refused naming what is missing."""
+    """The weight files of the Gemma directory; a directory without them, or without the tokenizer or processor
+    files the installed ltx-core loads, is refused naming what is missing."""
     root = Path(gemma_root)
-    for pattern in ("model*.safetensors", "tokenizer.model", "preprocessor_config.json"):
+    for pattern in gemma_needed_files():
         if next(root.rglob(pattern), None) is None:
-            raise ConfigError("text_encoder_path", gemma_root, f"a Gemma 3 directory: it has no {pattern}")
-    weights = next(root.rglob("model*.safetensors")).parent
-    return sorted(weights.rglob("*.safetensors"))
+            raise ConfigError("text_encoder_path", gemma_root, f"a {gemma_kinds()} directory: it has no {pattern}")
+    return gemma_weight_files(gemma_root)
 
 
 def check_gemma_config(gemma_root: str, path: Path) -> None:
     """Refuse a Gemma whose ``config.json`` (``path``, beside the weights) differs in size from what ltx-core
-    builds (Gemma 3 12B); ltx-core itself reads no ``config.json``, so without one there is nothing to check."""
-    from ltx_core.text_encoders.gemma.encoders import encoder_configurator
-
-    if not path.is_file():
+    builds (ltx-core 1.0: Gemma 3 12B, reading no ``config.json``); without one, or with an ltx-core that builds
+    the directory's own configuration, there is nothing to check."""
+    built = built_gemma_size()
+    if built is None or not path.is_file():
         return
     text = json.loads(path.read_text()).get("text_config", {})
-    built = encoder_configurator.GEMMA3_CONFIG_FOR_LTX.text_config
     given = (text.get("hidden_size"), text.get("num_hidden_layers"))
-    if given != (built.hidden_size, built.num_hidden_layers):
+    if given != built:
         raise ConfigError(
             "text_encoder_path",
             gemma_root,
-            f"Gemma 3 with hidden size {built.hidden_size} and {built.num_hidden_layers} layers, as ltx-core builds "
+            f"Gemma 3 with hidden size {built[0]} and {built[1]} layers, as ltx-core builds "
             f"it (gemma-3-12b-it); this one has {given[0]} and {given[1]} ({path})",
         )
 
