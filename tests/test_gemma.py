@@ -159,7 +159,9 @@ def test_preprocess_with_gemma_then_train_on_it_with_gemma_prompts(gemma, checkp
     ):
         assert line in pre.stdout, pre.stdout
     captions = json.loads((out / "preprocess.json").read_text())["encoders"]["text"]
-    assert captions == {"class": "GemmaText", "checkpoint": str(checkpoint), "gemma_root": str(gemma)}
+    # Which Gemma made the features is recorded: an LTX-2.5 model refuses Gemma 3 features by it.
+    expected = {"class": "GemmaText", "checkpoint": str(checkpoint), "gemma_root": str(gemma), "gemma": "gemma3"}
+    assert captions == expected
     demo = (tmp_path / "demo" / "dataset.csv").read_text().splitlines()[1:]
     for row in demo:
         name, caption = row.split(",", 1)
