@@ -28,20 +28,20 @@ class ConsoleCopy:
         self.console, self.log, self.progress_every_s = console, log, progress_every_s
         self.line = ""  # the text since the last newline or carriage return
         self.shown = ""  # the last complete redraw of the current line (a progress bar's state)
+        self.shown_kept = False  # whether the log has it already (a once-a-minute progress line)
         self.last_progress = time.monotonic()
 
     def write(self, text: str) -> int:
         written = self.console.write(text)
         for piece in re.split(r"(\r|\n)", text):
             if piece == "\n":
-                self.keep(self.line if self.line.strip() else self.shown)
-                self.line = self.shown = ""
+                self.end_line()
             elif piece == "\r":  # a redraw starts: what came before is the line as it was shown
                 if self.line.strip():
-                    self.shown = self.line
+                    self.shown, self.shown_kept = self.line, False
                     if time.monotonic() - self.last_progress >= self.progress_every_s:
                         self.keep(self.shown)
-                        self.last_progress = time.monotonic()
+                        self.shown_kept, self.last_progress = True, time.monotonic()
                 self.line = ""
             else:
                 self.line += piece
@@ -54,10 +54,17 @@ class ConsoleCopy:
             except OSError:  # a full or vanished disk ends the copy, never the run
                 self.log.close()
 
+    def end_line(self) -> None:
+        """The line is over: keep what it showed last (a bar's final redraw is followed by its newline)."""
+        if self.line.strip():
+            self.keep(self.line)
+        elif not self.shown_kept:
+            self.keep(self.shown)
+        self.line, self.shown, self.shown_kept = "", "", False
+
     def close(self) -> None:
         """Keep a line left without its newline (a bar the job did not close)."""
-        self.keep(self.line if self.line.strip() else self.shown)
-        self.line = self.shown = ""
+        self.end_line()
 
     def flush(self) -> None:
         self.console.flush()
