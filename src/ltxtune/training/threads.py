@@ -2,10 +2,10 @@
 
 torch starts one intra-op thread per core it sees. Its OpenMP threads spin at every parallel region until all
 of them arrive, so one thread that the system parks behind another process stalls the others: on a 2-core
-machine busy with other work, the default tiny run took minutes with 2 threads and seconds with 1
-(docs/performance.md). A run therefore uses the cores it may use, shared among the processes of this machine,
-less one left for what runs beside the math (data workers, wandb's process, the system), and at most
-``MAX_THREADS``. ``OMP_NUM_THREADS``, when set, is the user's (or the launcher's) choice and is kept.
+machine busy with other work, the default tiny run took about 5 minutes with 2 threads and 28 to 40 s with 1
+(docs/performance.md, "CPU threads"). A run therefore uses the cores it may use, shared among the processes of
+this machine, less one left for what runs beside the math (data workers, wandb's process, the system), and at
+most ``MAX_THREADS``. ``OMP_NUM_THREADS``, when set, is the user's (or the launcher's) choice and is kept.
 """
 
 from __future__ import annotations
