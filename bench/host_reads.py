@@ -49,9 +49,11 @@ def main() -> None:
     from ltxtune.training.plan import plan_run
     from ltxtune.training.run import compat_facts
 
-    root = Path(ltxtune.__file__).resolve().parents[2]  # the checkout being measured, with its own conf/
+    root = Path(ltxtune.__file__).resolve().parents[2]  # the checkout being measured
+    shipped = Path(ltxtune.__file__).resolve().parent / "conf"  # its configs: in the package, or (older) beside it
+    conf = shipped if shipped.is_dir() else root / "conf"
 
-    with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("train", overrides=["logger=none", "validation.every=0", *args.overrides])
     parts = build_parts(cfg)
     plan = plan_run(parts, compat_facts(cfg), processes=1)

@@ -1,4 +1,4 @@
-"""Shared test helpers: compose the real ``conf/`` and shrink it so a run takes seconds."""
+"""Shared test helpers: compose the package's configs and shrink them so a run takes seconds."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import ltxtune.conf
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = Path(ltxtune.conf.__file__).parent  # the configs of the code under test, shipped in the package
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -35,7 +37,7 @@ SMALL_SYNTHETIC = ["data.num_samples=12", "data.val_samples=2"]
 
 
 def compose_cfg(*overrides: str, small: bool = True, data_root: Path | None = None) -> DictConfig:
-    """Compose ``conf/train.yaml`` like the command line would, with ``overrides`` applied last."""
+    """Compose ``train.yaml`` like the command line would, with ``overrides`` applied last."""
     extra = list(SMALL if small else [])
     if small and not any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
         extra += SMALL_SYNTHETIC

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +36,8 @@ DATA = ["data.frames=9", "data.height=10", "data.width=18", "data.num_samples=3"
 
 @pytest.fixture(scope="module")
 def conf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    conf = tmp_path_factory.mktemp("conf") / "conf"
-    shutil.copytree(CONF, conf)
-    return conf
+    """A user's own config folder: the converted experiments go there, beside the package's configs."""
+    return tmp_path_factory.mktemp("conf") / "my_conf"
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +60,11 @@ def compose_tiny(conf_dir: Path, name: str, data_root: Path, *overrides: str) ->
     """The converted experiment with the reference's model and data swapped for the tiny model and synthetic data."""
     model = yaml.safe_load((conf_dir / "experiment" / f"{name}.yaml").read_text()).get("model", {})
     drop = [f"~model.{key}" for key in model]  # keys of model=ltx2 that the tiny model does not take
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             "train",
             [
+                f"hydra.searchpath=[file://{conf_dir}]",  # the compose API's --config-dir
                 f"experiment={name}",
                 "model=tiny",
                 *drop,
@@ -128,13 +127,13 @@ def test_shipped_config_converts_composes_and_dry_runs(source: Path, conf_dir: P
 
 @needs_reference
 def test_what_is_not_carried_over_is_printed_and_heads_the_file(tmp_path: Path, capsys) -> None:
-    output = tmp_path / "experiment" / "low_vram.yaml"
+    output = tmp_path / "experiment" / "my_low_vram.yaml"
     assert main([str(REFERENCE / "t2v_lora_low_vram.yaml"), "-o", str(output)]) == 0
     printed = capsys.readouterr().out
     header = [line for line in output.read_text().splitlines() if line.startswith("#")]
     for key in ("acceleration.quantization=int8-quanto", "validation.video_dims=[576, 576, 49]", "output_dir="):
         assert key in printed and any(key in line for line in header), key
-    assert f"python train.py --config-dir {tmp_path.resolve()} experiment=low_vram" in printed
+    assert f"python train.py --config-dir {tmp_path} experiment=my_low_vram" in printed
     body = yaml.safe_load(output.read_text())
     assert {"override /optimizer": "adamw8bit"} in body["defaults"]
     assert body["model"]["quantization"] == "int8"  # int8-quanto: torchao's int8 base
@@ -179,9 +178,9 @@ def test_quanto_quantizations_become_ltxtune_ones_or_are_listed(quanto: str, our
     assert f"acceleration.quantization={quanto}" in output.read_text()  # how it differs, or why it is not carried
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ltxtune.convert", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ltxtune.convert", *args], cwd=cwd, capture_output=True, text=True, timeout=60
     )
 
 
@@ -222,3 +221,41 @@ def test_converted_i2v_trains_two_steps(conf_dir: Path, data_root: Path, tmp_pat
     train(cfg, tmp_path)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 2
+
+
+def ltx_trainer_config(where: Path, name: str = "mine.yaml") -> Path:
+    source = where / name
+    source.write_text(
+        "model: {model_path: /models/ltx-2.safetensors, training_mode: lora}\n"
+        "optimization: {learning_rate: 0.0003, steps: 123}\n"
+        "data: {preprocessed_data_root: /data/x}\n"
+    )
+    return source
+
+
+def test_by_default_the_experiment_goes_to_my_conf_and_the_printed_command_loads_it(tmp_path: Path) -> None:
+    """From any directory (an installed package has no checkout around it), the experiment lands in ./my_conf,
+    never among the package's own configs, and the command printed uses it as written."""
+    ltx_trainer_config(tmp_path)
+    result = run_cli("mine.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "my_conf" / "experiment" / "mine.yaml").is_file()
+    assert not (CONF / "experiment" / "mine.yaml").exists()
+    command = result.stdout.strip().splitlines()[-1].removeprefix("train it: ")
+    assert command == "python train.py --config-dir my_conf experiment=mine"
+    args = [sys.executable, str(ROOT / "train.py"), *command.split()[2:], "--cfg", "job", "--resolve"]
+    composed = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert composed.returncode == 0, composed.stderr
+    config = yaml.safe_load(composed.stdout)
+    assert (config["optimizer"]["lr"], config["trainer"]["max_steps"]) == (0.0003, 123)
+    assert config["model"]["checkpoint"] == "/models/ltx-2.safetensors"
+
+
+def test_an_experiment_named_like_a_shipped_preset_is_refused(tmp_path: Path) -> None:
+    """ltxtune's own i2v would be loaded instead of the user's: the converter says so and writes nothing."""
+    ltx_trainer_config(tmp_path, "i2v.yaml")
+    result = run_cli("i2v.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "experiment=i2v is a preset shipped with ltxtune" in lines[0]
+    assert not (tmp_path / "my_conf").exists()

@@ -102,7 +102,8 @@ def test_custom_strategy_from_the_command_line(synthetic_root, tmp_path) -> None
     command = [
         sys.executable,
         "train.py",
-        f"hydra.searchpath=[file://{conf}]",
+        "--config-dir",  # the documented way to add the user's folder
+        str(conf),
         "strategy=next_frame",
         "logger=none",
         "trainer.max_steps=2",
@@ -112,7 +113,8 @@ def test_custom_strategy_from_the_command_line(synthetic_root, tmp_path) -> None
         "data.val_samples=2",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}  # where the user's module lives
+    # where the user's module lives, before the code under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "completed"

@@ -306,6 +306,9 @@ def test_resume_by_path_reports_the_run_it_continued(synthetic_root: Path, tmp_p
     assert f"run directory: {first}" in resumed.stdout
     assert status(first) == "completed"
     assert not fresh.exists()  # no stray empty run directory is left behind
+    log = (first / "train.log").read_text()  # the continued run's console follows the first one's
+    assert log.count(f"run directory: {first}\n  status completed") == 2
+    assert log.rindex("status completed, 4 steps") > log.index(f"from step 2 to 4 ({checkpoint})")
 
 
 @pytest.mark.slow
@@ -351,6 +354,26 @@ def test_validation_prompt_commands_run_as_written(synthetic_root: Path, tmp_pat
     for i, command in enumerate(commands):
         run_as_written(command, tmp_path, tmp_path / f"run{i}", [*shorter, *small_synthetic(synthetic_root)])
         assert (tmp_path / f"run{i}" / "samples" / "step_000001" / "prompt0.mp4").is_file()
+
+
+@pytest.mark.slow
+def test_an_ltx_trainer_config_converts_and_trains_as_written(tmp_path: Path) -> None:
+    """docs/coming-from-ltx-trainer.md: convert in a fresh directory, then the command that trains the result
+    (its model and data: the tiny stand-ins)."""
+    fill = tiny_stand_ins(tmp_path)
+    (tmp_path / "my_ltx_trainer_config.yaml").write_text(
+        "model: {model_path: tiny.safetensors, training_mode: lora}\n"
+        "training_strategy: {name: text_to_video}\n"
+        "optimization: {steps: 40, batch_size: 2}\n"
+        "data: {preprocessed_data_root: data}\n"
+    )
+    commands = command_block("## Its training configs", "docs/coming-from-ltx-trainer.md")
+    assert len(commands) == 2
+    tiny = {"experiment=": f"{fill['model=ltx2'].removeprefix('model=ltx2 ')} experiment="}
+    for i, command in enumerate(commands):
+        run_as_written(command, tmp_path, tmp_path / f"run{i}", SHORT, tiny)
+    assert status(tmp_path / "run1") == "completed"
+    assert yaml.safe_load((tmp_path / "run1" / "config.yaml").read_text())["trainer"]["batch_size"] == 2
 
 
 @pytest.mark.slow

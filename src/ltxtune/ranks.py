@@ -20,3 +20,8 @@ def world_size() -> int:
 def is_main_rank() -> bool:
     """Rank 0 (or a single process): the only one that writes run files and prints summaries."""
     return rank() == 0
+
+
+def local_world_size() -> int:
+    """The processes of this run on this machine (torchrun and accelerate launch set it; 1 for plain python)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from ltxtune.app.train import CONFIG_DIR
+from ltxtune.app import CONFIG_MODULE
 from ltxtune.data.batch import collate
 from ltxtune.diffusion import flow, positions
 from ltxtune.training.build import build_training, reset_accelerate_state
@@ -29,7 +29,7 @@ from ltxtune.training.run import compat_facts
 
 
 def compose_default(data_root: str, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose("train", overrides=["logger=none", f"data.root={data_root}", *overrides])
 
 
@@ -124,7 +124,7 @@ def startup_to_first_step(data_root: str) -> float:
     """Wall seconds of `python train.py` with one step and no validation: imports, data check, model, one step."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(Path(CONFIG_DIR).parent / "train.py"), "logger=none", "trainer.max_steps=1",
+        [sys.executable, "-m", "ltxtune.app.train", "logger=none", "trainer.max_steps=1",
          "validation.every=0", "validation.sigmas=[0.5]", f"data.root={data_root}",
          "hydra.run.dir=outputs/bench-first-step"],
         check=True, capture_output=True,

@@ -11,13 +11,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ltxtune import ranks
+from ltxtune.app import CONFIG_MODULE
 from ltxtune.app.environment import check_training_environment
 from ltxtune.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from ltxtune.data.preprocess.pipeline import Encoders, Preprocessor, Summary
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 SHOWN_SKIPS = 5  # skipped rows printed after the summary; the report lists every one
 
 
@@ -92,7 +92,7 @@ def preprocess(cfg: DictConfig) -> Summary:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="preprocess")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
@@ -102,3 +102,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"error: {exc}")
     except MissingMandatoryValue as exc:
         sys.exit(f"error: {exc.full_key} must be set")
+
+
+if __name__ == "__main__":
+    main()

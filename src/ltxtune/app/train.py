@@ -16,6 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ltxtune.app import CONFIG_MODULE
+from ltxtune.app.console import ConsoleLog, console_copied
 from ltxtune.app.environment import check_training_environment
 from ltxtune.app.failures import user_error
 from ltxtune.ranks import is_main_rank, world_size
@@ -26,7 +28,6 @@ from ltxtune.training.result import RunResult
 
 T = TypeVar("T")
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger("ltxtune")
 
 
@@ -35,9 +36,10 @@ def run_job(cfg: DictConfig) -> float:
     if (problem := check_training_environment()) is not None:
         sys.exit(f"error: {problem}")
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
+    multirun, log_file = hc.mode == RunMode.MULTIRUN, f"{hc.job.name}.log"
     if cfg.trainer.dry_run:  # before any process group: `WORLD_SIZE=8 python train.py ...` estimates 8 processes
-        return ended_by_user_error(lambda: dry_run(cfg), multirun)
+        with console_copied(Path(hc.runtime.output_dir) / log_file, enabled=is_main_rank()):
+            return ended_by_user_error(lambda: dry_run(cfg), multirun)
     run_dir = shared_run_dir(Path(hc.runtime.output_dir))
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     sweep_job = job_identity() if multirun else None
@@ -45,11 +47,13 @@ def run_job(cfg: DictConfig) -> float:
         from ltxtune.app.job_ranks import run_ranks  # it imports the training run: torch, only for a job
 
         return run_ranks(cfg, run_dir, choices, sweep_job, processes)
-    job = partial(train_job, cfg, run_dir, choices, sweep_job, multirun, f"{hc.job.name}.log", hc.sweeper)
-    try:
-        return ended_by_user_error(job, multirun)
-    except KeyboardInterrupt:
-        sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
+    # The log file Hydra's logging writes also gets what the console shows (the main process's).
+    with console_copied(run_dir / log_file, enabled=is_main_rank()) as console:
+        job = partial(train_job, cfg, run_dir, choices, sweep_job, multirun, console, hc.sweeper)
+        try:
+            return ended_by_user_error(job, multirun)
+        except KeyboardInterrupt:
+            sys.exit("error: aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto")
 
 
 def train_job(
@@ -58,18 +62,20 @@ def train_job(
     choices: dict[str, Any],
     sweep_job: tuple[str, str] | None,
     multirun: bool,
-    log_file: str,
+    console: ConsoleLog | None,
     sweeper: Any = None,
 ) -> float:
     """Train in ``run_dir`` (a sweep job run again may replace its incomplete attempt), say where the run went,
-    and return its objective. The job of an Optuna search's trial reports its val/loss to the study."""
+    and return its objective. ``console``: the main process's copy of the console in the run's log file. The job
+    of an Optuna search's trial reports its val/loss to the study."""
     from ltxtune.training.run import train  # torch and friends load only once a job really runs
 
     report = trial_reporter(sweeper) if multirun and is_main_rank() and sweeper is not None else None
     result = train(cfg, run_dir, choices, sweep_job=sweep_job, rerun_incomplete=multirun, on_validation=report)
-    if is_main_rank():
+    if console is not None:  # the main process
         if result.run_dir.resolve() != run_dir.resolve():  # resumed by path: the job ran in the checkpoint's run
-            remove_unused(run_dir, log_file)
+            console.move_to(result.run_dir / console.path.name)
+            remove_unused(run_dir, console.path.name)
         if not result.unchanged:  # a completed run with nothing to do has said so in one line
             print_summary(result.run_dir)
     return result.objective
@@ -121,6 +127,7 @@ def print_summary(run_dir: Path) -> None:
         ("metrics.jsonl", "one line of metrics per logged step"),
         ("result.json", "status, final losses and the sweep objective"),
         ("config.yaml", "the resolved config of this run"),
+        ("train.log", "what this console showed: warnings, progress, this summary"),
         ("checkpoints", "the states to resume or continue from (the final one included), with their weights"),
         ("wandb", "the offline wandb run (`wandb sync` uploads it)"),
     ):
@@ -207,7 +214,7 @@ def exit_without_teardown() -> None:
     os._exit(0)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -219,3 +226,7 @@ def hydra_main(cfg: DictConfig) -> float:
     global _finished_run
     _finished_run = hc.mode == RunMode.RUN
     return objective
+
+
+if __name__ == "__main__":
+    main()

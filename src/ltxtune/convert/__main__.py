@@ -1,6 +1,8 @@
-"""``python -m ltxtune.convert <ltx-trainer.yaml> [-o conf/experiment/<name>.yaml]``.
+"""``python -m ltxtune.convert <ltx-trainer.yaml> [-o my_conf/experiment/<name>.yaml]``.
 
-Writes the experiment, lists what was not carried over and prints the command that trains it. Bad input
+Writes the experiment into the user's own config folder (``my_conf/`` in the current directory unless ``-o`` names
+another), lists what was not carried over and prints the command that trains it: ``python train.py --config-dir
+my_conf experiment=<name>``. The package's own configs are never written to. Bad input
 (a missing file, not YAML, not an ltx-trainer config) ends in one ``error: ...`` line and exit code 2.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -15,20 +18,27 @@ import yaml
 from ltxtune.convert.mapping import ConversionError, Experiment, convert
 from ltxtune.convert.writer import render
 
-_CONF = Path(__file__).resolve().parents[3] / "conf"
+USER_CONF = Path("my_conf")  # relative: the folder a user runs the command from
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ltxtune.convert", description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path, help="an ltx-trainer training config (YAML)")
-    parser.add_argument("-o", "--output", type=Path, help="the experiment file (default conf/experiment/<name>.yaml)")
+    default = f"{USER_CONF}/experiment/<name>.yaml"
+    parser.add_argument("-o", "--output", type=Path, help=f"the experiment file (default {default})")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
-    output = args.output or _CONF / "experiment" / f"{args.config.stem}.yaml"
+    output = args.output or USER_CONF / "experiment" / f"{args.config.stem}.yaml"
     try:
         text = read(args.config)
         if output.suffix != ".yaml" or output.parent.name != "experiment":
-            raise ConversionError(f"-o {output}: expected a .yaml file in an experiment/ folder (conf/experiment/)")
+            where = f"{USER_CONF}/experiment/"
+            raise ConversionError(f"-o {output}: expected a .yaml file in an experiment/ folder ({where})")
+        if shipped(output.stem):
+            raise ConversionError(
+                f"-o {output}: experiment={output.stem} is a preset shipped with ltxtune, which would be loaded"
+                " instead: choose another file name"
+            )
         if output.exists() and not args.force:
             raise ConversionError(f"{output} exists (--force replaces it)")
         experiment = convert_file(args.config, parse(args.config, text))
@@ -42,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not carried over ({len(experiment.dropped)}, also listed at the top of the file):")
         for key, reason in experiment.dropped:
             print(f"  {key}: {reason}")
-    conf = output.parent.parent.resolve()
-    where = "" if conf == _CONF.resolve() else f" --config-dir {conf}"
-    print(f"train it: python train.py{where} experiment={output.stem}")
+    print(f"train it: python train.py --config-dir {output.parent.parent} experiment={output.stem}")
     return 0
+
+
+def shipped(name: str) -> bool:
+    """Whether ltxtune ships an experiment ``name``: the package's configs come first in Hydra's search path."""
+    return resources.files("ltxtune.conf").joinpath("experiment", f"{name}.yaml").is_file()
 
 
 def convert_file(path: Path, config: object) -> Experiment:

@@ -21,12 +21,13 @@ def start_lines(
     model: str,
     strategy: str,
     tokens: SampleTokens,
+    threads: str,
     run_dir: Path,
     resumed: Path | None,
     earlier: RunResult | None = None,
 ) -> list[str]:
-    """The lines printed once the model is built, before the first validation and step; ``earlier``: what the
-    resumed run left in ``result.json``."""
+    """The lines printed once the model is built, before the first validation and step; ``threads``: the CPU
+    threads' line; ``earlier``: what the resumed run left in ``result.json``."""
     total = sum(p.numel() for p in trainer.model.transformer.parameters())
     trainable = sum(p.numel() for p in trainer.trainable)
     settings, validator = trainer.settings, trainer.validator
@@ -40,6 +41,7 @@ def start_lines(
         f"training: {settings.max_steps} steps of {settings.batch_size} x {settings.grad_accum} samples"
         f" x {trainer.accelerator.num_processes} processes{sharded}; val/loss {every}"
         f" at {len(validator.loss.settings.sigmas)} sigmas{clips}",
+        threads,
         f"run directory: {run_dir}",
     ]
     if resumed is not None and earlier is not None and earlier.completed:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ltxtune.model.base import fsdp_units
 
-FSDP_ENV = "ACCELERATE_USE_FSDP"  # set by `accelerate launch --config_file conf/accelerate/fsdp.yaml`
+FSDP_ENV = "ACCELERATE_USE_FSDP"  # set by `accelerate launch --config_file launch/fsdp.yaml`
 
 
 def launched_with_fsdp() -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ltxtune.ranks import is_main_rank, world_size
+from ltxtune.ranks import is_main_rank, local_world_size, world_size
 from ltxtune.training.announce import start_lines
 from ltxtune.training.build import build_training, make_accelerator
 from ltxtune.training.card import RunFacts, card_facts
@@ -26,6 +26,7 @@ from ltxtune.training.plan import RunPlan, plan_run
 from ltxtune.training.result import RunResult
 from ltxtune.training.rundir import RunDir
 from ltxtune.training.signals import stop_on_signals
+from ltxtune.training.threads import CpuThreads, cpu_threads
 
 
 def train(
@@ -55,6 +56,8 @@ def train(
         home.write_config(OmegaConf.to_yaml(cfg, resolve=True))
         result = RunResult(run_dir=home.path)
         started = time.perf_counter()
+        threads = cpu_threads(local_world_size())
+        threads.apply()  # before anything computes: the synthetic data, the model
         try:
             parts = build_parts(cfg)
             plan = plan_run(parts, compat_facts(cfg), world_size(), main=home.main)
@@ -65,7 +68,7 @@ def train(
             if home.main:  # building the model and the first validation take seconds: say what comes
                 print(f"data: {plan.split.describe()} ({parts.data.root}); building the model", flush=True)
             labels = JobLabels(choices or {}, OmegaConf.to_container(cfg, resolve=True), sweep_job)
-            fit(parts, plan, home, result, labels, on_validation)
+            fit(parts, plan, home, result, labels, threads, on_validation)
         except KeyboardInterrupt:
             result.status, result.interrupted = "interrupted", True
             result.error = "aborted by a second Ctrl-C; resume from the last checkpoint with checkpoint.resume=auto"
@@ -100,10 +103,12 @@ def fit(
     home: RunDir,
     result: RunResult,
     labels: JobLabels,
+    threads: CpuThreads,
     on_validation: Callable[[int, float], bool] | None = None,
 ) -> None:
     """Build the trainer, resume, train, and write the weights and the card; fills ``result`` as it goes."""
     accelerator = make_accelerator(parts.trainer)
+    threads.apply()  # again: on several CPU processes without OMP_NUM_THREADS, accelerate sets its own count
     training = build_training(parts, plan, home.path, accelerator)
     trainer, failed = training.trainer, True
     trainer.on_validation = on_validation
@@ -111,9 +116,8 @@ def fit(
         training.checkpointer.load(trainer, home.resume)
     if home.main:
         strategy = labels.choices.get("strategy") or type(parts.strategy).__name__
-        lines = start_lines(
-            trainer, labels.choices.get("model", "?"), strategy, plan.tokens, home.path, home.resume, home.earlier
-        )
+        model = labels.choices.get("model", "?")
+        lines = start_lines(trainer, model, strategy, plan.tokens, threads.line(), home.path, home.resume, home.earlier)
         print("\n".join(lines), flush=True)
     home.truncate_metrics(trainer.step if home.resume is not None else -1)
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from ltxtune.app.train import CONFIG_DIR
+from ltxtune.app import CONFIG_MODULE
 
 CHECKPOINTING = "trainer.gradient_checkpointing=true"
 
@@ -150,5 +150,5 @@ def variant_config(variant: Variant, settings: BenchSettings) -> DictConfig:
         f"data.text_tokens={settings.text_tokens}",
     ]
     size = list(SMOKE_MODEL) if settings.smoke else [f"model.num_layers={settings.blocks}"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose("train", overrides=[*common, *size, *variant.overrides])
