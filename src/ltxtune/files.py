@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import pickle
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,3 +83,14 @@ def readable_by_all(path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     path.chmod(0o666 & ~umask)
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in a few words (torch's message runs to a page)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text:
+        if "can still be loaded" in text:  # torch says so when only the objects are the trouble
+            return "it holds Python objects besides tensors, which ltxtune does not unpickle (weights_only=True)"
+        return "it is not a file torch.save wrote, or it is damaged"
+    first = next(iter(text.splitlines()), "")
+    return f"it is not a file torch.save wrote, or it is damaged ({type(exc).__name__}: {first})"

@@ -13,6 +13,7 @@ from ltxtune.data.batch import CLIP_ROLES, Batch, Clip, TextFeatures
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.needs import DataNeeds
 from ltxtune.errors import DataError
+from ltxtune.files import load_failure
 
 
 def load_sample_file(path: Path) -> dict[str, Any]:
@@ -22,8 +23,7 @@ def load_sample_file(path: Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        first_line = next(iter(str(exc).splitlines()), "no message")
-        raise DataError(f"{path}: not a plain tensor file ({type(exc).__name__}: {first_line})") from exc
+        raise DataError(f"{path}: not a plain tensor file: {load_failure(exc)}") from exc
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
     return data

@@ -76,6 +76,27 @@ class Adapter(ABC):
         return path
 
 
+def check_lora_file(path: Path, rank: int) -> None:
+    """Refuse as ``lora.init_from`` what is not a LoRA file of ``rank`` (read from the header: no tensor loads)."""
+    from safetensors import safe_open
+
+    allowed = "a LoRA .safetensors file (a run's lora.safetensors, or the ComfyUI layout), or null"
+    if not path.is_file():
+        raise ConfigError("init_from", str(path), allowed)
+    try:
+        with safe_open(str(path), "pt") as f:
+            ranks = {f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith(".lora_A.weight")}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error type for a file of another format
+        first = next(iter(str(exc).splitlines()), type(exc).__name__)
+        raise ConfigError("init_from", str(path), f"{allowed}; this file is not safetensors ({first})") from None
+    if not ranks:
+        raise ConfigError("init_from", str(path), f"{allowed}; this file holds no '<module>.lora_A.weight' tensors")
+    if ranks != {rank}:
+        found = ", ".join(str(r) for r in sorted(ranks))
+        fix = f"train it with lora.rank={found}" if len(ranks) == 1 else "one rank is all lora.rank can match"
+        raise ConfigError("init_from", str(path), f"a LoRA of rank {rank} (lora.rank); this one has rank {found}: {fix}")
+
+
 class LoraAdapter(Adapter):
     """Low-rank adapters (through peft) on the linear layers named by ``target_modules``.
 
@@ -100,8 +121,8 @@ class LoraAdapter(Adapter):
         self.rank, self.alpha, self.dropout = rank, float(alpha), dropout
         self.target_modules = list(target_modules)
         self.init_from = Path(init_from).expanduser() if init_from else None
-        if self.init_from is not None and not self.init_from.is_file():
-            raise ConfigError("init_from", init_from, "an existing LoRA .safetensors file (or null)")
+        if self.init_from is not None:
+            check_lora_file(self.init_from, rank)
         self.base: dict[str, Any] = {}
 
     def apply(self, model: LoadedModel) -> None:

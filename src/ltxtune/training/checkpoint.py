@@ -25,7 +25,7 @@ from accelerate import Accelerator
 from torch import Tensor, nn
 
 from ltxtune.errors import ConfigError
-from ltxtune.files import writing
+from ltxtune.files import load_failure, writing
 from ltxtune.training.export import WeightsExport
 
 STATE_FILE = "state.pt"
@@ -209,6 +209,31 @@ class CheckpointState:
         return cls(**values)
 
 
+_WRITTEN = "a checkpoint directory an ltxtune run wrote (checkpoints/step_N)"
+
+
+def load_plain(checkpoint: Path, name: str) -> Any:
+    """A file of ``checkpoint`` loaded as plain tensors and containers; anything else is refused in one line."""
+    try:
+        return torch.load(checkpoint / name, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, OSError, KeyError... for bad files
+        raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its {name}: {load_failure(exc)}") from None
+
+
+def read_state(checkpoint: Path) -> CheckpointState:
+    """``checkpoint``'s ``state.pt``; a file of another program, or a damaged one, raises ``ConfigError``."""
+    raw = load_plain(checkpoint, STATE_FILE)
+    fields = dataclasses.fields(CheckpointState)
+    required = [f.name for f in fields if dataclasses.MISSING is f.default and dataclasses.MISSING is f.default_factory]
+    if not isinstance(raw, dict) or (missing := [k for k in required if k not in raw]):
+        what = f"lacks {', '.join(missing)}" if isinstance(raw, dict) else f"holds a {type(raw).__name__}"
+        raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its {STATE_FILE} {what}")
+    try:
+        return CheckpointState.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its {STATE_FILE}: {exc}") from None
+
+
 class Checkpointable(Protocol):
     """What the checkpointer needs of a trainer."""
 
@@ -313,14 +338,20 @@ class Checkpointer:
     def load(self, trainer: Checkpointable, checkpoint: Path) -> None:
         """Continue ``trainer`` from ``checkpoint``; refuses one of another config, process count or mode."""
         acc = trainer.accelerator
-        state = CheckpointState.from_dict(torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True))
+        state = read_state(checkpoint)
         self.check(checkpoint, state, acc)
         try:
             trainer.load_state_dict(state)
         except KeyError as missing:
             allowed = f"weights this model has (missing {missing})"
             raise ConfigError("checkpoint.resume", str(checkpoint), allowed) from None
-        trainer.generator.set_state(torch.load(checkpoint / f"rng_rank{acc.process_index}.pt", weights_only=True))
+        except (TypeError, ValueError, RuntimeError) as exc:  # tensors of other shapes, an optimizer of another kind
+            first = next(iter(str(exc).splitlines()), type(exc).__name__)
+            raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN} for this run ({first})") from None
+        rng = load_plain(checkpoint, f"rng_rank{acc.process_index}.pt")
+        if not isinstance(rng, Tensor):
+            raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its rng file holds no generator state")
+        trainer.generator.set_state(rng)
 
     def check(self, checkpoint: Path, state: CheckpointState, acc: Accelerator) -> None:
         """Refuse a checkpoint whose weights would mean nothing here, or whose data order would change."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -27,8 +27,10 @@ class AdamW:
         check_range("lr", lr, 0.0, lo_open=True)
         check_range("weight_decay", weight_decay, 0.0)
         check_range("eps", eps, 0.0, lo_open=True)
-        for beta in betas:
-            check_range("betas", beta, 0.0, 1.0)
+        if isinstance(betas, str) or not isinstance(betas, Sequence) or len(betas) != 2:
+            raise ConfigError("betas", betas, "two numbers in [0, 1], written [0.9, 0.999]")
+        for i, beta in enumerate(betas):
+            check_range(f"betas[{i}]", beta, 0.0, 1.0)
         self.lr, self.betas, self.weight_decay, self.eps = lr, tuple(betas), weight_decay, eps
         self.fused = fused
 

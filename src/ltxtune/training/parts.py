@@ -7,15 +7,16 @@ own values and raise ``ConfigError`` with their argument name, which is prefixed
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ltxtune.errors import ConfigError
+from ltxtune.errors import ConfigError, check_annotated
 from ltxtune.strategies.evaluation import evaluation_config
 
 if TYPE_CHECKING:  # the classes the config groups build; imported for the types only (they pull in torch)
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the classes the config groups build; imported for the types
 def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate(cfg[key])`` with constructor errors re-raised as ``ConfigError(key.arg)``."""
     node = OmegaConf.select(cfg, key)
+    check_node_types(node, key)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
@@ -44,6 +46,31 @@ def instantiate_node(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
                 key, OmegaConf.to_container(node), f"valid arguments for {node.get('_target_')}: {cause}"
             ) from None
         raise
+
+
+def check_node_types(node: Any, key: str) -> None:
+    """Refuse a value whose type the constructor's annotation rules out (``lora.rank=sixteen``), naming the full
+    key, before the constructor compares a text with a number; nested ``_target_`` nodes are checked too."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return
+    try:
+        params = inspect.signature(get_object(node._target_)).parameters
+    except (ImportError, ValueError, TypeError):  # instantiate reports a target it cannot build
+        return
+    for name in node:
+        if name.startswith("_"):
+            continue
+        value = node[name]
+        if name in params:
+            shown = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+            check_annotated(f"{key}.{name}", shown, params[name].annotation)
+        if node.get("_recursive_", True) is False:
+            continue
+        if isinstance(value, DictConfig):
+            check_node_types(value, f"{key}.{name}")
+        elif isinstance(value, ListConfig):
+            for i, item in enumerate(value):
+                check_node_types(item, f"{key}.{name}[{i}]")
 
 
 def failing_node_key(cfg: DictConfig, message: str, group: str) -> str:
