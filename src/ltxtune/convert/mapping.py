@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ltxtune.convert.values import FLAG, INTEGER, INTEGERS, LIST, MAPPING, NUMBER, TEXT, TEXTS, Kind, list_of
+
 _FLEX = "ltxtune.strategies.flexible"
 _COND = "ltxtune.strategies.conditions"
 _NO_EFFECT = (None, False, [], {})
@@ -54,7 +56,8 @@ class Section:
 
     def __init__(self, prefix: str, data: Any, out: Experiment) -> None:
         if data is not None and not isinstance(data, Mapping):
-            raise ConversionError(f"{prefix or 'the file'} is {type(data).__name__}, expected a mapping of keys")
+            where = f"{prefix}={data!r}" if prefix else f"the file holds a {type(data).__name__}"
+            raise ConversionError(f"{where}: expected a mapping of keys")
         self.prefix, self.data, self.out = prefix, dict(data or {}), out
         self.read: set[str] = set()
 
@@ -65,13 +68,25 @@ class Section:
         self.read.add(name)
         return self.data.get(name, default)
 
-    def number(self, name: str, default: float) -> float:
-        """A float key; YAML reads ``2e-4`` (no dot) as a string, which ltx-trainer's pydantic accepted."""
-        value = self.take(name, default)
+    def value(
+        self, name: str, kind: Kind, default: Any = None, nullable: bool = False, required: bool = False
+    ) -> Any:
+        """Key ``name`` as ``kind`` (absent: ``default``; null: ``None`` when ``nullable``, else ``default``); a
+        value of another kind, or none where one is ``required``, raises ``ConversionError`` naming key and kind."""
+        value = self.take(name)
+        if value is None and required:
+            raise ConversionError(f"{self.key(name)}={value!r}: expected {kind.what}")
+        if value is None:
+            if (nullable and name in self.data) or default is None:
+                return None
+            value = default
         try:
-            return float(value)
+            return kind.read(value)
         except (TypeError, ValueError):
-            raise ConversionError(f"{self.key(name)}={value!r}: expected a number") from None
+            raise ConversionError(f"{self.key(name)}={value!r}: expected {kind.what}") from None
+
+    def number(self, name: str, default: float) -> float:
+        return self.value(name, NUMBER, default)
 
     def drop(self, name: str, reason: str, no_effect: tuple = _NO_EFFECT) -> None:
         """List ``name`` as not carried over, unless it is absent or at a value that changes nothing."""
@@ -93,16 +108,16 @@ class Section:
 
 def model(s: Section, out: Experiment) -> None:
     out.groups["model"] = "ltx2"
-    out.set("model.checkpoint", str(s.take("model_path")))
+    out.set("model.checkpoint", s.value("model_path", TEXT, required=True))
     s.drop("text_encoder_path", _NO_TEXT_ENCODER)
-    mode = s.take("training_mode", "lora")
+    mode = s.value("training_mode", TEXT, "lora")
     if mode not in ("lora", "full"):
         raise ConversionError(f"model.training_mode={mode!r}: expected lora or full")
     if mode == "full":
         out.groups["lora"] = "none"
-    start = s.take("load_checkpoint")
-    if start is not None and mode == "lora" and str(start).endswith(".safetensors"):
-        out.set("lora.init_from", str(start))
+    start = s.value("load_checkpoint", TEXT)
+    if start is not None and mode == "lora" and start.endswith(".safetensors"):
+        out.set("lora.init_from", start)
     elif start is not None:
         out.drop(
             s.key("load_checkpoint"),
@@ -118,28 +133,28 @@ def lora(s: Section, out: Experiment) -> None:
             s.drop(name, "model.training_mode is full: every weight trains, there is no LoRA")
         return
     out.groups["lora"] = "default"
-    out.set("lora.rank", s.take("rank", 64))
-    out.set("lora.alpha", s.take("alpha", 64))
+    out.set("lora.rank", s.value("rank", INTEGER, 64))
+    out.set("lora.alpha", s.value("alpha", NUMBER, 64))
     out.set("lora.dropout", s.number("dropout", 0.0))
-    out.set("lora.target_modules", list(s.take("target_modules", ["to_k", "to_q", "to_v", "to_out.0"])))
+    out.set("lora.target_modules", s.value("target_modules", TEXTS, ["to_k", "to_q", "to_v", "to_out.0"]))
 
 
 # --- training_strategy ----------------------------------------------------------------------------------------
 
 
 def training_strategy(s: Section, out: Experiment) -> None:
-    name = s.take("name", "text_to_video")
+    name = s.value("name", TEXT, "text_to_video")
     if name == "flexible":
         flexible(s, out)
     elif name == "text_to_video":
         out.groups["strategy"] = "text_to_video"
         out.set("strategy.first_frame_p", s.number("first_frame_conditioning_p", 0.1))
-        out.set("strategy.with_audio", bool(s.take("with_audio", False)))
-        out.set("strategy.audio_latents_dir", s.take("audio_latents_dir", "audio_latents"))
+        out.set("strategy.with_audio", s.value("with_audio", FLAG, False))
+        out.set("strategy.audio_latents_dir", s.value("audio_latents_dir", TEXT, "audio_latents"))
     elif name == "video_to_video":
         out.groups["strategy"] = "video_to_video"
         out.set("strategy.first_frame_p", s.number("first_frame_conditioning_p", 0.1))
-        out.set("strategy.reference_latents_dir", s.take("reference_latents_dir", "reference_latents"))
+        out.set("strategy.reference_latents_dir", s.value("reference_latents_dir", TEXT, "reference_latents"))
     else:
         raise ConversionError(
             f"training_strategy.name={name!r} has no ltxtune strategy (flexible, text_to_video and "
@@ -158,9 +173,9 @@ def track(s: Section, target: str, out: Experiment) -> dict[str, Any] | None:
     if not s.data:
         return None
     conditions = []
-    for i, raw in enumerate(s.take("conditions") or []):
+    for i, raw in enumerate(s.value("conditions", LIST) or []):
         c = Section(f"{s.prefix}.conditions[{i}]", raw, out)
-        kind = c.take("type")
+        kind = c.value("type", TEXT)
         if kind not in CONDITIONS:
             out.drop(c.prefix, kind, f"no ltxtune condition (ltxtune has {', '.join(CONDITIONS)})")
             continue
@@ -168,8 +183,8 @@ def track(s: Section, target: str, out: Experiment) -> dict[str, Any] | None:
         c.close()
     node = {
         "_target_": target,
-        "is_generated": bool(s.take("is_generated", True)),
-        "latents_dir": s.take("latents_dir"),
+        "is_generated": s.value("is_generated", FLAG, True),
+        "latents_dir": s.value("latents_dir", TEXT),
         "conditions": conditions,
     }
     s.close()
@@ -181,16 +196,16 @@ def _probability(c: Section) -> dict[str, Any]:
 
 
 def _span(c: Section) -> dict[str, Any]:
-    return {"temporal_boundary": c.take("temporal_boundary"), **_probability(c)}
+    return {"temporal_boundary": c.value("temporal_boundary", INTEGER), **_probability(c)}
 
 
 def _crop(c: Section) -> dict[str, Any]:
-    y1, x1, y2, x2 = c.take("spatial_region")
+    y1, x1, y2, x2 = c.value("spatial_region", list_of(INTEGER, 4), required=True)
     return {"y1": y1, "x1": x1, "y2": y2, "x2": x2, **_probability(c)}
 
 
 def _mask(c: Section) -> dict[str, Any]:
-    return {"mask_dir": c.take("mask_dir"), **_probability(c)}
+    return {"mask_dir": c.value("mask_dir", TEXT), **_probability(c)}
 
 
 def _reference(c: Section) -> dict[str, Any]:
@@ -201,7 +216,7 @@ def _reference(c: Section) -> dict[str, Any]:
         c.drop(name, "ltxtune has no reference slot tags or alternative layouts", no_effect=(default,))
     c.drop("augment_noise", "ltxtune keeps references clean", no_effect=(0, 0.0))
     c.drop("sidecar_margin_pixels", "ltxtune has no sidecar layout", no_effect=(0, 0.0))
-    return {"latents_dir": c.take("latents_dir"), **_probability(c)}
+    return {"latents_dir": c.value("latents_dir", TEXT), **_probability(c)}
 
 
 # reference condition type -> (ltxtune class, its arguments from the reference keys)
@@ -220,12 +235,12 @@ CONDITIONS: dict[str, tuple[str, Callable[[Section], dict[str, Any]]]] = {
 
 def optimization(s: Section, out: Experiment) -> None:
     lr = s.number("learning_rate", 5e-4)
-    out.set("trainer.max_steps", s.take("steps", 3000))
-    out.set("trainer.batch_size", s.take("batch_size", 2))
-    out.set("trainer.grad_accum", s.take("gradient_accumulation_steps", 1))
+    out.set("trainer.max_steps", s.value("steps", INTEGER, 3000))
+    out.set("trainer.batch_size", s.value("batch_size", INTEGER, 2))
+    out.set("trainer.grad_accum", s.value("gradient_accumulation_steps", INTEGER, 1))
     out.set("trainer.max_grad_norm", s.number("max_grad_norm", 1.0))
-    out.set("trainer.gradient_checkpointing", bool(s.take("enable_gradient_checkpointing", False)))
-    optimizer = s.take("optimizer_type", "adamw")
+    out.set("trainer.gradient_checkpointing", s.value("enable_gradient_checkpointing", FLAG, False))
+    optimizer = s.value("optimizer_type", TEXT, "adamw")
     if optimizer not in ("adamw", "adamw8bit"):
         raise ConversionError(f"optimization.optimizer_type={optimizer!r}: expected adamw or adamw8bit")
     out.groups["optimizer"] = optimizer
@@ -235,27 +250,28 @@ def optimization(s: Section, out: Experiment) -> None:
 
 
 def scheduler(s: Section, out: Experiment, lr: float) -> None:
-    kind = s.take("scheduler_type", "linear")
-    params = dict(s.take("scheduler_params") or {})
-    out.set("scheduler.warmup_steps", int(params.pop("warmup_steps", 0) or 0))
+    kind = s.value("scheduler_type", TEXT, "linear")
+    params = Section(s.key("scheduler_params"), s.value("scheduler_params", MAPPING, {}), out)
+    out.set("scheduler.warmup_steps", params.value("warmup_steps", INTEGER, 0))
     if kind in ("constant", "linear", "cosine"):
         out.groups["scheduler"] = kind
         if kind == "linear":  # LinearLR from 1.0 to end_factor over the steps
-            out.set("scheduler.min_lr_ratio", float(params.pop("end_factor", 0.1)))
+            out.set("scheduler.min_lr_ratio", float(params.number("end_factor", 0.1)))
         if kind == "cosine":
-            out.set("scheduler.min_lr_ratio", float(params.pop("eta_min", 0.0)) / lr)
+            out.set("scheduler.min_lr_ratio", float(params.number("eta_min", 0.0)) / lr)
     else:
         out.groups["scheduler"] = "cosine"
         out.drop(s.key("scheduler_type"), kind, "no ltxtune schedule of this shape: the experiment uses cosine")
-    for name, value in params.items():
-        out.drop(f"{s.key('scheduler_params')}.{name}", value, f"ltxtune's {out.groups['scheduler']} has no such key")
+    for name, value in params.data.items():
+        if name not in params.read:
+            out.drop(params.key(name), value, f"ltxtune's {out.groups['scheduler']} has no such key")
 
 
 def acceleration(s: Section, out: Experiment) -> None:
-    out.set("trainer.mixed_precision", s.take("mixed_precision_mode", "bf16") or "no")
-    quantization = s.take("quantization")
+    out.set("trainer.mixed_precision", s.value("mixed_precision_mode", TEXT, "bf16", nullable=True) or "no")
+    quantization = s.value("quantization", TEXT)
     if quantization is not None:
-        quantize(str(quantization), s.key("quantization"), out)
+        quantize(quantization, s.key("quantization"), out)
     s.drop("load_text_encoder_in_8bit", _NO_TEXT_ENCODER)
     s.drop("offload_optimizer_during_validation", "ltxtune keeps the optimizer state in place during validation")
 
@@ -282,35 +298,36 @@ def quantize(value: str, key: str, out: Experiment) -> None:
 
 def data(s: Section, out: Experiment) -> None:
     out.groups["data"] = "precomputed"
-    out.set("data.root", str(s.take("preprocessed_data_root")))
-    out.set("loader.num_workers", s.take("num_dataloader_workers", 2))
+    out.set("data.root", s.value("preprocessed_data_root", TEXT, required=True))
+    out.set("loader.num_workers", s.value("num_dataloader_workers", INTEGER, 2))
 
 
 # --- validation, checkpoints, hub -----------------------------------------------------------------------------
 
 
 def validation(s: Section, out: Experiment) -> None:
-    interval = s.take("interval", 100)
+    interval = s.value("interval", INTEGER, 100, nullable=True)
     out.set("validation.every", interval or 0)
     if not interval:
         out.set("validation_videos.enabled", False)
-    prompts = s.take("samples") or s.take("prompts") or []
+    prompts = s.value("samples", LIST) or s.value("prompts", LIST) or []
     if prompts:
         out.set("validation_videos.num_prompts", len(prompts))
         out.drop(s.key("samples" if "samples" in s.data else "prompts"), f"{len(prompts)} prompts", _NO_PROMPTS)
-    out.set("validation_videos.num_steps", s.take("inference_steps", 50))
-    out.set("validation_videos.seed", s.take("seed", 42))
-    cfg = s.take("video_cfg_scale") if "video_cfg_scale" in s.data else s.take("guidance_scale", 4.0)
-    stg = s.take("stg_scale", 1.0)  # older configs: one STG scale for both streams
-    blocks = s.take("stg_blocks", [28])
-    rescale = s.take("guidance_rescale", 0.7)
+    out.set("validation_videos.num_steps", s.value("inference_steps", INTEGER, 50))
+    out.set("validation_videos.seed", s.value("seed", INTEGER, 42))
+    older = "video_cfg_scale" not in s.data  # older configs: one guidance_scale
+    cfg = s.number("guidance_scale", 4.0) if older else s.number("video_cfg_scale", 4.0)
+    stg = s.number("stg_scale", 1.0)  # older configs: one STG scale for both streams
+    blocks = s.value("stg_blocks", INTEGERS, [28])
+    rescale = s.number("guidance_rescale", 0.7)
     for name, cfg_default in (("video", cfg), ("audio", 7.0)):
         out.set(f"validation_videos.guidance.{name}", {
-            "cfg_scale": cfg_default if name == "video" else s.take("audio_cfg_scale", cfg_default),
-            "stg_scale": s.take(f"{name}_stg_scale", stg),
+            "cfg_scale": cfg_default if name == "video" else s.number("audio_cfg_scale", cfg_default),
+            "stg_scale": s.number(f"{name}_stg_scale", stg),
             "stg_blocks": blocks,
             "rescale_scale": rescale,
-            "modality_scale": s.take(f"{name}_modality_guidance_scale", 3.0),
+            "modality_scale": s.number(f"{name}_modality_guidance_scale", 3.0),
             "skip_step": 0,
         })  # fmt: skip
     s.drop(
@@ -330,9 +347,9 @@ def validation(s: Section, out: Experiment) -> None:
 
 
 def checkpoints(s: Section, out: Experiment) -> None:
-    interval = s.take("interval") or 0
+    interval = s.value("interval", INTEGER, nullable=True) or 0
     out.set("checkpoint.every", interval)
-    keep = s.take("keep_last_n", 1)
+    keep = s.value("keep_last_n", INTEGER, 1)
     if keep == -1:  # keep all: as many as the run makes
         steps = out.values.get("trainer", {}).get("max_steps", 3000)
         keep = max(1, -(-steps // interval)) if interval else 1
@@ -352,31 +369,32 @@ def hub(s: Section, out: Experiment) -> None:
 
 
 def flow_matching(s: Section, out: Experiment) -> None:
-    mode = s.take("timestep_sampling_mode", "shifted_logit_normal")
+    mode = s.value("timestep_sampling_mode", TEXT, "shifted_logit_normal")
     if mode not in ("uniform", "shifted_logit_normal"):
         raise ConversionError(
             f"flow_matching.timestep_sampling_mode={mode!r}: expected uniform or shifted_logit_normal"
         )
     out.groups["sampler"] = mode
     known = ("min_value", "max_value") if mode == "uniform" else ("std", "eps", "uniform_prob")
-    for name, value in (s.take("timestep_sampling_params") or {}).items():
+    params = Section(s.key("timestep_sampling_params"), s.value("timestep_sampling_params", MAPPING, {}), out)
+    for name in params.data:
         if name in known:
-            out.set(f"sampler.{name}", value)
+            out.set(f"sampler.{name}", params.value(name, NUMBER))
         else:
-            out.drop(f"{s.key('timestep_sampling_params')}.{name}", value, f"ltxtune's {mode} sampler takes {known}")
+            params.drop(name, f"ltxtune's {mode} sampler takes {known}", no_effect=())
 
 
 def wandb(s: Section, out: Experiment) -> None:
-    if not s.take("enabled", False):
+    if not s.value("enabled", FLAG, False):
         out.groups["logger"] = "none"
         for name in ("project", "entity", "tags", "log_validation_videos"):
             s.take(name)  # only meaningful with wandb on
         return
     out.groups["logger"] = "wandb"
     out.set("logger.mode", "online")
-    out.set("logger.project", s.take("project", "ltxv-trainer"))
-    out.set("logger.entity", s.take("entity"))
-    out.set("logger.tags", list(s.take("tags") or []))
+    out.set("logger.project", s.value("project", TEXT, "ltxv-trainer"))
+    out.set("logger.entity", s.value("entity", TEXT))
+    out.set("logger.tags", s.value("tags", TEXTS, []))
     s.drop("log_validation_videos", "ltxtune logs its validation videos whenever they are rendered", no_effect=(True,))
 
 
@@ -407,7 +425,7 @@ def convert(config: Any) -> Experiment:
         section = top.sub(name)
         read(section, out)
         section.close()
-    out.set("trainer.seed", top.take("seed", 42))
+    out.set("trainer.seed", top.value("seed", INTEGER, 42))
     top.drop("output_dir", "ltxtune writes each run to its own directory (choose one with hydra.run.dir=...)")
     top.close()
     return out
