@@ -118,6 +118,37 @@ def test_sample_file_that_is_not_plain_tensors_is_refused(synthetic_root, tmp_pa
         train(cfg, tmp_path / "run")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["lora.rank=sixteen"], "lora.rank='sixteen' is not allowed: a value of type int"),
+        (["optimizer.lr=fast"], "optimizer.lr='fast' is not allowed: a value of type float"),
+        (["optimizer.lr=nan"], "optimizer.lr=nan is not allowed: must be a finite number > 0.0"),
+        (["optimizer.lr=inf"], "optimizer.lr=inf is not allowed: must be a finite number > 0.0"),
+        (["optimizer.betas=0.9"], "optimizer.betas=0.9 is not allowed: two numbers in [0, 1]"),
+        (["optimizer.betas=[0.9,nan]"], "optimizer.betas[1]=nan is not allowed: must be a finite number"),
+        (["lora.alpha=nan"], "lora.alpha=nan is not allowed: must be a finite number > 0.0"),
+        (["lora.dropout=nan"], "lora.dropout=nan is not allowed: must be a finite number >= 0.0 and <= 1.0"),
+        (["lora.target_modules=to_q"], "lora.target_modules='to_q' is not allowed: a list of str"),
+        (["trainer.max_grad_norm=nan"], "trainer.max_grad_norm=nan is not allowed: must be a finite number >= 0.0"),
+        (["scheduler.warmup_steps=five"], "scheduler.warmup_steps='five' is not allowed: a value of type int"),
+        (["sampler.std=wide"], "sampler.std='wide' is not allowed: a value of type float"),
+        (["strategy.first_frame_p=nan"], "strategy.first_frame_p=nan is not allowed: must be a finite number"),
+        (["strategy.with_audio=maybe"], "strategy.with_audio='maybe' is not allowed: a value of type bool"),
+        (
+            ["experiment=i2v", "strategy.video.conditions.0.probability=often"],
+            "strategy.video.conditions[0].probability='often' is not allowed: a value of type float",
+        ),
+    ],
+)
+def test_a_word_nan_or_infinity_where_a_number_belongs_is_refused_with_its_key(overrides, line) -> None:
+    """Hydra reads ``nan``, ``inf`` and words as they are; the run refuses them before anything is built instead
+    of training on NaN weights or failing with a traceback in a comparison."""
+    with pytest.raises(ConfigError) as info:
+        build_parts(compose_cfg(*overrides))
+    assert str(info.value).startswith(line)
+
+
 def test_bad_value_in_a_nested_condition_names_its_full_key() -> None:
     cfg = compose_cfg("experiment=i2v", "strategy.video.conditions.0.probability=1.5")
     with pytest.raises(ConfigError, match=r"^strategy\.video\.conditions\[0\]\.probability=1\.5 is not allowed"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -201,6 +202,57 @@ def test_bad_input_ends_in_one_error_line_and_exit_code_2(kind: str, tmp_path: P
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr
     assert not (tmp_path / "experiment" / "x.yaml").exists()
+
+
+MINIMAL = {
+    "model": {"model_path": "/models/ltx-2.safetensors"},
+    "lora": {"rank": 32, "target_modules": ["to_k", "to_q"]},
+    "optimization": {"steps": 100},
+    "data": {"preprocessed_data_root": "/data/x"},
+    "checkpoints": {},
+    "flow_matching": {},
+    "validation": {},
+}
+FLEXIBLE = {
+    "name": "flexible",
+    "video": {"latents_dir": "latents", "conditions": [{"type": "spatial_crop", "spatial_region": [0, 0, 64, 64]}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("lora", "target_modules", "to_k", "lora.target_modules='to_k': expected a list of strings"),
+        ("lora", "rank", "sixteen", "lora.rank='sixteen': expected an integer"),
+        ("lora", "alpha", [32], "lora.alpha=[32]: expected a number"),
+        ("optimization", "steps", "ten", "optimization.steps='ten': expected an integer"),
+        ("optimization", "batch_size", 1.5, "optimization.batch_size=1.5: expected an integer"),
+        ("optimization", "learning_rate", "nan", "optimization.learning_rate='nan': expected a number"),
+        ("optimization", "enable_gradient_checkpointing", "no", "checkpointing='no': expected true or false"),
+        ("model", "model_path", None, "model.model_path=None: expected a string"),
+        ("checkpoints", "interval", "often", "checkpoints.interval='often': expected an integer"),
+        ("flow_matching", "timestep_sampling_params", [1], "params=[1]: expected a mapping of keys"),
+        ("validation", "stg_blocks", 28, "validation.stg_blocks=28: expected a list of integers"),
+        ("wandb", "tags", "mine", "wandb.tags='mine': expected a list of strings"),
+        ("training_strategy", "video", "latents", "training_strategy.video='latents': expected a mapping of keys"),
+        ("spatial_crop", "spatial_region", "abcd", "conditions[0].spatial_region='abcd': expected a list of 4 integers"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_in_one_line(section, key, value, expected, tmp_path, capsys) -> None:
+    """Nothing is carried over as something else: a string target_modules is not split into characters, a word
+    is not a number, "no" is not true."""
+    config = {**copy.deepcopy(MINIMAL), "wandb": {"enabled": True}, "training_strategy": copy.deepcopy(FLEXIBLE)}
+    if section == "spatial_crop":
+        config["training_strategy"]["video"]["conditions"][0][key] = value
+    else:
+        config[section][key] = value
+    source = tmp_path / "reference.yaml"
+    source.write_text(yaml.safe_dump(config))
+    output = tmp_path / "experiment" / "x.yaml"
+    assert main([str(source), "-o", str(output)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {source}: ") and lines[0].endswith(expected), lines
+    assert not output.exists()
 
 
 @needs_reference

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
 import shutil
 import signal
@@ -349,6 +350,36 @@ def test_an_unusable_run_directory_ends_in_one_line(tmp_path, where) -> None:
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert expected in done.stderr.strip().splitlines()[-1], done.stderr[-500:]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "the default outputs/ is a file",
+        pytest.param(
+            "a parent that cannot be entered",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root enters any directory"),
+        ),
+    ],
+)
+def test_a_run_directory_that_cannot_be_made_ends_in_one_line(tmp_path, where) -> None:
+    """Wherever the directory comes from (the command line or Hydra's default under the working directory)."""
+    args = [sys.executable, str(ROOT / "train.py"), "logger=none"]
+    if where == "the default outputs/ is a file":
+        (tmp_path / "outputs").write_text("")
+        expected = f"{tmp_path / 'outputs'} is a file, not a directory (choose another hydra.run.dir)"
+    else:
+        (tmp_path / "locked").mkdir(mode=0)
+        args.append(f"hydra.run.dir={tmp_path / 'locked' / 'run'}")
+        expected = "Permission denied (choose another hydra.run.dir)"
+    try:
+        done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    finally:
+        if (tmp_path / "locked").exists():
+            (tmp_path / "locked").chmod(0o700)  # pytest removes tmp_path later
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: hydra.run.dir=") and last.endswith(expected), last
 
 
 # ---------------------------------------------------------------------------------------------- one line

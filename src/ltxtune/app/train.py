@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -159,26 +160,43 @@ def shared_run_dir(local: Path) -> Path:
     return shared
 
 
-def unusable_output_dir(argv: list[str]) -> str | None:
-    """Why the run or sweep directory named on the command line cannot be made (Hydra makes it before the
-    job starts, and would end in a traceback), or ``None``."""
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+~") not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
-            continue
-        path = Path(value).expanduser().absolute()
-        existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir():
-            return f"{key}={value}: {existing} is a file, not a directory (choose another {key})"
-        if not os.access(existing, os.W_OK | os.X_OK):
-            return f"{key}={value}: {existing} is not writable (choose another {key} or fix its permissions)"
+class OutputDirCheck(Callback):
+    """Hydra makes the run (or sweep) directory before the job starts, and one it cannot make ends in a
+    traceback: make it here first, whatever set it (the command line, an experiment, the default), and end in
+    one line."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        make_output_dir(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        make_output_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def make_output_dir(value: str, key: str) -> None:
+    if (problem := unusable_dir(Path(value))) is not None:
+        sys.exit(f"error: {key}={value}: {problem} (choose another {key})")
+
+
+def unusable_dir(path: Path) -> str | None:
+    """Make ``path`` (and its parents); why that cannot be done, or why the run could not write in it."""
+    path = path.expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        for place in (path, *path.parents):
+            try:
+                if place.exists() and not place.is_dir():
+                    return f"{place} is a file, not a directory"
+            except OSError:  # a parent that cannot be searched: the error below names it
+                continue
+        return f"{exc.filename or path}: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable (fix its permissions)"
     return None
 
 
 def main() -> None:
-    """``python train.py ...``: the command line checks Hydra cannot report in one line, then Hydra."""
-    if (problem := unusable_output_dir(sys.argv[1:])) is not None:
-        sys.exit(f"error: {problem}")
+    """``python train.py ...``: Hydra, and the teardown a finished run can skip."""
     hydra_main()
     if _finished_run and not process_group_alive():
         exit_without_teardown()
