@@ -241,6 +241,72 @@ def test_resume_auto_in_a_run_stopped_before_its_first_checkpoint_says_there_is_
     assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 0, "val/loss": 3.3}\n'
 
 
+def test_a_state_pt_that_is_not_plain_tensors_is_refused_in_one_line(synthetic_root, tmp_path) -> None:
+    """A checkpoint copied from elsewhere (no manifest to check it against): its state.pt is read with
+    weights_only=True, and one that holds pickled objects, bytes of something else or another program's dict
+    is refused naming the checkpoint and what is wrong, never a traceback."""
+    first = tmp_path / "first"
+    train(compose_cfg("trainer.max_steps=2", "checkpoint.every=1", data_root=synthetic_root), first)
+    bad_states = {
+        "pickled": ({"step": 1, "where": Path("/x")}, "holds Python objects besides tensors"),
+        "damaged": (b"\x80\x02not a torch file" * 50, "not a file torch.save wrote, or it is damaged"),
+        "foreign": ({"epoch": 3, "model": {}}, "its state.pt lacks step, consumed, trainable"),
+    }
+    for name, (content, message) in bad_states.items():
+        run = shutil.copytree(first, tmp_path / name)
+        checkpoint = run / "checkpoints" / "step_000001"
+        (checkpoint / "manifest.json").unlink()
+        if isinstance(content, bytes):
+            (checkpoint / "state.pt").write_bytes(content)
+        else:
+            torch.save(content, checkpoint / "state.pt")
+        cfg = compose_cfg("trainer.max_steps=3", f"checkpoint.resume={checkpoint}", data_root=synthetic_root)
+        with pytest.raises(ConfigError) as caught:
+            train(cfg, tmp_path / "elsewhere")
+        line = str(caught.value)
+        assert line.startswith(f"checkpoint.resume='{checkpoint}' is not allowed") and message in line, line
+        assert "\n" not in line and json.loads((run / "result.json").read_text())["status"] == "failed"
+
+
+def lora_file(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("a text file", "this file is not safetensors"),
+        ("a torch file", "this file is not safetensors"),
+        ("no LoRA keys", "this file holds no '<module>.lora_A.weight' tensors"),
+        ("another rank", "a LoRA of rank 16 (lora.rank); this one has rank 8: train it with lora.rank=8"),
+    ],
+)
+def test_a_file_that_is_no_lora_of_this_rank_is_refused_as_init_from(tmp_path, kind, message) -> None:
+    """Refused when the config is checked, before any model is built, instead of a safetensors traceback."""
+    path = {
+        "a text file": tmp_path / "notes.txt",
+        "a torch file": tmp_path / "lora.pt",
+        "no LoRA keys": tmp_path / "model.safetensors",
+        "another rank": tmp_path / "lora.safetensors",
+    }[kind]
+    if kind == "a text file":
+        path.write_text("my LoRA is somewhere else\n")
+    elif kind == "a torch file":
+        torch.save({"diffusion_model.a.lora_A.weight": torch.zeros(16, 32)}, path)
+    elif kind == "no LoRA keys":
+        lora_file(path, {"model.diffusion_model.a.weight": torch.zeros(4, 4)})
+    else:
+        a, b = torch.zeros(8, 64), torch.zeros(64, 8)
+        lora_file(path, {"diffusion_model.a.to_q.lora_A.weight": a, "diffusion_model.a.to_q.lora_B.weight": b})
+    with pytest.raises(ConfigError) as caught:
+        build_parts(compose_cfg(f"lora.init_from={path}"))
+    line = str(caught.value)
+    assert line.startswith(f"lora.init_from='{path}' is not allowed") and message in line, line
+
+
 def test_two_identical_runs_write_byte_identical_lora_files(synthetic_root, tmp_path) -> None:
     digests = set()
     for name in ("a", "b"):
@@ -392,6 +458,8 @@ def test_a_run_directory_that_cannot_be_made_ends_in_one_line(tmp_path, where) -
         (["data=precomputed"], "error: data.root must be set"),
         (["data=precomputed", "data.root=/nonexistent/data"], "error: data.root='/nonexistent/data' does not exist"),
         (["model=ltx2"], "error: model.checkpoint must be set"),  # keys that follow it (${.checkpoint}) resolve
+        (["lora.rank=sixteen"], "error: lora.rank='sixteen' is not allowed: a value of type int"),
+        (["optimizer.lr=nan"], "error: optimizer.lr=nan is not allowed: must be a finite number > 0.0"),
     ],
 )
 def test_a_user_mistake_ends_in_one_line(tmp_path, overrides, line) -> None:
