@@ -133,6 +133,7 @@ def encode_prompts(
         stored = torch.load(cache, map_location="cpu", weights_only=True)
         if stored.get("encoded_from") == key:
             return [Batch.from_dict(sources) for sources in stored["sources"]]
+        print(f"validation prompts: {cache} was encoded for other prompts or settings: encoding again", flush=True)
     built = encoders()  # the text encoder and the VAE encoders, loaded now and freed below
     try:
         batches = [prompt_batch(p, i, template, built) for i, p in enumerate(prompts)]
