@@ -235,7 +235,12 @@ FLEXIBLE = {
         ("validation", "stg_blocks", 28, "validation.stg_blocks=28: expected a list of integers"),
         ("wandb", "tags", "mine", "wandb.tags='mine': expected a list of strings"),
         ("training_strategy", "video", "latents", "training_strategy.video='latents': expected a mapping of keys"),
-        ("spatial_crop", "spatial_region", "abcd", "conditions[0].spatial_region='abcd': expected a list of 4 integers"),
+        (
+            "spatial_crop",
+            "spatial_region",
+            "abcd",
+            "conditions[0].spatial_region='abcd': expected a list of 4 integers",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_kind_is_named_in_one_line(section, key, value, expected, tmp_path, capsys) -> None:

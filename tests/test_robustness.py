@@ -221,6 +221,38 @@ def test_a_precomputed_dataset_holds_out_a_fraction_by_default() -> None:
         PrecomputedData("/data", val_samples=2.5)
 
 
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("a latents file", "this file has no video_prompt_embeds (it holds fps, height, latents, num_frames, width)"),
+        ("another encoder's features", "its video_prompt_embeds is [16, 48]"),
+        ("a text file", "not a plain tensor file"),
+    ],
+)
+def test_negative_conditions_that_are_no_text_features_of_this_data_are_refused_before_training(
+    synthetic_root, tmp_path, kind, message
+) -> None:
+    """validation_videos.negative_conditions names a conditions/ file; a latents file, features of another width
+    or no tensor file at all is named with what it must hold before any step, not a traceback at validation."""
+    build_parts(compose_cfg(data_root=synthetic_root)).data.prepare()
+    path = {
+        "a latents file": synthetic_root / "latents" / "sample_0000.pt",
+        "another encoder's features": tmp_path / "negative.pt",
+        "a text file": tmp_path / "negative.txt",
+    }[kind]
+    if kind == "another encoder's features":
+        torch.save({"video_prompt_embeds": torch.zeros(16, 48), "prompt_attention_mask": torch.ones(16)}, path)
+    if kind == "a text file":
+        path.write_text("blurry, low quality\n")
+    cfg = compose_cfg(f"validation_videos.negative_conditions={path}", data_root=synthetic_root)
+    with pytest.raises(ConfigError) as caught:
+        train(cfg, tmp_path / "run")
+    line = str(caught.value)
+    assert line.startswith(f"validation_videos.negative_conditions='{path}' is not allowed: a conditions/ file")
+    assert "video_prompt_embeds [L, 32] and prompt_attention_mask [L]" in line and message in line, line
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["steps"] == 0
+
+
 # ---------------------------------------------------------------------------------------------- the run directory
 
 

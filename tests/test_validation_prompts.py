@@ -114,8 +114,9 @@ def test_a_cache_left_by_an_earlier_attempt_is_used_only_for_what_it_was_encoded
     synthetic_root, tmp_path, capsys
 ) -> None:
     """A first attempt killed after encoding leaves validation_prompts.pt and no results, so a run with another
-    strategy or text encoder may start in the same directory: it encodes again (the IC-LoRA sample gets its
-    reference, the other encoder's features) instead of rendering from the stale cache; the same settings reuse it."""
+    strategy or text encoder may start in the same directory: it encodes again (the sample gets the audio clip the
+    strategy now generates, the other encoder's features) instead of rendering from the stale cache; the same
+    settings reuse it."""
     prompts = ("validation_videos.prompts=['a red ball']", "validation_videos.num_prompts=0", "trainer.max_steps=1")
     train(compose_cfg(*prompts, data_root=synthetic_root), tmp_path / "first")
     first = torch.load(tmp_path / "first" / "validation_prompts.pt", weights_only=True)
@@ -127,8 +128,8 @@ def test_a_cache_left_by_an_earlier_attempt_is_used_only_for_what_it_was_encoded
         train(compose_cfg(*prompts, *changed, data_root=synthetic_root), tmp_path / name)
         return torch.load(tmp_path / name / "validation_prompts.pt", weights_only=True)["sources"][0]
 
-    ic_lora = again("ic_lora", "strategy=video_to_video")
-    assert ic_lora["reference_latents"] is not None and first["sources"][0]["reference_latents"] is None
+    with_audio = again("with_audio", "strategy.with_audio=true")
+    assert with_audio["audio_latents"] is not None and first["sources"][0]["audio_latents"] is None
     encoder = again("encoder", "validation_videos.encoders.text.seed=7")
     assert not torch.equal(encoder["text"]["video_embeds"], first["sources"][0]["text"]["video_embeds"])
     assert capsys.readouterr().out.count("was encoded for other prompts or settings: encoding again") == 2

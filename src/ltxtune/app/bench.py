@@ -12,6 +12,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -121,15 +122,23 @@ def loader_samples_per_s(cfg, seconds: float = 3.0) -> float:
 
 
 def startup_to_first_step(data_root: str) -> float:
-    """Wall seconds of `python train.py` with one step and no validation: imports, data check, model, one step."""
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "ltxtune.app.train", "logger=none", "trainer.max_steps=1",
-         "validation.every=0", "validation.sigmas=[0.5]", f"data.root={data_root}",
-         "hydra.run.dir=outputs/bench-first-step"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return time.perf_counter() - start
+    """Wall seconds of `python train.py` with one step and no validation: imports, data check, model, one step.
+
+    The run goes to a fresh temporary directory each time (a run directory holds one run: a second benchmark
+    into the same one would be refused), removed afterwards; a failed run ends the benchmark with its last line.
+    """
+    with tempfile.TemporaryDirectory(prefix="ltxtune-bench-") as run_dir:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ltxtune.app.train", "logger=none", "trainer.max_steps=1",
+             "validation.every=0", "validation.sigmas=[0.5]", f"data.root={data_root}", f"hydra.run.dir={run_dir}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        last = next(iter(done.stderr.strip().splitlines()[-1:]), f"exit code {done.returncode}")
+        sys.exit(f"error: the one-step run of `python train.py` failed: {last.removeprefix('error: ')}")
+    return seconds
 
 
 def main() -> None:

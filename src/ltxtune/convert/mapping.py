@@ -68,9 +68,7 @@ class Section:
         self.read.add(name)
         return self.data.get(name, default)
 
-    def value(
-        self, name: str, kind: Kind, default: Any = None, nullable: bool = False, required: bool = False
-    ) -> Any:
+    def value(self, name: str, kind: Kind, default: Any = None, nullable: bool = False, required: bool = False) -> Any:
         """Key ``name`` as ``kind`` (absent: ``default``; null: ``None`` when ``nullable``, else ``default``); a
         value of another kind, or none where one is ``required``, raises ``ConversionError`` naming key and kind."""
         value = self.take(name)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ltxtune.data import legacy
-from ltxtune.data.batch import Batch, Clip, TextEncoder, TextFeatures
+from ltxtune.data.batch import TEXT_MASK_KEY, Batch, Clip, TextEncoder, TextFeatures
 from ltxtune.data.dataset import load_sample_file
 from ltxtune.data.needs import DataNeeds
 from ltxtune.data.preprocess.media import MediaError, read_audio, read_frames
@@ -410,8 +410,7 @@ class Prompts:
         model's (the tiny one beside a real checkpoint) cannot encode it: the empty prompt, with a warning."""
         device, keys = text.attention_mask.device, text.to_file().keys()
         if self.negative_conditions is not None:
-            path = Path(self.negative_conditions).expanduser()
-            stored = legacy.normalise(path, load_sample_file(path))
+            stored = read_negative_conditions(Path(self.negative_conditions).expanduser(), text)
             raw = {k: stored[k].unsqueeze(0).to(device) for k in keys}
         elif self.negative_prompt is not None and (encoded := self.encoded_negative(text)) is not None:
             raw = {k: encoded[k].to(device) for k in keys}
@@ -469,6 +468,30 @@ def left_padded(features: Tensor, length: int) -> Tensor:
         return features[:, -length:]
     pad = features.new_zeros(features.shape[0], missing, *features.shape[2:])
     return torch.cat([pad, features], dim=1)
+
+
+def read_negative_conditions(path: Path, text: TextFeatures) -> dict[str, Tensor]:
+    """The negative prompt's stored features in ``path`` (``{key: [L, D]}``, the mask ``[L]``) for samples whose
+    text features are ``text`` ``[B, L, D]``; a file that does not hold them (latents, another encoder's
+    features, no tensors) raises ``ConfigError`` naming it and what it must hold."""
+    key, streams = "validation_videos.negative_conditions", text.to_file()
+    widths = ", ".join(f"{k} [L, {v.shape[-1]}]" for k, v in streams.items() if v.dim() == 3)
+    allowed = (
+        f"a conditions/ file with the negative prompt's text features ({widths} and {TEXT_MASK_KEY} [L], "
+        "as preprocess.py writes for a caption), or null"
+    )
+    try:
+        stored = legacy.normalise(path, load_sample_file(path))
+    except DataError as exc:
+        raise ConfigError(key, str(path), f"{allowed}; {str(exc).removeprefix(f'{path}: ')}") from None
+    for name, ours in streams.items():
+        found = stored.get(name)
+        if not isinstance(found, Tensor):
+            held = ", ".join(sorted(stored)) or "nothing"
+            raise ConfigError(key, str(path), f"{allowed}; this file has no {name} (it holds {held})")
+        if found.dim() != ours.dim() - 1 or found.shape[1:] != ours.shape[2:]:
+            raise ConfigError(key, str(path), f"{allowed}; its {name} is {list(found.shape)}")
+    return stored
 
 
 def empty_prompt(text: TextFeatures) -> TextFeatures:

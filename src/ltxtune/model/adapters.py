@@ -94,7 +94,9 @@ def check_lora_file(path: Path, rank: int) -> None:
     if ranks != {rank}:
         found = ", ".join(str(r) for r in sorted(ranks))
         fix = f"train it with lora.rank={found}" if len(ranks) == 1 else "one rank is all lora.rank can match"
-        raise ConfigError("init_from", str(path), f"a LoRA of rank {rank} (lora.rank); this one has rank {found}: {fix}")
+        raise ConfigError(
+            "init_from", str(path), f"a LoRA of rank {rank} (lora.rank); this one has rank {found}: {fix}"
+        )
 
 
 class LoraAdapter(Adapter):

@@ -217,7 +217,9 @@ def load_plain(checkpoint: Path, name: str) -> Any:
     try:
         return torch.load(checkpoint / name, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, OSError, KeyError... for bad files
-        raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its {name}: {load_failure(exc)}") from None
+        raise ConfigError(
+            "checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its {name}: {load_failure(exc)}"
+        ) from None
 
 
 def read_state(checkpoint: Path) -> CheckpointState:
@@ -350,7 +352,9 @@ class Checkpointer:
             raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN} for this run ({first})") from None
         rng = load_plain(checkpoint, f"rng_rank{acc.process_index}.pt")
         if not isinstance(rng, Tensor):
-            raise ConfigError("checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its rng file holds no generator state")
+            raise ConfigError(
+                "checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its rng file holds no generator state"
+            )
         trainer.generator.set_state(rng)
 
     def check(self, checkpoint: Path, state: CheckpointState, acc: Accelerator) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -20,7 +21,7 @@ from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.evaluation.prompts import check_prompts
+from ltxtune.evaluation.prompts import check_prompts, read_negative_conditions
 from ltxtune.model.adapters import FullFinetune
 from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.training.checkpoint import CompatFacts
@@ -60,8 +61,11 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
             raise exc.within("validation_videos") from None
     strategy = type(parts.strategy).__name__
     split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
-    first = collate([split.train[0]])  # read once: both checks look at the first training sample
+    first = collate([split.train[0]])  # read once: the checks look at the first training sample
     check_data(parts, first)
+    negative = parts.validation_videos.negative_conditions
+    if parts.validation_videos.enabled and negative is not None and first.text is not None:
+        read_negative_conditions(Path(negative).expanduser(), first.text)
     check_mask_coverage(parts.strategy, split.train, first)
     return RunPlan(split, sample_tokens(parts.strategy, first), compat, processes)
 
