@@ -297,7 +297,7 @@ def test_a_state_pt_that_is_not_plain_tensors_is_refused_in_one_line(synthetic_r
             train(cfg, tmp_path / "elsewhere")
         line = str(caught.value)
         assert line.startswith(f"checkpoint.resume='{checkpoint}' is not allowed") and message in line, line
-        assert "\n" not in line and json.loads((run / "result.json").read_text())["status"] == "failed"
+        assert "\n" not in line
 
 
 def lora_file(path: Path, tensors: dict[str, torch.Tensor]) -> Path:

@@ -145,8 +145,13 @@ class CompatFacts:
 
 def saved_compat(checkpoint: Path) -> CompatFacts | None:
     """The config facts ``checkpoint`` was saved under, read without loading its tensors (memory-mapped)."""
-    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True, mmap=True)
-    return CompatFacts(**state["compat"]) if state.get("compat") is not None else None
+    state = load_plain(checkpoint, STATE_FILE, mmap=True)
+    compat = state.get("compat") if isinstance(state, dict) else None  # another kind of file: read_state says so
+    try:
+        return CompatFacts(**compat) if isinstance(compat, dict) else None
+    except TypeError:
+        allowed = f"{_WRITTEN}; the config facts in its {STATE_FILE} are not ltxtune's (model, strategy, lora)"
+        raise ConfigError("checkpoint.resume", str(checkpoint), allowed) from None
 
 
 def check_compat(checkpoint: Path, saved: CompatFacts | None, current: CompatFacts) -> None:
@@ -212,10 +217,11 @@ class CheckpointState:
 _WRITTEN = "a checkpoint directory an ltxtune run wrote (checkpoints/step_N)"
 
 
-def load_plain(checkpoint: Path, name: str) -> Any:
-    """A file of ``checkpoint`` loaded as plain tensors and containers; anything else is refused in one line."""
+def load_plain(checkpoint: Path, name: str, mmap: bool = False) -> Any:
+    """A file of ``checkpoint`` loaded as plain tensors and containers (``mmap``: memory-mapped, nothing read
+    until used); anything else is refused in one line."""
     try:
-        return torch.load(checkpoint / name, map_location="cpu", weights_only=True)
+        return torch.load(checkpoint / name, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, OSError, KeyError... for bad files
         raise ConfigError(
             "checkpoint.resume", str(checkpoint), f"{_WRITTEN}; its {name}: {load_failure(exc)}"
