@@ -110,32 +110,28 @@ def test_a_custom_strategys_prompt_gets_its_image(synthetic_root, tmp_path) -> N
     assert latents[0, :, 0].abs().sum() > 0 and latents[0, :, 1:].abs().sum() == 0
 
 
-def test_a_cache_left_by_an_earlier_attempt_is_used_only_for_what_it_was_encoded_for(
+def test_a_resumed_run_encodes_its_prompts_again_when_the_encoder_changed_and_says_so(
     synthetic_root, tmp_path, capsys
 ) -> None:
-    """A first attempt killed after encoding leaves validation_prompts.pt and no results, so a run with another
-    strategy or text encoder may start in the same directory: it encodes again (the sample gets the audio clip the
-    strategy now generates, the other encoder's features) instead of rendering from the stale cache; the same
-    settings reuse it."""
-    prompts = ("validation_videos.prompts=['a red ball']", "validation_videos.num_prompts=0", "trainer.max_steps=1")
-    train(compose_cfg(*prompts, data_root=synthetic_root), tmp_path / "first")
-    first = torch.load(tmp_path / "first" / "validation_prompts.pt", weights_only=True)
+    """A resume keeps validation_prompts.pt, but its text encoder may differ (it is no part of the checkpoint's
+    config facts): the prompts are encoded again with it, and the run says so; a resume with the same encoder
+    uses the cache as it is."""
+    prompts = ("validation_videos.prompts=['a red ball']", "validation_videos.num_prompts=0", "checkpoint.every=1")
+    train(compose_cfg(*prompts, "trainer.max_steps=1", data_root=synthetic_root), tmp_path)
+    first = torch.load(tmp_path / "validation_prompts.pt", weights_only=True)["sources"][0]["text"]["video_embeds"]
     capsys.readouterr()
 
-    def again(name: str, *changed: str) -> dict:
-        (tmp_path / name).mkdir()
-        shutil.copy(tmp_path / "first" / "validation_prompts.pt", tmp_path / name / "validation_prompts.pt")
-        train(compose_cfg(*prompts, *changed, data_root=synthetic_root), tmp_path / name)
-        return torch.load(tmp_path / name / "validation_prompts.pt", weights_only=True)["sources"][0]
+    def resume(steps: int, *changed: str) -> tuple[torch.Tensor, str]:
+        overrides = (*prompts, f"trainer.max_steps={steps}", "checkpoint.resume=auto", *changed)
+        train(compose_cfg(*overrides, data_root=synthetic_root), tmp_path)
+        cached = torch.load(tmp_path / "validation_prompts.pt", weights_only=True)
+        return cached["sources"][0]["text"]["video_embeds"], capsys.readouterr().out
 
-    with_audio = again("with_audio", "strategy.with_audio=true")
-    assert with_audio["audio_latents"] is not None and first["sources"][0]["audio_latents"] is None
-    encoder = again("encoder", "validation_videos.encoders.text.seed=7")
-    assert not torch.equal(encoder["text"]["video_embeds"], first["sources"][0]["text"]["video_embeds"])
-    assert capsys.readouterr().out.count("was encoded for other prompts or settings: encoding again") == 2
-    same = again("same")
-    assert torch.equal(same["text"]["video_embeds"], first["sources"][0]["text"]["video_embeds"])
-    assert "encoding again" not in capsys.readouterr().out
+    same, said = resume(2)
+    assert torch.equal(same, first) and "encoding again" not in said
+    other, said = resume(3, "validation_videos.encoders.text.seed=7")
+    assert not torch.equal(other, first)
+    assert f"validation prompts: {tmp_path / 'validation_prompts.pt'} was encoded for other prompts or settings" in said
 
 
 def test_bad_prompts_are_refused_before_training_with_the_file_named(synthetic_root, tmp_path) -> None:
