@@ -47,6 +47,17 @@ def tiny_gemma_config(gemma: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(encoder_configurator, "GEMMA3_CONFIG_FOR_LTX", gemma_config_for_ltx(gemma))
 
 
+def on_tiny_ltx2(checkpoint: Path) -> list[str]:
+    """The overrides of a run on the tiny LTX-2 checkpoint with features of the tiny Gemma (32 wide, 128 tokens)."""
+    return [
+        "model=ltx2",
+        f"model.checkpoint={checkpoint}",
+        "model.caption_channels=32",
+        "model.dtype=float32",
+        "data.text_tokens=128",
+    ]
+
+
 def token_count(gemma: Path, text: str) -> int:
     """The caption's tokens as Gemma's tokenizer counts them (with the leading <bos>)."""
     from transformers import AutoTokenizer
@@ -237,11 +248,7 @@ def test_gemma_is_freed_before_the_transformer_is_built(
     monkeypatch.setattr(GemmaText, "__init__", remembering_init)
     monkeypatch.setattr(LTX2Checkpoint, "build", noting_build)
     cfg = compose_cfg(
-        "model=ltx2",
-        f"model.checkpoint={checkpoint}",
-        "model.caption_channels=32",
-        "model.dtype=float32",
-        "data.text_tokens=128",
+        *on_tiny_ltx2(checkpoint),
         "trainer.max_steps=1",
         "validation_videos.num_steps=1",
         "validation_videos.num_prompts=0",
@@ -300,11 +307,7 @@ def test_a_gemma_directory_without_its_tokenizer_ends_a_run_in_one_line(gemma, c
         GemmaText(str(checkpoint), str(broken), device="cpu")
     # In a training run the validation prompts' encoders are built by Hydra, which wraps the refusal.
     cfg = compose_cfg(
-        "model=ltx2",
-        f"model.checkpoint={checkpoint}",
-        "model.caption_channels=32",
-        "model.dtype=float32",
-        "data.text_tokens=128",
+        *on_tiny_ltx2(checkpoint),
         "validation_videos.prompts=['a dog']",
         "encoders@validation_videos.encoders=ltx2",
         f"validation_videos.encoders.checkpoint={checkpoint}",
