@@ -279,9 +279,6 @@ class Mask(IntrinsicCondition):
         return replace(super().gives(track, key), what=f"the {track} where its mask ({self.mask_dir}/) gives it")
 
     def region(self, target: Tokens, batch: Batch) -> Tensor:
-        return self.given(target, batch)
-
-    def given(self, target: Tokens, batch: Batch) -> Tensor:
         """``[B, T]`` True on the tokens the masks give (before the per-sample draw)."""
         mask = batch.mask(target.name)
         b, t = target.tokens.shape[:2]

@@ -176,7 +176,7 @@ class Flexible(TrainingStrategy):
             target = track.tokens(batch.target(track.name))
             for i, condition in enumerate(track.conditions):
                 if isinstance(condition, Mask):
-                    given, values = condition.given(target, batch), condition.values(batch, track.name)
+                    given, values = condition.region(target, batch), condition.values(batch, track.name)
                     key, generated = f"{track.name}.conditions.{i}.threshold", 1.0 - given.float().mean(dim=1)
                     covered.append(MaskCoverage(key, condition.threshold, condition.mask_dir, generated, values, False))
         return covered
