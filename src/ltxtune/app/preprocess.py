@@ -46,11 +46,17 @@ def build_preprocessor(cfg: DictConfig, **extra: object) -> Preprocessor:
     ``buckets``, ...); the other keys (``input``, ``encoders``, ``demo``) belong to the command."""
     import inspect
 
+    from hydra.errors import InstantiationException
     from hydra.utils import get_class, instantiate
 
     params = inspect.signature(get_class(cfg._target_)).parameters
     own = {key: cfg[key] for key in params if key in cfg and key not in extra}
-    return instantiate({"_target_": cfg._target_, **own}, **extra, _convert_="all")
+    try:
+        return instantiate({"_target_": cfg._target_, **own}, **extra, _convert_="all")
+    except InstantiationException as exc:  # a value the constructor (or the `frames` option's) refuses: as it said
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        raise
 
 
 def preprocess(cfg: DictConfig) -> Summary:

@@ -16,6 +16,7 @@ from torch import Tensor
 from ltxtune.data.preprocess.buckets import Bucket, choose_bucket
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import Framing, MediaError, MediaInfo, TooShort, probe, read_audio, read_frames
+from ltxtune.data.preprocess.spans import Span
 
 
 class Skip(Exception):
@@ -39,13 +40,44 @@ def reading(path: Path, role: str = "") -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Inputs:
-    """A row's decoded inputs at its bucket's size: frames ``[F, 3, H, W]`` uint8, the mask ``[F, 1, H, W]``,
-    the reference at its own size, and the sound ``[2, S]`` (``None``: the clip has none, or audio is off)."""
+class Clip:
+    """A row's media as its header describes it, and the bucket it goes to; nothing is decoded yet."""
 
     info: MediaInfo
     bucket: Bucket
     framing: Framing
+
+    @property
+    def seconds(self) -> float:
+        """The length of one span (the bucket's frames) in seconds."""
+        return self.bucket.frames / self.info.fps
+
+
+@dataclass(frozen=True)
+class Track:
+    """Sound read once for all of a row's spans: ``wave`` ``[2, S]`` is ``source`` from ``start`` seconds on."""
+
+    wave: Tensor
+    start: float
+    rate: int
+    source: str
+
+    def cut(self, start: float, seconds: float) -> Tensor:
+        """``[2, round(seconds * rate)]`` from ``start`` seconds: the samples ``read_audio(start=start)`` gives."""
+        first = round(start * self.rate) - round(self.start * self.rate)
+        return self.wave[:, first : first + round(seconds * self.rate)]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One span's decoded inputs at its bucket's size: frames ``[F, 3, H, W]`` uint8, the mask ``[F, 1, H, W]``,
+    the reference at its own size, and the sound ``[2, S]`` (``None``: the clip has none, or audio is off), all
+    from the span's first frame (and its time) on."""
+
+    info: MediaInfo
+    bucket: Bucket
+    framing: Framing
+    span: Span
     frames: Tensor
     reference: Tensor | None
     mask: Tensor | None
@@ -68,12 +100,8 @@ class InputReader:
     downscale: int
     stride: int
 
-    def read(self, row: Row, sample_rate: int, steps_per_second: float) -> Inputs:
-        """Every input of ``row``, decoded; raises ``Skip`` naming the first bad file.
-
-        A separate audio file must cover the clip (within one audio latent step, ``1 / steps_per_second``); the
-        clip's own track and a reference audio shorter than the clip are padded with silence.
-        """
+    def open(self, row: Row) -> Clip:
+        """``row``'s media probed and bucketed; raises ``Skip`` for a bad row or a clip shorter than every bucket."""
         self.check(row)
         with reading(row.media):
             info = probe(row.media, self.image_fps)
@@ -81,25 +109,46 @@ class InputReader:
         if bucket is None:
             shortest = min(b.frames for b in self.buckets)
             raise Skip("too short", f"{row.media}: {info.frames} frames, the shortest bucket needs {shortest}")
-        # Decode every input before encoding anything: a bad reference or mask must not cost a VAE pass.
-        try:
-            frames = read_frames(row.media, bucket.frames, bucket.width, bucket.height)
-        except TooShort as exc:  # the bucket fits the frames the header promised: the file breaks off early
-            promised = "an image" if info.is_image else f"{info.frames} frames"
-            raise Skip("truncated", f"{row.media}: the header promises {promised}, but {exc}") from exc
-        except MediaError as exc:
-            raise Skip("unreadable", f"{row.media}: {exc}") from exc
-        reference = self.read_reference(row, bucket)
-        mask = None
-        if row.mask is not None:
-            with reading(row.mask, "mask"):
-                mask = read_frames(row.mask, bucket.frames, bucket.width, bucket.height, gray=True)
-        seconds = bucket.frames / info.fps
-        waveform = self.read_sound(row, seconds, sample_rate, steps_per_second)
-        ref_wave = self.read_reference_audio(row, seconds, sample_rate)
-        framing = Framing.of(info.width, info.height, bucket.width, bucket.height)
-        sound = str(row.audio or row.media) if waveform is not None else None
-        return Inputs(info, bucket, framing, frames, reference, mask, waveform, ref_wave, sound)
+        return Clip(info, bucket, Framing.of(info.width, info.height, bucket.width, bucket.height))
+
+    def read(
+        self, row: Row, clip: Clip, spans: Sequence[Span], sample_rate: int, steps_per_second: float
+    ) -> Iterator[Inputs]:
+        """Every input of each of ``spans`` (ascending), decoded span by span; raises ``Skip`` naming the first bad
+        file. The sound of all spans is read first, in one pass (a late span's audio is the track at its time).
+
+        A separate audio file must cover each span (within one audio latent step, ``1 / steps_per_second``); the
+        clip's own track and a reference audio shorter than the clip are padded with silence.
+        """
+        if not spans:
+            return
+        info, bucket = clip.info, clip.bucket
+        start = spans[0].seconds(info.fps)
+        seconds = (spans[-1].start + bucket.frames) / info.fps - start
+        sound = self.read_sound(row, start, seconds, sample_rate, steps_per_second)
+        ref_sound = self.read_reference_audio(row, start, seconds, sample_rate)
+        for span in spans:
+            # Decode every input of the span before encoding anything: a bad reference or mask must not cost a
+            # VAE pass.
+            try:
+                frames = read_frames(row.media, bucket.frames, bucket.width, bucket.height, start=span.start)
+            except TooShort as exc:  # the bucket fits the frames the header promised: the file breaks off early
+                promised = "an image" if info.is_image else f"{info.frames} frames"
+                raise Skip("truncated", f"{row.media}: the header promises {promised}, but {exc}") from exc
+            except MediaError as exc:
+                raise Skip("unreadable", f"{row.media}: {exc}") from exc
+            reference = self.read_reference(row, bucket, span)
+            mask = None
+            if row.mask is not None:
+                with reading(row.mask, "mask"):
+                    mask = read_frames(
+                        row.mask, bucket.frames, bucket.width, bucket.height, gray=True, start=span.start
+                    )
+            at = span.seconds(info.fps)
+            waveform = sound.cut(at, clip.seconds) if sound is not None else None
+            ref_wave = ref_sound.cut(at, clip.seconds) if ref_sound is not None else None
+            source = sound.source if sound is not None else None
+            yield Inputs(info, bucket, clip.framing, span, frames, reference, mask, waveform, ref_wave, source)
 
     def check(self, row: Row) -> None:
         """What is wrong with ``row`` before any file is opened: no caption, a file that is not there."""
@@ -115,32 +164,37 @@ class InputReader:
         if row.reference_audio is not None and not self.audio:
             raise Skip("reference audio with audio=false", f"{row.reference_audio}: set audio=true to encode it")
 
-    def read_reference(self, row: Row, bucket: Bucket) -> Tensor | None:
+    def read_reference(self, row: Row, bucket: Bucket, span: Span) -> Tensor | None:
+        """The reference's frames of ``span``: from its first frame, every ``stride``-th."""
         if row.reference is None:
             return None
         frames = (bucket.frames - 1) // self.stride + 1
         size = (bucket.width // self.downscale, bucket.height // self.downscale)
         with reading(row.reference, "reference"):
-            return read_frames(row.reference, frames, *size, stride=self.stride)
+            return read_frames(row.reference, frames, *size, stride=self.stride, start=span.start)
 
-    def read_sound(self, row: Row, seconds: float, sample_rate: int, steps_per_second: float) -> Tensor | None:
-        """The clip's sound: its ``audio`` file (which must hold sound and cover the clip), else its own track."""
+    def read_sound(
+        self, row: Row, start: float, seconds: float, sample_rate: int, steps_per_second: float
+    ) -> Track | None:
+        """The clip's sound from ``start`` seconds on: its ``audio`` file (which must hold sound and cover the
+        spans), else its own track."""
         if not self.audio:
             return None
         if row.audio is None:
             with reading(row.media, "the audio track of"):
-                return read_audio(row.media, seconds, sample_rate)
+                wave = read_audio(row.media, seconds, sample_rate, start=start)
+            return Track(wave, start, sample_rate, str(row.media)) if wave is not None else None
         with reading(row.audio, "audio"):
-            wave = read_audio(row.audio, seconds, sample_rate, at_least=seconds - 1 / steps_per_second)
+            wave = read_audio(row.audio, seconds, sample_rate, at_least=seconds - 1 / steps_per_second, start=start)
         if wave is None:
             raise Skip("unreadable", f"audio {row.audio}: no audio stream")
-        return wave
+        return Track(wave, start, sample_rate, str(row.audio))
 
-    def read_reference_audio(self, row: Row, seconds: float, sample_rate: int) -> Tensor | None:
+    def read_reference_audio(self, row: Row, start: float, seconds: float, sample_rate: int) -> Track | None:
         if row.reference_audio is None:
             return None
         with reading(row.reference_audio, "reference audio"):
-            wave = read_audio(row.reference_audio, seconds, sample_rate)
+            wave = read_audio(row.reference_audio, seconds, sample_rate, start=start)
         if wave is None:
             raise Skip("unreadable", f"reference audio {row.reference_audio}: no audio stream")
-        return wave
+        return Track(wave, start, sample_rate, str(row.reference_audio))

@@ -6,6 +6,7 @@ PyAV bundles FFmpeg in its wheel, so nothing outside ``pip install`` is needed. 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -106,8 +107,10 @@ class Framing:
         return round(self.left * sx), round(self.top * sy), round(right * sx), round(bottom * sy)
 
 
-def read_frames(path: Path, num_frames: int, width: int, height: int, stride: int = 1, gray: bool = False) -> Tensor:
-    """Decode frames ``0, stride, 2*stride, ...`` (``num_frames`` of them), resized and centre-cropped.
+def read_frames(
+    path: Path, num_frames: int, width: int, height: int, stride: int = 1, gray: bool = False, start: int = 0
+) -> Tensor:
+    """Decode frames ``start, start + stride, ...`` (``num_frames`` of them), resized and centre-cropped.
 
     Returns ``[F, 3, height, width]`` uint8 RGB (``[F, 1, height, width]`` with ``gray``). Raises
     ``MediaError`` when the file cannot be decoded, ``TooShort`` when it holds fewer frames than asked for
@@ -121,8 +124,8 @@ def read_frames(path: Path, num_frames: int, width: int, height: int, stride: in
             stream.thread_type = "AUTO"
             framing = Framing.of(stream.codec_context.width, stream.codec_context.height, width, height)
             (sw, sh), top, left = framing.resized, framing.top, framing.left
-            for index, frame in enumerate(container.decode(stream)):
-                if index % stride:
+            for index, frame in numbered_frames(container, stream, start):
+                if index < start or (index - start) % stride:
                     continue
                 # swscale resizes in C on the decoder's own pixel format: far cheaper than resizing RGB tensors
                 array = frame.to_ndarray(width=sw, height=sh, format=fmt, interpolation="AREA")
@@ -136,19 +139,74 @@ def read_frames(path: Path, num_frames: int, width: int, height: int, stride: in
             raise TooShort(f"decoding stops after {len(frames)} frames ({_message(exc)}), {num_frames} needed") from exc
         raise MediaError(_message(exc)) from exc
     if len(frames) < num_frames:
-        raise TooShort(f"decoded {len(frames)} frames, {num_frames} needed")
+        at = f" from frame {start}" if start else ""
+        raise TooShort(f"decoded {len(frames)} frames{at}, {num_frames} needed")
     video = torch.from_numpy(np.stack(frames))
     return video.unsqueeze(1) if gray else video.permute(0, 3, 1, 2).contiguous()
 
 
-def read_audio(path: Path, seconds: float, sample_rate: int, at_least: float = 0.0) -> Tensor | None:
-    """The first ``seconds`` of ``path``'s audio as ``[2, seconds * sample_rate]`` float in [-1, 1].
+def numbered_frames(
+    container: av.container.InputContainer, stream: av.VideoStream, start: int = 0
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """``(index, frame)`` in display order from frame ``start`` on (a few earlier ones may come first).
 
-    Mono is duplicated to stereo and other layouts are downmixed by FFmpeg; audio shorter than ``seconds``
-    is padded with silence, unless it is shorter than ``at_least`` seconds (``TooShort``). Returns ``None``
-    when the file has no audio stream.
+    Index ``i`` is the ``i``-th frame decoded from the file's start. Far into a clip, the decoder starts at the
+    key frame before ``start`` and numbers frames by their timestamps (constant frame rate: ``i = (pts - pts of
+    frame 0) * fps``); where that cannot be trusted (no timestamps, a variable rate, a seek that lands after
+    ``start``), it decodes from frame 0 and counts, as for ``start=0``.
     """
-    wanted = round(seconds * sample_rate)
+    rate = stream.average_rate or stream.guessed_rate
+    if start > 0 and rate and stream.time_base:
+        seeked = _seeked_frames(container, stream, start, Fraction(rate) * stream.time_base)
+        if seeked is not None:
+            yield from seeked
+            return
+        container.seek(0)
+    yield from enumerate(container.decode(stream))
+
+
+def _seeked_frames(
+    container: av.container.InputContainer, stream: av.VideoStream, start: int, frames_per_tick: Fraction
+) -> Iterator[tuple[int, av.VideoFrame]] | None:
+    """Frames numbered by timestamp after a seek to the key frame before ``start``; ``None``: count instead."""
+    first = next(container.decode(stream), None)  # frame 0's timestamp: numbering is relative to it
+    if first is None or first.pts is None:
+        return None
+    zero = first.pts
+    container.seek(zero + int((start - 1) / frames_per_tick), stream=stream, backward=True, any_frame=False)
+    decoded = container.decode(stream)
+    ahead: list[tuple[int, av.VideoFrame]] = []
+    for frame in decoded:  # check the numbering on the frames up to start before trusting it
+        if frame.pts is None:
+            return None
+        index = round((frame.pts - zero) * frames_per_tick)
+        if (ahead and index != ahead[-1][0] + 1) or (not ahead and index > start):
+            return None
+        ahead.append((index, frame))
+        if index >= start:
+            break
+
+    def rest() -> Iterator[tuple[int, av.VideoFrame]]:
+        yield from ahead
+        last = ahead[-1][0] if ahead else -1
+        for frame in decoded:
+            last += 1  # past start, count on: a gap in the timestamps does not renumber the frames
+            yield last, frame
+
+    return rest()
+
+
+def read_audio(
+    path: Path, seconds: float, sample_rate: int, at_least: float = 0.0, start: float = 0.0
+) -> Tensor | None:
+    """``seconds`` of ``path``'s audio from ``start`` seconds on, as ``[2, seconds * sample_rate]`` float in [-1, 1].
+
+    Mono is duplicated to stereo and other layouts are downmixed by FFmpeg. The sound is decoded from the file's
+    start and the first ``round(start * sample_rate)`` samples dropped, so a span's audio is exactly the slice of
+    the whole track at its time. Audio shorter than ``start + seconds`` is padded with silence, unless it is
+    shorter than ``start + at_least`` seconds (``TooShort``). Returns ``None`` when the file has no audio stream.
+    """
+    skip, wanted = round(start * sample_rate), round(seconds * sample_rate)
     chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
@@ -156,20 +214,31 @@ def read_audio(path: Path, seconds: float, sample_rate: int, at_least: float = 0
                 return None
             resampler = av.AudioResampler(format="fltp", layout="stereo", rate=sample_rate)
             got = 0
+
+            def keep(outs: list[av.AudioFrame]) -> None:
+                nonlocal skip, got
+                for out in outs:
+                    array = out.to_ndarray()
+                    if array.shape[1] <= skip:  # wholly before start: only memory, a long clip's late span
+                        skip -= array.shape[1]
+                        continue
+                    chunks.append(array)
+                    got += array.shape[1]
+
             for frame in container.decode(container.streams.audio[0]):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-                    got += chunks[-1].shape[1]
-                if got >= wanted:
+                keep(resampler.resample(frame))
+                if got >= skip + wanted:
                     break
             else:
-                chunks += [out.to_ndarray() for out in resampler.resample(None)]
+                keep(resampler.resample(None))
     except _DECODE_ERRORS as exc:
         raise MediaError(_message(exc)) from exc
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
-    if audio.shape[1] < round(at_least * sample_rate):
-        raise TooShort(f"{audio.shape[1] / sample_rate:.2f} s of sound, {at_least:.2f} s needed")
-    audio = audio[:, :wanted]
+    if audio.shape[1] < skip + round(at_least * sample_rate):
+        have = max(0.0, audio.shape[1] - skip) / sample_rate
+        at = f" from {start:.2f} s" if start else ""
+        raise TooShort(f"{have:.2f} s of sound{at}, {at_least:.2f} s needed")
+    audio = audio[:, skip : skip + wanted]
     if audio.shape[1] < wanted:
         audio = np.pad(audio, ((0, 0), (0, wanted - audio.shape[1])))
     return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))

@@ -22,10 +22,11 @@ from tqdm import tqdm
 from ltxtune.data.checks import VIDEO_CHANNELS
 from ltxtune.data.preprocess.buckets import mask_fraction_grid, parse_buckets
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
-from ltxtune.data.preprocess.inputs import InputReader, Skip
+from ltxtune.data.preprocess.inputs import InputReader, Inputs, Skip
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import MediaError, probe
 from ltxtune.data.preprocess.records import clip_record, merge_records, skip_record, write_skip_report
+from ltxtune.data.preprocess.spans import First, Spans
 from ltxtune.data.preprocess.text import TextFeatures
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
 
@@ -59,6 +60,7 @@ class Summary:
     (``ltxtune.data.preprocess.records``) by sample name."""
 
     done: int = 0
+    samples: int = 0  # samples written: several per clip with frames=chunks, sliding or uniform
     already: int = 0
     silent: int = 0
     seconds: float = 0.0
@@ -71,7 +73,8 @@ class Summary:
         share = f" (process {rank} of {world}: its share of the rows)" if world > 1 else ""
         if not self.done and not self.skipped:
             return f"nothing to do{share}: {self.already} samples already done (overwrite=true redoes them)"
-        parts = [f"preprocessed {self.done} clips in {self.seconds:.1f} s ({rate:.2f} clips/s){share}"]
+        made = f" into {self.samples} samples" if self.samples != self.done else ""
+        parts = [f"preprocessed {self.done} clips{made} in {self.seconds:.1f} s ({rate:.2f} clips/s){share}"]
         if self.already:
             parts.append(f"{self.already} already done")
         if self.skipped:
@@ -82,6 +85,14 @@ class Summary:
         if self.silent:
             parts.append(f"{self.silent} without an audio track (no audio_latents/: audio strategies leave them out)")
         return "; ".join(parts)
+
+
+class Partial(Skip):
+    """A row of which some spans were made before one could not be read: ``record`` tells those made."""
+
+    def __init__(self, skip: Skip, record: dict[str, Any], made: int) -> None:
+        super().__init__(skip.kind, skip.detail)
+        self.record, self.made = record | {"skipped": {"reason": skip.kind, "detail": skip.detail}}, made
 
 
 def atomic_save(data: dict[str, Any], path: Path) -> None:
@@ -104,6 +115,7 @@ class Preprocessor:
         reference_downscale: int = 1,
         reference_frame_stride: int = 1,
         mask_white: str = "auto",
+        frames: Spans | None = None,
         overwrite: bool = False,
         strict: bool = False,
         rank: int = 0,
@@ -131,6 +143,9 @@ class Preprocessor:
         self.mask_setting = mask_white
         self.mask_white = self.use_mask_column(None)
         self.rank, self.world = rank, world
+        if frames is not None and not isinstance(frames, Spans):
+            raise ConfigError("frames", frames, "first, chunks, sliding or uniform (frames=chunks)")
+        self.spans = frames if frames is not None else First()
         self.reader = InputReader(self.buckets, audio, image_fps, reference_downscale, reference_frame_stride)
 
     def use_mask_column(self, column: str | None) -> str:
@@ -141,8 +156,8 @@ class Preprocessor:
             self.mask_white = self.mask_setting
         return self.mask_white
 
-    def outputs(self, row: Row) -> list[Path]:
-        """Every file ``row`` becomes, ``latents/`` last (it marks the sample complete)."""
+    def outputs(self, row: Row, name: str) -> list[Path]:
+        """Every file sample ``name`` of ``row`` becomes, ``latents/`` last (it marks the sample complete)."""
         dirs = ["conditions"]
         if self.audio:
             dirs.append("audio_latents")
@@ -152,7 +167,7 @@ class Preprocessor:
             dirs.append("reference_audio_latents")
         if row.mask is not None:
             dirs += ["video_masks", "mask_latents"]
-        return [self.root / d / row.name for d in [*dirs, "latents"]]
+        return [self.root / d / name for d in [*dirs, "latents"]]
 
     def plan(self, rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
         """This rank's rows still to do, and those of its rows already complete."""
@@ -160,10 +175,28 @@ class Preprocessor:
         done = [not self.overwrite and self.complete(row) for row in mine]
         return [r for r, d in zip(mine, done, strict=True) if not d], [r for r, d in zip(mine, done, strict=True) if d]
 
+    def sample_names(self, row: Row) -> list[str] | None:
+        """The samples ``row`` becomes (its span samples: the header is read); ``None`` when the row cannot be
+        read (``process`` says why)."""
+        if not self.spans.named:
+            return [row.name]
+        try:
+            clip = self.reader.open(row)
+        except Skip:
+            return None
+        return [
+            name for name, _ in self.spans.samples(row.name, clip.info.frames, clip.bucket.frames, clip.info.is_image)
+        ]
+
     def complete(self, row: Row) -> bool:
-        """Whether every file of ``row`` exists; a clip without an audio track has no ``audio_latents/`` file."""
-        missing = [p for p in self.outputs(row) if not p.is_file()]
-        if missing != [self.root / "audio_latents" / row.name] or row.audio is not None:
+        """Whether every sample of ``row`` is complete (``sample_complete``)."""
+        names = self.sample_names(row)
+        return names is not None and all(self.sample_complete(row, name) for name in names)
+
+    def sample_complete(self, row: Row, name: str) -> bool:
+        """Whether every file of a sample exists; a clip without an audio track has no ``audio_latents/`` file."""
+        missing = [p for p in self.outputs(row, name) if not p.is_file()]
+        if missing != [self.root / "audio_latents" / name] or row.audio is not None:
             return not missing
         try:  # only the audio file is missing: by design when the clip has no sound
             return not probe(row.media, self.image_fps).has_audio
@@ -183,9 +216,11 @@ class Preprocessor:
         try:
             for row in bar:
                 try:
-                    record = self.process(row, encoders)
+                    record, made = self.process(row, encoders)
                 except Skip as skip:
-                    summary.records[row.name] = skip_record(row, skip)
+                    partial = isinstance(skip, Partial)
+                    summary.records[row.name] = skip.record if partial else skip_record(row, skip)
+                    summary.samples += skip.made if partial else 0
                     if self.strict:
                         raise DataError(f"row {row.index} ({row.media}): {skip} (strict=true stops here)") from skip
                     summary.skipped.append((row, skip))
@@ -193,6 +228,7 @@ class Preprocessor:
                     continue
                 summary.records[row.name] = record
                 summary.done += 1
+                summary.samples += made
                 summary.silent += self.audio and not record["audio"]
                 summary.buckets[record["bucket"]] += 1
         finally:
@@ -200,11 +236,32 @@ class Preprocessor:
             self.write_records(summary, todo, already, encoders, source)
         return summary
 
-    def process(self, row: Row, enc: Encoders) -> dict[str, Any]:
-        """Encode and write one sample and return its record; raise ``Skip`` before writing anything when an
-        input is bad."""
+    def process(self, row: Row, enc: Encoders) -> tuple[dict[str, Any], int]:
+        """Encode and write the samples of ``row`` not complete yet; its record and how many samples were made.
+        Raises ``Skip`` before writing anything when an input is bad, ``Partial`` when a later span is."""
         rate, steps = (enc.audio.sample_rate, enc.audio.latents_per_second) if enc.audio is not None else (0, 25.0)
-        inputs = self.reader.read(row, rate, steps)
+        clip = self.reader.open(row)
+        info = clip.info
+        samples = self.spans.samples(row.name, info.frames, clip.bucket.frames, info.is_image)
+        todo = [(name, span) for name, span in samples if self.overwrite or not self.sample_complete(row, name)]
+        taken = [sample for sample in samples if sample not in todo]  # made by an earlier run
+        spans = self.reader.read(row, clip, [span for _, span in todo], rate, steps)
+        try:
+            for (name, span), inputs in zip(todo, spans, strict=True):
+                self.write(row, name, inputs, enc)
+                taken.append((name, span))
+        except Skip as skip:
+            if not taken:
+                raise
+            # The header promised more frames than the file holds (or a reference or mask ends early): keep
+            # the samples made, and tell the rest as skipped.
+            made = len(taken) - (len(samples) - len(todo))
+            record = clip_record(row, clip, sorted(taken, key=lambda sample: sample[1].start), self.audio)
+            raise Partial(skip, record, made) from skip
+        return clip_record(row, clip, samples, self.audio), len(todo)
+
+    def write(self, row: Row, name: str, inputs: Inputs, enc: Encoders) -> None:
+        """Encode one span of ``row`` and write its files as sample ``name``, ``latents/`` last."""
         info, frames, reference, mask = inputs.info, inputs.frames, inputs.reference, inputs.mask
         waveform, ref_wave, seconds = inputs.waveform, inputs.ref_wave, inputs.seconds
 
@@ -232,8 +289,7 @@ class Preprocessor:
             files["mask_latents"] = self._latent_file(cells, info.fps)
         files["latents"] = self._latent_file(enc.video.encode(frames), info.fps)
         for directory, data in files.items():  # insertion order: latents/ last
-            atomic_save(data, self.root / directory / row.name)
-        return clip_record(row, inputs)
+            atomic_save(data, self.root / directory / name)
 
     def generated_region(self, mask: Tensor) -> Tensor:
         """``[F, 1, H, W]`` uint8 mask frames -> ``[F, H, W]`` True where the clip is to be generated."""
@@ -262,10 +318,11 @@ class Preprocessor:
             "reference_downscale": self.downscale,
             "reference_frame_stride": self.stride,
             "mask_white": self.mask_white,
+            "frames": self.spans.describe(),
             "encoders": encoders.describe(),
         }
-        made = [row for row in todo if "bucket" in summary.records.get(row.name, {})]
-        captions: dict[str, str | None] = {row.name: row.caption for row in made}
-        captions |= {row.name: None for row in todo if "skipped" in summary.records.get(row.name, {})}
-        earlier = {row.name: row.caption for row in already}
+        records = {row.name: summary.records.get(row.name, {}) for row in todo}
+        captions: dict[str, str | None] = {row.name: None for row in todo if "bucket" not in records[row.name]}
+        captions |= {name: row.caption for row in todo for name in records[row.name].get("spans", {})}
+        earlier = {name: row.caption for row in already for name in self.sample_names(row) or []}
         merge_records(self.root, settings, summary.records, captions, earlier, shared=self.world > 1)

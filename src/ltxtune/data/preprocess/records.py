@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from ltxtune.data.preprocess.inputs import Inputs, Skip
+from ltxtune.data.preprocess.inputs import Clip, Skip
 from ltxtune.data.preprocess.manifest import Row
+from ltxtune.data.preprocess.spans import Span, covered
 from ltxtune.files import exclusive_lock
 
 PREPROCESS_FILE = "preprocess.json"
@@ -23,22 +24,26 @@ CAPTIONS_FILE = "captions.json"
 LOCK_FILE = ".preprocess.lock"
 
 
-def clip_record(row: Row, inputs: Inputs) -> dict[str, Any]:
-    """What became of a clip: its bucket, the source's size, rate and length, what was kept of it, its sound."""
-    info, bucket = inputs.info, inputs.bucket
+def clip_record(row: Row, clip: Clip, samples: Sequence[tuple[str, Span]], audio: bool) -> dict[str, Any]:
+    """What became of a clip: its bucket, the source's size, rate and length, the spans taken as samples (name ->
+    first and last frame) and the frames no span holds, its sound (``audio``: whether audio is on)."""
+    info, bucket = clip.info, clip.bucket
+    used = covered([span for _, span in samples])
+    sound = str(row.audio or row.media) if audio and (row.audio is not None or info.has_audio) else None
     record: dict[str, Any] = {
         "row": row.index,
         "media": str(row.media),
         "bucket": str(bucket),
         "source": {"width": info.width, "height": info.height, "fps": info.fps, "frames": info.frames},
-        "frames_used": bucket.frames,
-        "frames_dropped": max(0, info.frames - bucket.frames),
-        "resized_to": list(inputs.framing.resized),
-        "crop_box": list(inputs.framing.source_box()),
-        "audio": inputs.sound is not None,
+        "spans": {name: [span.start, span.last] for name, span in samples},
+        "frames_used": used,
+        "frames_dropped": max(0, info.frames - used),
+        "resized_to": list(clip.framing.resized),
+        "crop_box": list(clip.framing.source_box()),
+        "audio": sound is not None,
     }
-    if inputs.sound is not None:
-        record["audio_from"] = inputs.sound
+    if sound is not None:
+        record["audio_from"] = sound
     for role in ("reference", "mask", "reference_audio"):
         if (path := getattr(row, role)) is not None:
             record[role] = str(path)
