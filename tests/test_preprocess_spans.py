@@ -121,30 +121,30 @@ def test_chunks_become_samples_with_their_spans_recorded_and_a_rerun_resumes(
         Row(0, "clips/bunny.pt", bunny, "a rabbit"),
         Row(1, "clips/bikes.pt", sample_clips() / "bikes.mp4", "bikes"),
     ]
-    pre = Preprocessor(str(tmp_path), [BUCKET], frames=Chunks(max_samples=4))
+    pre = Preprocessor(str(tmp_path), [BUCKET], frames=Chunks(max_samples=3))
     summary = pre.run(rows, lambda: encoders)
-    assert (summary.done, summary.samples, summary.skipped) == (2, 8, [])
-    assert "preprocessed 2 clips into 8 samples" in summary.line()
-    bunny_names = [f"bunny_f{s:04d}-{s + 24:04d}.pt" for s in (0, 25, 75, 100)]  # 4 of 5 chunks, spread
-    bikes_names = [f"bikes_f{s:04d}-{s + 24:04d}.pt" for s in (0, 75, 150, 225)]  # 4 of 10
+    assert (summary.done, summary.samples, summary.skipped) == (2, 6, [])
+    assert "preprocessed 2 clips into 6 samples" in summary.line()
+    bunny_names = [f"bunny_f{s:04d}-{s + 24:04d}.pt" for s in (0, 50, 100)]  # 3 of 5 chunks, spread evenly
+    bikes_names = [f"bikes_f{s:04d}-{s + 24:04d}.pt" for s in (0, 100, 225)]  # 3 of 10
     latents = tmp_path / "latents" / "clips"
     assert sorted(p.name for p in latents.iterdir()) == sorted(bikes_names + bunny_names)
     assert sorted(p.name for p in (tmp_path / "audio_latents" / "clips").iterdir()) == bunny_names  # bikes: silent
 
     record = json.loads((tmp_path / "preprocess.json").read_text())
-    assert record["frames"] == {"mode": "chunks", "max_samples": 4}
+    assert record["frames"] == {"mode": "chunks", "max_samples": 3}
     clip = record["clips"]["clips/bunny.pt"]
-    assert clip["spans"] == {f"clips/{n}": [s, s + 24] for n, s in zip(bunny_names, (0, 25, 75, 100), strict=True)}
-    assert (clip["frames_used"], clip["frames_dropped"]) == (100, 32)  # 132 frames; 25-49 and 125-131 left out
-    assert record["clips"]["clips/bikes.pt"]["frames_dropped"] == 150
+    assert clip["spans"] == {f"clips/{n}": [s, s + 24] for n, s in zip(bunny_names, (0, 50, 100), strict=True)}
+    assert (clip["frames_used"], clip["frames_dropped"]) == (75, 57)  # of 132 frames
+    assert record["clips"]["clips/bikes.pt"]["frames_dropped"] == 175  # of 250
     captions = json.loads((tmp_path / "captions.json").read_text())
     assert captions == {f"clips/{n}": "a rabbit" for n in bunny_names} | {f"clips/{n}": "bikes" for n in bikes_names}
 
     # The span's audio latents are those of the track cut at the span's time.
-    third = torch.load(tmp_path / "audio_latents" / "clips" / bunny_names[2], weights_only=True)
+    last = torch.load(tmp_path / "audio_latents" / "clips" / bunny_names[2], weights_only=True)
     rate = encoders.audio.sample_rate
-    wave = whole_track(bunny, rate)[:, 3 * rate : 4 * rate]  # frames 75-99 at 25 fps: 3 s to 4 s
-    assert torch.equal(third["latents"], encoders.audio.encode(wave, 1.0))
+    wave = whole_track(bunny, rate)[:, 4 * rate : 5 * rate]  # frames 100-124 at 25 fps: 4 s to 5 s
+    assert torch.equal(last["latents"], encoders.audio.encode(wave, 1.0))
 
     # A re-run finds every sample and builds no encoder; a sample whose latents are gone is made again, alone.
     stamps = {p.name: p.stat().st_mtime_ns for p in latents.iterdir()}
@@ -196,3 +196,16 @@ def test_an_unknown_mode_lists_the_modes_and_a_plain_dict_is_refused() -> None:
     with pytest.raises(ConfigError, match="frames="):
         Preprocessor("x", [BUCKET], frames={"mode": "chunks"})  # type: ignore[arg-type]
     assert build_preprocessor(compose_pre("frames=uniform", "frames.count=3"), rank=0, world=1).spans == Uniform(3)
+
+
+def test_a_span_far_into_a_clip_is_found_by_timestamp_or_by_counting_from_the_start(monkeypatch) -> None:
+    """bikes.mp4 has key frames every few dozen frames: a span is decoded from the key frame before it; where
+    the timestamps cannot be trusted the frames are counted from the first, with the same result."""
+    import ltxtune.data.preprocess.media as media
+
+    bikes = sample_clips() / "bikes.mp4"
+    whole = read_frames(bikes, 250, 64, 32)
+    for start in (1, 40, 187, 225):
+        assert torch.equal(read_frames(bikes, 25, 64, 32, start=start), whole[start : start + 25])
+    monkeypatch.setattr(media, "_seeked_frames", lambda *args: None)
+    assert torch.equal(read_frames(bikes, 25, 64, 32, start=187), whole[187:212])
