@@ -148,7 +148,7 @@ def read_frames(
 def numbered_frames(
     container: av.container.InputContainer, stream: av.VideoStream, start: int = 0
 ) -> Iterator[tuple[int, av.VideoFrame]]:
-    """``(index, frame)`` in display order from frame ``start`` on (a few earlier ones may come first).
+    """``(index, frame)`` in display order from frame ``start`` on (from frame 0 where it counts).
 
     Index ``i`` is the ``i``-th frame decoded from the file's start. Far into a clip, the decoder starts at the
     key frame before ``start`` and numbers frames by their timestamps (constant frame rate: ``i = (pts - pts of
@@ -175,25 +175,26 @@ def _seeked_frames(
     zero = first.pts
     container.seek(zero + int((start - 1) / frames_per_tick), stream=stream, backward=True, any_frame=False)
     decoded = container.decode(stream)
-    ahead: list[tuple[int, av.VideoFrame]] = []
+    previous = None
     for frame in decoded:  # check the numbering on the frames up to start before trusting it
         if frame.pts is None:
             return None
         index = round((frame.pts - zero) * frames_per_tick)
-        if (ahead and index != ahead[-1][0] + 1) or (not ahead and index > start):
+        landed_after = previous is None and index > start
+        if landed_after or (previous is not None and index != previous + 1):
             return None
-        ahead.append((index, frame))
         if index >= start:
-            break
+            return _counting_on(index, frame, decoded)
+        previous = index  # frames before start are dropped at once: a long key frame interval costs no memory
+    return iter(())  # the file ends before start
 
-    def rest() -> Iterator[tuple[int, av.VideoFrame]]:
-        yield from ahead
-        last = ahead[-1][0] if ahead else -1
-        for frame in decoded:
-            last += 1  # past start, count on: a gap in the timestamps does not renumber the frames
-            yield last, frame
 
-    return rest()
+def _counting_on(
+    index: int, frame: av.VideoFrame, rest: Iterator[av.VideoFrame]
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Frame ``index``, then the ``rest`` numbered on from it (a later gap in the timestamps renumbers nothing)."""
+    yield index, frame
+    yield from enumerate(rest, start=index + 1)
 
 
 def read_audio(

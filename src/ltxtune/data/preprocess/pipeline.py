@@ -57,7 +57,7 @@ class Encoders:
 @dataclass
 class Summary:
     """What one run did; ``skipped`` holds ``(row, Skip)`` in row order, ``records`` each row's record
-    (``ltxtune.data.preprocess.records``) by sample name."""
+    (``ltxtune.data.preprocess.records``) by the row's name."""
 
     done: int = 0
     samples: int = 0  # samples written: several per clip with frames=chunks, sliding or uniform

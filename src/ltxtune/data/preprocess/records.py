@@ -75,7 +75,7 @@ def merge_records(
     earlier: Mapping[str, str] | None = None,
     shared: bool = False,
 ) -> None:
-    """Write ``settings`` and merge ``clips`` (sample name -> record) into ``preprocess.json``, and ``captions``
+    """Write ``settings`` and merge ``clips`` (row name -> record) into ``preprocess.json``, and ``captions``
     into ``captions.json`` (a caption, or ``None`` to drop a sample that was not made). ``earlier``: captions of
     samples made by an earlier run, recorded only where ``captions.json`` has none (what it has is what they
     were encoded from). ``shared``: other processes write the same files, so the merge happens under a lock."""
