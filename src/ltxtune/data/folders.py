@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ltxtune.errors import DataError
@@ -18,6 +19,14 @@ def read_caption(video: Path) -> str:
     """``video``'s caption, or ``""`` when it has none (no file, or only blanks)."""
     path = caption_path(video)
     return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
+def write_caption(video: Path, caption: str) -> None:
+    """Write ``video``'s caption under a temporary name, then rename it: a caption file is whole or absent."""
+    path = caption_path(video)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(caption + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def find_videos(root: Path, exclude: Path | None = None) -> list[Path]:

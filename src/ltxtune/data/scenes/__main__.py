@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ltxtune.data.folders import caption_path, find_videos, read_caption
+from ltxtune.data.folders import find_videos, read_caption, write_caption
 from ltxtune.data.scenes.detect import DETECTORS, Detection, MissingExtra, detect_scenes, require_scenedetect
 from ltxtune.data.scenes.plan import Plan, Segment, plan_segments
 from ltxtune.errors import ConfigError, DataError, check_range
@@ -100,7 +100,7 @@ def split(source: Path, name: Path, detection: Detection, plan: Plan, out: Path)
         def done(index: int, count: int) -> None:
             frames[index] = count
             if caption:
-                write_text(caption_path(paths[index]), caption + "\n")
+                write_caption(paths[index], caption)
             bar.update()
 
         write_segments(source, plan.segments, fps, paths, done)
@@ -157,12 +157,6 @@ def write_dataset(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
