@@ -37,7 +37,8 @@ TEMPLATE = (
     "{% if c['type'] == 'video' %}{{ VIDEO }}{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
     "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1}
+TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+TEXT |= {"num_attention_heads": 2, "num_key_value_heads": 1}
 VISION = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32}
 VISION |= {"fullatt_block_indexes": [0], "window_size": 56}
 
@@ -62,8 +63,13 @@ def tokenizer(roles: dict[str, str]):
 @pytest.fixture(scope="module")
 def tiny_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     tok, ids = tokenizer(VL_TOKENS)
     video = "<|vision_start|><|video_pad|><|vision_end|>"
@@ -89,12 +95,19 @@ def tiny_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_omni(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
-    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor, WhisperFeatureExtractor
+    from transformers import (
+        Qwen2_5OmniConfig,
+        Qwen2_5OmniForConditionalGeneration,
+        Qwen2_5OmniProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+        WhisperFeatureExtractor,
+    )
 
     tok, ids = tokenizer(OMNI_TOKENS)
+    rope = {"type": "default", "mrope_section": [2, 3, 3]}  # the released config's layout
     thinker = {
-        "text_config": {**TEXT, "vocab_size": len(tok), "rope_scaling": {"type": "default", "mrope_section": [2, 3, 3]}},
+        "text_config": {**TEXT, "vocab_size": len(tok), "rope_scaling": rope},
         "vision_config": VISION,
         "audio_config": {"num_mel_bins": 16, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
                          "d_model": 32, "output_dim": 32, "n_window": 50},
@@ -194,3 +207,12 @@ def test_frames_cover_the_whole_clip_and_the_sound_its_span() -> None:
 def test_a_folder_without_videos_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([str(tmp_path)]) == 2
     assert "no videos in this folder" in capsys.readouterr().err
+
+
+def test_a_video_that_cannot_be_decoded_is_reported_and_the_rest_captioned(
+    tiny_vl: Path, videos: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (videos / "part1" / "broken.mp4").write_bytes(b"not a video at all")
+    assert main([str(videos / "part1"), "--model", str(tiny_vl), "--batch-size", "2", *FAST]) == 1
+    assert sorted(captions(videos)) == ["part1/carphone_pristine.txt"]
+    assert "no caption: " in (out := capsys.readouterr().out) and "broken.mp4: cannot be decoded" in out

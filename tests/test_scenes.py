@@ -150,3 +150,10 @@ def test_bad_lengths_are_refused_naming_the_flag(tmp_path: Path, capsys: pytest.
     assert "--max-seconds=1.0 is not allowed: must be >= --min-seconds (2)" in capsys.readouterr().err
     assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+@needs_scenedetect
+def test_an_unreadable_source_is_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 1  # nothing was written
+    assert "broken.mp4: skipped, cannot be read" in capsys.readouterr().err

@@ -133,11 +133,11 @@ def report(
     footage = sum(float(r["end_seconds"]) - float(r["start_seconds"]) for r in rows)
     print(f"wrote {len(rows)} segments ({footage:.1f} s of video) into {options.out} in {seconds:.1f} s")
     if dropped:
-        print(f"dropped {dropped} scenes shorter than --min-seconds {options.min_seconds:g}")
+        print(f"dropped {dropped} scene{'s' * (dropped != 1)} shorter than --min-seconds {options.min_seconds:g}")
     if trimmed:
         print(f"dropped {trimmed:.1f} s at the ends of long scenes (--min-seconds is above half of --max-seconds)")
     if failed:
-        print(f"skipped {len(failed)} sources that could not be read: {', '.join(map(str, failed))}")
+        print(f"skipped {len(failed)} unreadable source{'s' * (len(failed) != 1)}: {', '.join(map(str, failed))}")
     if not rows:
         return
     uncaptioned = sum(not r["caption"] for r in rows)
