@@ -53,14 +53,15 @@ class Captioner:
     def load(cls, name: str, video_only: bool, prompt: str | None, device: str, max_new_tokens: int) -> Captioner:
         """Load ``name`` (a Hugging Face id or a local folder) onto ``device``, in bfloat16 on a GPU."""
         import torch
-        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText, AutoProcessor, PretrainedConfig
 
         try:
             import torchvision  # noqa: F401  (transformers' video processors need it)
         except ImportError:
             raise MissingExtra(f"captioning videos needs torchvision: {INSTALL}") from None
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        kind = AutoConfig.from_pretrained(name).model_type
+        # the raw config: AutoConfig does not know a thinker saved alone (qwen2_5_omni_thinker)
+        kind = PretrainedConfig.get_config_dict(name)[0].get("model_type")
         if kind == "qwen2_5_omni":
             from transformers import Qwen2_5OmniForConditionalGeneration
 
