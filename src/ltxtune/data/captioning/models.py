@@ -51,7 +51,7 @@ class Captioner:
 
     @classmethod
     def load(cls, name: str, video_only: bool, prompt: str | None, device: str, max_new_tokens: int) -> Captioner:
-        """Load ``name`` (a Hugging Face id or a local folder) onto ``device``, in bfloat16 on a GPU."""
+        """Load ``name`` (a Hugging Face id or a local folder) straight onto ``device``, in bfloat16 on a GPU."""
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor, PretrainedConfig
 
@@ -65,22 +65,24 @@ class Captioner:
         if kind == "qwen2_5_omni":
             from transformers import Qwen2_5OmniForConditionalGeneration
 
-            omni = Qwen2_5OmniForConditionalGeneration.from_pretrained(name, enable_audio_output=False, dtype=dtype)
+            omni = Qwen2_5OmniForConditionalGeneration.from_pretrained(
+                name, enable_audio_output=False, dtype=dtype, device_map=device
+            )
             model = omni.thinker
         elif kind == "qwen2_5_omni_thinker":
             from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
-            model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(name, dtype=dtype)
+            model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(name, dtype=dtype, device_map=device)
         else:
             try:
-                model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
+                model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, device_map=device)
             except ValueError as exc:
                 raise ValueError(f"--model {name}: a {kind!r} model cannot caption videos ({exc})") from None
         processor = AutoProcessor.from_pretrained(name)
         processor.tokenizer.padding_side = "left"  # a batch's prompts end together, where generation begins
         hears = kind in OMNI and not video_only
         default = AUDIO_PROMPT if hears else VIDEO_PROMPT
-        return cls(processor, model.to(device).eval(), hears, prompt or default, max_new_tokens)
+        return cls(processor, model.eval(), hears, prompt or default, max_new_tokens)
 
     @property
     def omni(self) -> bool:
