@@ -1,0 +1,1 @@
+"""Fill in missing captions with a vision-language model (``python -m ltxtune.data.captioning``)."""

@@ -1,0 +1,1 @@
+"""Cut source videos at their shot boundaries into one clip per scene (``python -m ltxtune.data.scenes``)."""
