@@ -40,12 +40,12 @@ rm -f "$constraints"
 
 # Every conflict pip sees, less the one this environment is built with.
 conflicts="$("$venv/bin/pip" check 2>&1 || true)"
-others="$(printf '%s\n' "$conflicts" | grep -v '^No broken requirements' | grep -viE '^ltxtune .* requires transformers' || true)"
+others="$(printf '%s\n' "$conflicts" | grep -v '^No broken requirements' | grep -viE '^ltxtune .* (requires|has requirement) transformers' || true)"
 if [ -n "$others" ]; then
   printf 'unexpected conflicts in %s:\n%s\n' "$venv" "$others" >&2
   exit 1
 fi
-printf '%s\n' "$conflicts" | grep -iE '^ltxtune .* requires transformers' \
+printf '%s\n' "$conflicts" | grep -iE '^ltxtune .* (requires|has requirement) transformers' \
   | sed 's/^/note (expected: ltx-core 1.2 needs transformers 5; ltxtune pins 4 for ltx-core 1.0.0): /' || true
 
 "$venv/bin/python" - <<'PY'
