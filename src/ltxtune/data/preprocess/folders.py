@@ -1,0 +1,73 @@
+"""A folder as a dataset: every video and image under it, each captioned by the ``.txt`` file of its stem.
+
+``clips/dog.mp4`` with ``clips/dog.txt`` is one row whose sample name is ``clips/dog.pt``, as a dataset file
+naming ``clips/dog.mp4`` gives it. A media file without its ``.txt`` becomes a row with no caption, which
+preprocessing reports as skipped (``no caption``) unless empty captions are allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltxtune.data.preprocess.manifest import Row, sample_name
+from ltxtune.errors import DataError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+CAPTION_SUFFIX = ".txt"
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """The rows of a folder, and what it holds, for the line that says so."""
+
+    rows: list[Row]
+    videos: int
+    images: int
+    uncaptioned: int
+
+    def line(self, folder: Path) -> str:
+        missing = f", {self.uncaptioned} without a {CAPTION_SUFFIX} caption" if self.uncaptioned else ""
+        return f"{folder}: {self.videos} videos and {self.images} images{missing}"
+
+
+def media_files(folder: Path) -> list[Path]:
+    """Videos and images under ``folder`` (any depth), sorted by relative path; hidden files and folders are
+    left out (``.ltxtune/``, editors' and the OS's own)."""
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if path.suffix.lower() in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
+            found.append(rel)
+    return [folder / rel for rel in sorted(found, key=lambda p: p.as_posix())]
+
+
+def read_caption(media: Path) -> str:
+    """The caption beside ``media`` (``a.mp4`` -> ``a.txt``), stripped; empty when there is none."""
+    path = media.with_suffix(CAPTION_SUFFIX)
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+
+
+def read_folder(folder: Path) -> FolderListing:
+    """One row per video or image under ``folder``, named by its path relative to it; refuses a folder with none."""
+    files = media_files(folder)
+    if not files:
+        kinds = ", ".join(s.lstrip(".") for s in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES))
+        raise DataError(f"{folder} holds no video or image file (looked for {kinds}, in every subfolder)")
+    rows, seen = [], set()
+    for index, media in enumerate(files):
+        name = sample_name(media.relative_to(folder).as_posix(), index)
+        if name in seen:  # clips/a.mp4 and clips/a.png: both are kept, the second named apart
+            name = f"{name[:-3]}-{index}.pt"
+        seen.add(name)
+        rows.append(Row(index=index, name=name, media=media, caption=read_caption(media)))
+    images = sum(media.suffix.lower() in IMAGE_SUFFIXES for media in files)
+    return FolderListing(rows, len(files) - images, images, sum(not row.caption for row in rows))
