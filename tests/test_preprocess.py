@@ -168,6 +168,7 @@ def test_a_dataset_file_in_the_reference_naming_preprocesses_like_ours(clips, tm
         files[name] = {p.relative_to(root).as_posix(): torch.load(p, weights_only=True) for p in root.rglob("*.pt")}
     assert sorted(files["theirs"]) == [
         "conditions/videos/clip0.pt",
+        "conditions_empty.pt",
         "latents/videos/clip0.pt",
         "mask_latents/videos/clip0.pt",
         "reference_latents/videos/clip0.pt",
