@@ -26,6 +26,7 @@ from ltxtune.training.run import train
 from ltxtune.training.settings import LoaderSettings
 from ltxtune.training.stream import BatchStream
 from test_preprocess import compose_pre
+from test_readme_commands import SHORT, command_block, run_as_written, status
 from test_real_masks import sample_clips
 
 PREFIX = "sks, "
@@ -208,3 +209,18 @@ def test_caption_dropout_without_the_empty_prompt_features_is_refused_in_one_lin
     assert (again.done, again.already) == (0, 3) and (old / EMPTY_CONDITIONS).is_file()
     assert (old / "latents" / "phone.pt").stat().st_mtime_ns == before
     assert PrecomputedData(str(old), caption_dropout=0.1).split(TEXT, "t").empty_text is not None
+
+
+@pytest.mark.slow
+def test_the_folder_commands_of_the_data_page_run_as_written(folder, tmp_path) -> None:
+    """docs/data.md, "From a folder of clips": preprocess the folder with a trigger word, train with dropout."""
+    commands = command_block("## From a folder of clips", "docs/data.md")
+    assert len(commands) == 2
+    fill = {"/data/clips": str(folder), "/data/precomputed": str(tmp_path / "precomputed")}
+    _, pre = run_as_written(commands[0], tmp_path, tmp_path / "run0", SHORT, fill)
+    assert f"{folder}: 3 videos and 1 image, 1 without a .txt caption" in pre.stdout
+    assert "skipped 1 (1 no caption)" in pre.stdout and "python -m ltxtune.data.captioning" in pre.stdout
+    run_as_written(commands[1], tmp_path, tmp_path / "run1", SHORT, fill)
+    assert status(tmp_path / "run1") == "completed"
+    card = (tmp_path / "run1" / "README.md").read_text()
+    assert "| caption dropout | 0.1:" in card and "| caption prefix | `sks, `" in card

@@ -29,7 +29,8 @@ class FolderListing:
 
     def line(self, folder: Path) -> str:
         missing = f", {self.uncaptioned} without a {CAPTION_SUFFIX} caption" if self.uncaptioned else ""
-        return f"{folder}: {self.videos} videos and {self.images} images{missing}"
+        videos, images = (f"{n} {kind}{'s' * (n != 1)}" for n, kind in ((self.videos, "video"), (self.images, "image")))
+        return f"{folder}: {videos} and {images}{missing}"
 
 
 def media_files(folder: Path) -> list[Path]:
