@@ -87,7 +87,9 @@ def test_folder_rows_are_its_media_named_by_relative_path_with_sidecar_captions(
         "b/clip-2.pt": ("b/clip.png", "two files share this caption"),  # the same stem: named apart
         "c.pt": ("c.jpg", ""),  # no c.txt: reported when preprocessed
     }
-    assert listing.line(tmp_path).endswith("2 videos and 2 images, 1 without a .txt caption")
+    assert listing.line(tmp_path).endswith(
+        f"2 videos and 2 images, 1 without a .txt caption (to read the captions of e.csv: input={tmp_path / 'e.csv'})"
+    )
     (tmp_path / "c.txt").write_bytes(b"caf\xe9")
     with pytest.raises(DataError, match=r"c\.txt: not UTF-8 text"):
         read_folder(tmp_path)
@@ -133,6 +135,12 @@ def test_allow_empty_captions_encodes_an_uncaptioned_clip_with_the_prefix_alone(
     assert (summary.done, summary.already, summary.skipped) == (1, 3, [])
     assert json.loads((out / "captions.json").read_text())["distorted.pt"] == "sks,"
     assert not (out / "skipped.jsonl").exists()
+
+
+def test_caption_dropout_is_a_probability() -> None:
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match=f"caption_dropout={bad}"):
+            PrecomputedData("/data", caption_dropout=bad)
 
 
 def stream(root: Path, p: float, seed: int = 0) -> BatchStream:

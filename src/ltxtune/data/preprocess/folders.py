@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltxtune.data.preprocess.manifest import Row, sample_name
+from ltxtune.data.preprocess.manifest import FORMATS, Row, sample_name
 from ltxtune.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
@@ -20,15 +20,19 @@ CAPTION_SUFFIX = ".txt"
 
 @dataclass(frozen=True)
 class FolderListing:
-    """The rows of a folder, and what it holds, for the line that says so."""
+    """The rows of a folder, and what it holds, for the line that says so (``dataset_files``: CSV, JSON or JSONL
+    files at its top, which a folder input does not read)."""
 
     rows: list[Row]
     videos: int
     images: int
     uncaptioned: int
+    dataset_files: tuple[Path, ...] = ()
 
     def line(self, folder: Path) -> str:
         missing = f", {self.uncaptioned} without a {CAPTION_SUFFIX} caption" if self.uncaptioned else ""
+        if self.uncaptioned and self.dataset_files:  # the captions may be in the dataset file the folder holds
+            missing += f" (to read the captions of {self.dataset_files[0].name}: input={self.dataset_files[0]})"
         videos, images = (f"{n} {kind}{'s' * (n != 1)}" for n, kind in ((self.videos, "video"), (self.images, "image")))
         return f"{folder}: {videos} and {images}{missing}"
 
@@ -71,4 +75,5 @@ def read_folder(folder: Path) -> FolderListing:
         seen.add(name)
         rows.append(Row(index=index, name=name, media=media, caption=read_caption(media)))
     images = sum(media.suffix.lower() in IMAGE_SUFFIXES for media in files)
-    return FolderListing(rows, len(files) - images, images, sum(not row.caption for row in rows))
+    tables = tuple(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FORMATS))
+    return FolderListing(rows, len(files) - images, images, sum(not row.caption for row in rows), tables)
