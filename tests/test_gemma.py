@@ -179,8 +179,12 @@ def test_preprocess_with_gemma_then_train_on_it_with_gemma_prompts(gemma, checkp
         stored = torch.load(out / "conditions" / Path(name).with_suffix(".pt"), weights_only=True)
         assert stored["video_prompt_embeds"].shape == (TOKENS, 32) == stored["audio_prompt_embeds"].shape
         assert int(stored["prompt_attention_mask"].sum()) == token_count(gemma, caption.strip('"'))
+    empty = torch.load(out / "conditions_empty.pt", weights_only=True)  # the empty prompt, for caption dropout
+    assert empty["video_prompt_embeds"].shape == (TOKENS, 32) == empty["audio_prompt_embeds"].shape
+    assert int(empty["prompt_attention_mask"].sum()) == token_count(gemma, "")
 
-    # Training reads them through the checkpoint's connectors; the prompts and the negative prompt are Gemma's.
+    # Training reads them through the checkpoint's connectors (half the captions dropped for the empty prompt's
+    # features); the prompts and the negative prompt are Gemma's.
     run_dir = tmp_path / "run"
     negative = "blurry, still"
     proc = run(
@@ -193,6 +197,7 @@ def test_preprocess_with_gemma_then_train_on_it_with_gemma_prompts(gemma, checkp
             "data=precomputed",
             f"data.root={out}",
             "data.val_samples=1",
+            "data.caption_dropout=0.5",
             "trainer.max_steps=2",
             "trainer.batch_size=1",
             "logger=none",

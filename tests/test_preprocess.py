@@ -168,6 +168,7 @@ def test_a_dataset_file_in_the_reference_naming_preprocesses_like_ours(clips, tm
         files[name] = {p.relative_to(root).as_posix(): torch.load(p, weights_only=True) for p in root.rglob("*.pt")}
     assert sorted(files["theirs"]) == [
         "conditions/videos/clip0.pt",
+        "conditions_empty.pt",
         "latents/videos/clip0.pt",
         "mask_latents/videos/clip0.pt",
         "reference_latents/videos/clip0.pt",
@@ -317,13 +318,13 @@ def test_bad_inputs_are_skipped_with_reasons_and_leave_no_partial_sample(clips, 
     out = tmp_path / "data"
     summary = preprocess(compose_pre(f"input={dataset}", f"output={out}"))
     assert summary.done == 1
-    assert "skipped 4 (1 empty caption, 1 missing file, 1 too short, 1 unreadable)" in summary.line()
+    assert "skipped 4 (1 missing file, 1 no caption, 1 too short, 1 unreadable)" in summary.line()
     report = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert [(r["row"], r["reason"]) for r in report] == [
         (1, "unreadable"),
         (2, "missing file"),
         (3, "too short"),
-        (4, "empty caption"),
+        (4, "no caption"),
     ]
     assert "nowhere.mp4" in report[1]["detail"] and "9 frames" in report[2]["detail"]
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
@@ -331,6 +332,7 @@ def test_bad_inputs_are_skipped_with_reasons_and_leave_no_partial_sample(clips, 
         "audio_latents/videos/clip0.pt",
         "captions.json",
         "conditions/videos/clip0.pt",
+        "conditions_empty.pt",
         "latents/videos/clip0.pt",
         "preprocess.json",
         "skipped.jsonl",

@@ -60,8 +60,9 @@ def build_preprocessor(cfg: DictConfig, **extra: object) -> Preprocessor:
 
 
 def preprocess(cfg: DictConfig) -> Summary:
-    """Read the dataset file (or make the demo clips), preprocess this process's share, print a summary."""
+    """Read the dataset file or folder (or make the demo clips), preprocess this process's share, print a summary."""
     from ltxtune.data.preprocess.demo import make_demo  # torch and PyAV: not for --help
+    from ltxtune.data.preprocess.folders import read_folder
     from ltxtune.data.preprocess.manifest import Columns, read_manifest
 
     for key in [k for k in cfg.encoders if OmegaConf.is_missing(cfg.encoders, k)]:  # before any clip is read
@@ -72,9 +73,15 @@ def preprocess(cfg: DictConfig) -> Summary:
     dataset = Path(cfg.input).expanduser() if cfg.input else make_demo(Path(cfg.demo.dir), cfg.demo.num_clips)
     if not cfg.input and rank == 0:
         print(f"no input given: made {cfg.demo.num_clips} demo clips with sound, listed in {dataset}")
-    columns = Columns(**OmegaConf.to_container(cfg.columns))
-    rows, column = read_manifest(dataset, columns)
-    mask_column = column["mask"]
+    folder = dataset.is_dir()
+    if folder:  # every video and image under it, captioned by the .txt file of its name
+        listing = read_folder(dataset)
+        rows, mask_column = listing.rows, None
+        if rank == 0:
+            print(listing.line(dataset))
+    else:
+        rows, column = read_manifest(dataset, Columns(**OmegaConf.to_container(cfg.columns)))
+        mask_column = column["mask"]
     white = preprocessor.use_mask_column(mask_column)
     if mask_column is not None and rank == 0:  # the polarity decides the task: say which one is trained
         print(f"masks from column {mask_column!r}: white = {white} (mask_white={cfg.mask_white}; see docs/data.md)")
@@ -83,7 +90,7 @@ def preprocess(cfg: DictConfig) -> Summary:
     if rank == 0:
         print(summary.line(rank, world))
         for row, skip in summary.skipped[:SHOWN_SKIPS]:
-            print(f"  skipped row {row.index}: {skip}")
+            print(f"  skipped {row.name if folder else f'row {row.index}'}: {skip}")
         if summary.skipped:
             more = f" (and {len(summary.skipped) - SHOWN_SKIPS} more)" if len(summary.skipped) > SHOWN_SKIPS else ""
             print(f"every skipped row and why{more}: {report}")

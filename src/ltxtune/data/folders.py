@@ -1,4 +1,6 @@
-"""Videos in a folder and the caption beside each: ``clip.mp4`` is captioned by ``clip.txt`` (same stem)."""
+"""Media files in a folder and the caption beside each: ``clip.mp4`` is captioned by ``clip.txt`` (same stem).
+
+Shared by preprocessing (a folder as a dataset), scene splitting and captioning."""
 
 from __future__ import annotations
 
@@ -7,18 +9,25 @@ from pathlib import Path
 
 from ltxtune.errors import DataError
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+CAPTION_SUFFIX = ".txt"
 
 
-def caption_path(video: Path) -> Path:
-    """Where ``video``'s caption lives: the ``.txt`` of the same stem beside it."""
-    return video.with_suffix(".txt")
+def caption_path(media: Path) -> Path:
+    """Where ``media``'s caption lives: the ``.txt`` of the same stem beside it."""
+    return media.with_suffix(CAPTION_SUFFIX)
 
 
-def read_caption(video: Path) -> str:
-    """``video``'s caption, or ``""`` when it has none (no file, or only blanks)."""
-    path = caption_path(video)
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+def read_caption(media: Path) -> str:
+    """The caption beside ``media``, stripped; ``""`` when it has none (no file, or only blanks)."""
+    path = caption_path(media)
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
 
 
 def write_caption(video: Path, caption: str) -> None:

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltxtune.data import legacy
+from ltxtune.data.batch import TextFeatures
 from ltxtune.data.checks import SampleExpectations
 from ltxtune.data.dataset import PrecomputedDataset, check_sources
+from ltxtune.data.dropout import read_empty_text
 from ltxtune.data.needs import DataNeeds
 from ltxtune.errors import ConfigError, DataError, check_range
 
@@ -22,7 +24,8 @@ class Split:
     ``val_from_training``: nothing is held out (``data.val_samples=0``); ``val`` is a fixed subset of
     ``train``. ``left_out``: sample -> why it was unreadable (``data.strict=false``). ``without_audio``:
     sample -> why it was left out for a strategy with audio (a clip without sound). ``incomplete``: sample ->
-    the file it lacks in another directory the strategy reads (``data.strict=false``).
+    the file it lacks in another directory the strategy reads (``data.strict=false``). ``empty_text``: the
+    empty prompt's features ``[1, L, D]``, read when ``data.caption_dropout`` is above 0 (only training drops).
     """
 
     train: PrecomputedDataset
@@ -31,6 +34,7 @@ class Split:
     left_out: dict[str, str] = field(default_factory=dict)
     without_audio: dict[str, str] = field(default_factory=dict)
     incomplete: dict[str, str] = field(default_factory=dict)
+    empty_text: TextFeatures | None = None
 
     def left_out_groups(self) -> dict[str, dict[str, str]]:
         """Every sample left out, by why (a few words), each with its full reason; empty groups omitted."""
@@ -64,6 +68,8 @@ class PrecomputedData:
         strict: ``false`` reads every sample once before training and leaves out the unreadable ones, and
             those missing a file the strategy reads (a row without a reference or a mask), counted and reported,
             instead of refusing the dataset.
+        caption_dropout: the probability that a training sample sees the empty prompt's text features instead of
+            its caption's (preprocessing writes them: ``conditions_empty.pt``); validation never drops.
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class PrecomputedData:
         cache: bool = False,
         strict: bool = True,
         val_fraction: float = 0.1,
+        caption_dropout: float = 0.0,
     ) -> None:
         if not root:
             raise ConfigError("root", root, "the path of a precomputed dataset (data.root=/path/to/data)")
@@ -81,10 +88,12 @@ class PrecomputedData:
                 raise ConfigError("val_samples", val_samples, "a whole number of samples (0 = hold none out), or null")
             check_range("val_samples", val_samples, 0)
         check_range("val_fraction", val_fraction, 0.0, 1.0)
+        check_range("caption_dropout", caption_dropout, 0.0, 1.0)
         # ltx-trainer's preprocessing writes under <root>/.precomputed/: its users pass the root they know
         self.root = legacy.data_root(Path(root).expanduser())
         self.val_samples, self.val_fraction = val_samples, val_fraction
         self.cache, self.strict = cache, bool(strict)
+        self.caption_dropout = float(caption_dropout)
 
     def prepare(self) -> None:
         """Make the data exist (a no-op here; the synthetic option generates it)."""
@@ -108,6 +117,9 @@ class PrecomputedData:
         expect = SampleExpectations(needs, *(text_widths or (None, None)))
         self.prepare()
         listing = check_sources(self.root, needs, strategy, self.strict)
+        empty = None
+        if self.caption_dropout > 0 and needs.text is not None:  # refused before any sample is read
+            empty = read_empty_text(self.root, expect, "data.caption_dropout", self.caption_dropout)
         names, without_audio, incomplete = listing.names, listing.without_audio, listing.incomplete
         dataset = PrecomputedDataset(self.root, expect, tuple(names), self.cache)
         left_out = {} if self.strict else unreadable(dataset)
@@ -122,9 +134,9 @@ class PrecomputedData:
         if cut == len(names):
             every = max(1, len(names) // VAL_FROM_TRAINING)
             val = PrecomputedDataset(self.root, expect, tuple(names[::every][:VAL_FROM_TRAINING]), audio_text=True)
-            return Split(train, val, True, left_out, without_audio, incomplete)
+            return Split(train, val, True, left_out, without_audio, incomplete, empty)
         val = PrecomputedDataset(self.root, expect, tuple(names[cut:]), audio_text=True)
-        return Split(train, val, False, left_out, without_audio, incomplete)
+        return Split(train, val, False, left_out, without_audio, incomplete, empty)
 
 
 def unreadable(dataset: PrecomputedDataset) -> dict[str, str]:

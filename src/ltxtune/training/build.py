@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
+from ltxtune.data.dropout import CaptionDropout
 from ltxtune.data.sampler import BucketBatchSampler
 from ltxtune.evaluation.validation import build_validation
 from ltxtune.model.adapters import trainable_parameters
@@ -114,6 +115,10 @@ def build_training(
         rank=accelerator.process_index,
         world=accelerator.num_processes,
     )
+    # Caption dropout: training batches only (validation reads split.val), drawn from the seed and the position.
+    dropout = None
+    if split.empty_text is not None:
+        dropout = CaptionDropout(parts.data.caption_dropout, split.empty_text, settings.seed, accelerator.process_index)
     # Where metrics go: metrics.jsonl and the logger, written by the main process.
     trackers = [MetricsFile(), parts.logger] if accelerator.is_main_process else []
     trainer = Trainer(
@@ -123,7 +128,7 @@ def build_training(
         strategy=parts.strategy,
         sampler=parts.sampler,
         optimizers=(optimizer, scheduler),
-        stream=BatchStream(split.train, batches, parts.loader, accelerator.device),
+        stream=BatchStream(split.train, batches, parts.loader, accelerator.device, dropout),
         validator=validator,
         trackers=trackers,
         settings=settings,

@@ -261,7 +261,8 @@ def card_facts(
     strategy_choice = choices.get("strategy") or type(parts.strategy).__name__
     base, base_python, setup = describe_base(config["model"], parts.trainer.seed)
     root = parts.data.root.resolve()
-    prompts, note = validation_prompts(root, tuple(split.val.names), split.val_from_training)
+    prefix = caption_prefix(root)
+    prompts, note = validation_prompts(root, tuple(split.val.names), split.val_from_training, prefix)
     captions, captions_note = training_captions(root, tuple(split.train.names))
     videos = parts.validation_videos
     preview = Path("samples") / f"step_{run.steps:06d}" / "preview.png"
@@ -293,7 +294,7 @@ def card_facts(
         user_prompts=describe_prompts(user_prompts),
         captions=captions,
         captions_note=captions_note,
-        settings=training_settings(parts, run, choices),
+        settings=training_settings(parts, run, choices, prefix),
         losses=final_losses(run.metrics),
         preview=str(preview) if (run_dir / preview).is_file() else None,
         steps=run.steps,
@@ -313,6 +314,14 @@ def gemma_root(config: dict[str, Any], data_root: Path) -> str:
         return str(text["gemma_root"])
     except (OSError, ValueError, KeyError, TypeError):
         return "/path/to/gemma-3-12b-it"
+
+
+def caption_prefix(data_root: Path) -> str:
+    """What preprocessing put before every caption (``caption_prefix`` in ``preprocess.json``); empty if nothing."""
+    try:
+        return str(json.loads((data_root / "preprocess.json").read_text()).get("caption_prefix") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def base_family(model: ModelSpec) -> str:
@@ -372,9 +381,10 @@ def _short(target: str) -> str:
 
 
 def validation_prompts(
-    root: Path, val_names: tuple[str, ...], from_training: bool
+    root: Path, val_names: tuple[str, ...], from_training: bool, prefix: str = ""
 ) -> tuple[tuple[tuple[str, str], ...], str]:
-    """The validation samples' captions, from ``captions.json`` in the dataset root when there is one."""
+    """The validation samples' captions, from ``captions.json`` in the dataset root when there is one; ``prefix``:
+    what preprocessing put before every caption (a trigger word), which a prompt needs too."""
     which = "training samples validation measured (nothing was held out)" if from_training else "held-out samples"
     path = root / CAPTIONS
     try:
@@ -389,7 +399,13 @@ def validation_prompts(
         return (), f"None: `{path}` holds no caption of the {which}."
     shown = tuple((caption, ", ".join(names)) for caption, names in list(grouped.items())[:_SHOWN_PROMPTS])
     more = f" ({len(grouped) - len(shown)} more not shown)" if len(grouped) > len(shown) else ""
-    return shown, (f"No trigger words were trained in. Validation used the captions of the {which} (`{path}`){more}:")
+    trigger = (
+        f"Every training caption begins with `{prefix.strip()}` (preprocessing's `caption_prefix`): begin your prompts"
+        " with it too."
+        if prefix.strip()
+        else "No trigger words were trained in."
+    )
+    return shown, f"{trigger} Validation used the captions of the {which} (`{path}`){more}:"
 
 
 def training_captions(root: Path, names: tuple[str, ...]) -> tuple[tuple[tuple[str, int], ...], str]:
@@ -420,7 +436,9 @@ def describe_prompts(prompts: Sequence[Prompt]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def training_settings(parts: Parts, run: RunFacts, choices: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def training_settings(
+    parts: Parts, run: RunFacts, choices: dict[str, Any], prefix: str = ""
+) -> tuple[tuple[str, str], ...]:
     t = parts.trainer
     processes = run.processes
     rows = [
@@ -448,6 +466,10 @@ def training_settings(parts: Parts, run: RunFacts, choices: dict[str, Any]) -> t
         ("seed", str(t.seed)),
         ("data", f"`{parts.data.root.resolve()}`"),
     ]
+    if prefix:
+        rows += [("caption prefix", f"`{prefix}` before every caption (`preprocess.py caption_prefix`)")]
+    if dropout := parts.data.caption_dropout:
+        rows += [("caption dropout", f"{dropout:g}: the share of training samples given the empty prompt instead")]
     return tuple(rows)
 
 

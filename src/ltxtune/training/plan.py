@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ltxtune.data.batch import Batch, collate
+from ltxtune.data.dropout import mismatch
 from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
@@ -63,6 +64,9 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
     split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
     first = collate([split.train[0]])  # read once: the checks look at the first training sample
     check_data(parts, first)
+    empty = split.empty_text  # caption dropout swaps it in for a caption's features: the same shapes
+    if empty is not None and first.text is not None and (problem := mismatch(empty, first.text)) is not None:
+        raise DataError(f"{problem} (data.caption_dropout={parts.data.caption_dropout})")
     negative = parts.validation_videos.negative_conditions
     if parts.validation_videos.enabled and negative is not None and first.text is not None:
         read_negative_conditions(Path(negative).expanduser(), first.text)

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from ltxtune.data.batch import Batch, collate
 from ltxtune.data.dataset import PrecomputedDataset
+from ltxtune.data.dropout import CaptionDropout
 from ltxtune.data.sampler import BucketBatchSampler
 from ltxtune.training.settings import LoaderSettings
 
@@ -18,13 +19,20 @@ class BatchStream:
     """Shape-bucketed batches of ``dataset`` in ``batches``' order, read ahead by workers when configured.
 
     ``consumed`` counts the micro-batches the loop has taken (not those a worker read ahead): a resumed run
-    replays the order from there, so it sees exactly the batches an uninterrupted run would.
+    replays the order from there, so it sees exactly the batches an uninterrupted run would, with the same
+    captions dropped (``dropout``: which samples see the empty prompt follows that position too).
     """
 
     def __init__(
-        self, dataset: PrecomputedDataset, batches: BucketBatchSampler, loader: LoaderSettings, device: torch.device
+        self,
+        dataset: PrecomputedDataset,
+        batches: BucketBatchSampler,
+        loader: LoaderSettings,
+        device: torch.device,
+        dropout: CaptionDropout | None = None,
     ) -> None:
         self.dataset, self.batches, self.loader, self.device = dataset, batches, loader, device
+        self.dropout = dropout
         self.consumed = 0
         self._batches: Iterator[Batch] | None = None
 
@@ -36,8 +44,11 @@ class BatchStream:
     def next(self) -> Batch:
         if self._batches is None:  # opened on first use: after a checkpoint has set the position
             self._batches = self._open()
-        self.consumed += 1
-        return next(self._batches).to(self.device)
+        position, self.consumed = self.consumed, self.consumed + 1
+        batch = next(self._batches)
+        if self.dropout is not None:
+            batch = self.dropout.apply(batch, position)
+        return batch.to(self.device)
 
     def _open(self) -> Iterator[Batch]:
         indices = self.batches.iterate(self.consumed)

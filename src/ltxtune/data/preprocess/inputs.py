@@ -151,9 +151,7 @@ class InputReader:
             yield Inputs(info, bucket, clip.framing, span, frames, reference, mask, waveform, ref_wave, source)
 
     def check(self, row: Row) -> None:
-        """What is wrong with ``row`` before any file is opened: no caption, a file that is not there."""
-        if not row.caption:
-            raise Skip("empty caption", str(row.media))
+        """What is wrong with ``row``'s files before any is opened: one that is not there, or is empty."""
         roles = {"": row.media, "reference": row.reference, "mask": row.mask, "audio": row.audio}
         for role, path in {**roles, "reference audio": row.reference_audio}.items():
             label = f"{role} {path}" if role else str(path)

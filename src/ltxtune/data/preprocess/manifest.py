@@ -70,7 +70,9 @@ class Columns:
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The raw rows of a CSV (header line), JSON (a list of objects) or JSONL (one object a line) file."""
     if not path.is_file():
-        raise ConfigError("input", str(path), "an existing dataset file (" + ", ".join(FORMATS) + ")")
+        raise ConfigError(
+            "input", str(path), "an existing dataset file (" + ", ".join(FORMATS) + "), or a folder of clips"
+        )
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":

@@ -20,12 +20,19 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ltxtune.data.checks import VIDEO_CHANNELS
+from ltxtune.data.dropout import EMPTY_CONDITIONS
 from ltxtune.data.preprocess.buckets import mask_fraction_grid, parse_buckets
 from ltxtune.data.preprocess.encoders import AudioVAE, VideoVAE
 from ltxtune.data.preprocess.inputs import InputReader, Inputs, Skip
 from ltxtune.data.preprocess.manifest import Row
 from ltxtune.data.preprocess.media import MediaError, probe
-from ltxtune.data.preprocess.records import clip_record, merge_records, skip_record, write_skip_report
+from ltxtune.data.preprocess.records import (
+    clip_record,
+    merge_records,
+    read_settings,
+    skip_record,
+    write_skip_report,
+)
 from ltxtune.data.preprocess.spans import First, Spans
 from ltxtune.data.preprocess.text import TextFeatures
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
@@ -35,6 +42,7 @@ FORMAT_VERSION = 1
 # auto = the convention of the trainer whose column name the dataset file uses.
 MASK_WHITE = ("auto", "generate", "keep")
 REFERENCE_MASK_COLUMN = "video_mask"  # ltx-trainer's mask column: its masks are white = keep
+CAPTIONING_COMMAND = "python -m ltxtune.data.captioning <folder>"
 
 
 class TextEncoder(Protocol):
@@ -116,6 +124,8 @@ class Preprocessor:
         reference_frame_stride: int = 1,
         mask_white: str = "auto",
         frames: Spans | None = None,
+        caption_prefix: str = "",
+        allow_empty_captions: bool = False,
         overwrite: bool = False,
         strict: bool = False,
         rank: int = 0,
@@ -141,6 +151,7 @@ class Preprocessor:
         self.audio, self.image_fps, self.overwrite, self.strict = audio, image_fps, overwrite, strict
         self.downscale, self.stride = reference_downscale, reference_frame_stride
         self.mask_setting = mask_white
+        self.caption_prefix, self.allow_empty_captions = str(caption_prefix or ""), bool(allow_empty_captions)
         self.mask_white = self.use_mask_column(None)
         self.rank, self.world = rank, world
         if frames is not None and not isinstance(frames, Spans):
@@ -155,6 +166,37 @@ class Preprocessor:
         else:
             self.mask_white = self.mask_setting
         return self.mask_white
+
+    def text(self, row: Row) -> str:
+        """What ``row``'s text features are encoded from: ``caption_prefix`` (a trigger word), then its caption."""
+        return (self.caption_prefix + row.caption).strip()
+
+    def check_caption(self, row: Row) -> None:
+        """Raise ``Skip`` for a row without a caption, unless ``allow_empty_captions``."""
+        if row.caption or self.allow_empty_captions:
+            return
+        where = f"{row.media.with_suffix('.txt').name} beside it in a folder, its caption column in a dataset file"
+        raise Skip(
+            "no caption",
+            f"{row.media}: write its caption ({where}), make captions with `{CAPTIONING_COMMAND}`, "
+            "or set allow_empty_captions=true",
+        )
+
+    def empty_prompt_path(self) -> Path:
+        return self.root / EMPTY_CONDITIONS
+
+    def check_prefix(self, done: int) -> None:
+        """Refuse a ``caption_prefix`` other than the one the samples already made were encoded with: a re-run
+        would mix the two in one dataset."""
+        recorded = read_settings(self.root)
+        earlier = str(recorded.get("caption_prefix") or "")
+        if recorded and earlier != self.caption_prefix and not self.overwrite:
+            raise ConfigError(
+                "caption_prefix",
+                self.caption_prefix,
+                f"{earlier!r}, the prefix the {done} samples already under {self.root} were encoded with; "
+                "overwrite=true encodes every sample again with the new one",
+            )
 
     def outputs(self, row: Row, name: str) -> list[Path]:
         """Every file sample ``name`` of ``row`` becomes, ``latents/`` last (it marks the sample complete)."""
@@ -207,10 +249,16 @@ class Preprocessor:
         """Process this rank's share of ``rows``; encoders are built only when there is work. The records are
         written even when a row stops the run (``strict=true``, an encoder failing): what was made is told."""
         todo, already = self.plan(rows)
+        if already:
+            self.check_prefix(len(already))
         summary = Summary(already=len(already))
-        if not todo:
+        # The empty prompt's features (caption dropout) are written once, by the first process, with the samples.
+        empty = self.empty_prompt_path() if self.rank == 0 else None
+        if not todo and (empty is None or empty.is_file()):
             return summary
         encoders = load_encoders()
+        if empty is not None and (self.overwrite or not empty.is_file()):
+            atomic_save(encoders.text.encode("").to_file(), empty)
         start = time.perf_counter()
         bar = tqdm(todo, desc="preprocess", unit="clip", disable=self.rank != 0, ascii=True)
         try:
@@ -239,6 +287,7 @@ class Preprocessor:
     def process(self, row: Row, enc: Encoders) -> tuple[dict[str, Any], int]:
         """Encode and write the samples of ``row`` not complete yet; its record and how many samples were made.
         Raises ``Skip`` before writing anything when an input is bad, ``Partial`` when a later span is."""
+        self.check_caption(row)
         rate, steps = (enc.audio.sample_rate, enc.audio.latents_per_second) if enc.audio is not None else (0, 25.0)
         clip = self.reader.open(row)
         info = clip.info
@@ -265,7 +314,7 @@ class Preprocessor:
         info, frames, reference, mask = inputs.info, inputs.frames, inputs.reference, inputs.mask
         waveform, ref_wave, seconds = inputs.waveform, inputs.ref_wave, inputs.seconds
 
-        files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(row.caption).to_file()}
+        files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(self.text(row)).to_file()}
         # No audio latents for a clip without sound (as ltx-trainer): silence would teach that its scene is silent.
         if waveform is not None:
             latents = enc.audio.encode(waveform, seconds)
@@ -319,10 +368,13 @@ class Preprocessor:
             "reference_frame_stride": self.stride,
             "mask_white": self.mask_white,
             "frames": self.spans.describe(),
+            "caption_prefix": self.caption_prefix,
+            "allow_empty_captions": self.allow_empty_captions,
+            "empty_prompt": EMPTY_CONDITIONS,  # the text features of "", for data.caption_dropout
             "encoders": encoders.describe(),
         }
         records = {row.name: summary.records.get(row.name, {}) for row in todo}
         captions: dict[str, str | None] = {row.name: None for row in todo if "bucket" not in records[row.name]}
-        captions |= {name: row.caption for row in todo for name in records[row.name].get("spans", {})}
-        earlier = {name: row.caption for row in already for name in self.sample_names(row) or []}
+        captions |= {name: self.text(row) for row in todo for name in records[row.name].get("spans", {})}
+        earlier = {name: self.text(row) for row in already for name in self.sample_names(row) or []}
         merge_records(self.root, settings, summary.records, captions, earlier, shared=self.world > 1)

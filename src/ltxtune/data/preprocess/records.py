@@ -93,6 +93,11 @@ def merge_records(
         _write_json(root / CAPTIONS_FILE, dict(sorted(written.items())))
 
 
+def read_settings(root: Path) -> dict[str, Any]:
+    """What the last run recorded in ``preprocess.json`` under ``root`` (empty: none yet)."""
+    return _read_json(root / PREPROCESS_FILE)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
