@@ -21,6 +21,7 @@ from ltxtune.data.preprocess.encoders import loading, parse_dtype, resolve_devic
 from ltxtune.errors import ConfigError, DataError, check_range
 from ltxtune.ltx_core_api import (
     built_gemma_size,
+    check_gemma_processor,
     check_transformers,
     gemma_encoder_builder,
     gemma_family,
@@ -109,6 +110,7 @@ class GemmaText:
         check_transformers()
         weights = gemma_files(gemma_root)
         check_gemma_config(gemma_root, weights[0].parent / "config.json")
+        check_gemma_processor(gemma_root)
         self.checkpoint, self.gemma_root = checkpoint, gemma_root
         self.device, self.dtype = resolve_device(device), parse_dtype(dtype)
         # The small feature extractor first: a checkpoint without it is refused before Gemma's minutes of loading.
@@ -150,6 +152,11 @@ def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.devic
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             detail = next((line for line in lines if line.startswith("size mismatch")), lines[0] if lines else "")
             raise DataError(f"{checkpoint}: its text feature extractor does not fit {gemma_root}: {detail}") from None
+        except ValueError as exc:  # ltx-core 1.2: the checkpoint was trained on another Gemma than this one
+            raise DataError(
+                f"{checkpoint}: {exc} (encoders.text_encoder_path: the Gemma this checkpoint was trained with;"
+                " LTX-2.5's is its own Gemma 4, LTX-2 and LTX-2.3's Gemma 3)"
+            ) from None
     if missing := meta_tensors(processor.feature_extractor):
         raise DataError(
             f"{checkpoint}: no text feature extractor (text_embedding_projection.*, {len(missing)} tensors); "
