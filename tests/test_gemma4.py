@@ -121,6 +121,47 @@ def test_a_gemma_other_than_the_checkpoints_is_refused_in_one_line(case, gemma4,
     assert "\n" not in line
 
 
+def split_text_side(ltx25: Path, gemma4: Path, where: Path) -> tuple[Path, Path]:
+    """LTX-2.5's split release's text side, packed as ltx-core packs it: (the transformer file without the text
+    projection, the text encoder file holding Gemma 4, its Hugging Face files and the projection)."""
+    from ltx_core.text_encoders.gemma.gemma_assets import (
+        build_text_encoder_tensors_from_gemma_root,
+        save_text_encoder_safetensors,
+    )
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ltxtune.model.tiny_gemma import TINY_GEMMA4_VERSION
+
+    with safe_open(str(ltx25), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    projection = {k: tensors.pop(k) for k in list(tensors) if k.startswith("text_embedding_projection.")}
+    where.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(where / "transformer.safetensors"), metadata=metadata)
+    packed, packed_metadata = build_text_encoder_tensors_from_gemma_root(
+        str(gemma4), projection, gemma_version=TINY_GEMMA4_VERSION
+    )
+    save_text_encoder_safetensors(where / "text_encoder.safetensors", packed, packed_metadata)
+    return where / "transformer.safetensors", where / "text_encoder.safetensors"
+
+
+def test_a_split_release_packed_text_encoder_encodes_as_its_gemma_directory(gemma4, ltx25, tmp_path) -> None:
+    """encoders.checkpoint=<transformer file> encoders.text_encoder_path=<packed text encoder>: the same features
+    as the single file with the Gemma 4 directory."""
+    from ltxtune.data.preprocess.text import GemmaText
+
+    transformer, packed = split_text_side(ltx25, gemma4, tmp_path / "split")
+    with pytest.raises(DataError, match=rf"^{transformer}: no text feature extractor .* its packed text encoder"):
+        GemmaText(str(transformer), str(gemma4), device="cpu")
+    split = GemmaText(str(transformer), str(packed), device="cpu")
+    assert split.describe()["gemma"] == "gemma4_unified"
+    whole = GemmaText(str(ltx25), str(gemma4), device="cpu")
+    caption = "a small bird flies over the river"
+    got, want = split.encode(caption), whole.encode(caption)
+    assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
+    assert torch.equal(got.mask, want.mask) and got.video.abs().sum() > 0
+
+
 def test_a_processor_that_does_not_import_names_the_install_command(gemma4, monkeypatch) -> None:
     """Gemma 4's processor imports torchvision, which ltx-core 1.2 does not install: refused before loading."""
 

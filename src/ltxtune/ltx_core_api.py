@@ -202,8 +202,10 @@ def text_processor_builder(checkpoint: str, gemma_root: str) -> Any:
     configurator = gemma.EmbeddingsProcessorConfigurator
     if hasattr(configurator, "with_gemma_model_path"):
         configurator = configurator.with_gemma_model_path(gemma_root)
+    # LTX-2.5's split release keeps the projection in the packed text encoder, beside Gemma: both files are read.
+    paths = (checkpoint, gemma_root) if packed_text_encoder(gemma_root) else checkpoint
     return SingleGPUModelBuilder(
-        model_class_configurator=configurator, model_path=checkpoint, model_sd_ops=gemma.EMBEDDINGS_PROCESSOR_KEY_OPS
+        model_class_configurator=configurator, model_path=paths, model_sd_ops=gemma.EMBEDDINGS_PROCESSOR_KEY_OPS
     )
 
 
@@ -276,6 +278,13 @@ def gemma_hidden_states(encoder: Any, caption: str) -> tuple[Any, Any]:
     return encoder.encode(caption, padding_side="left")
 
 
+def packed_text_encoder(gemma_root: str) -> bool:
+    """Whether ``gemma_root`` is a packed text encoder: one ``.safetensors`` file with Gemma's weights, its Hugging
+    Face files and the checkpoint's text projection (LTX-2.5's split release), which ltx-core 1.2 loads."""
+    path = Path(gemma_root)
+    return builds_ltx25() and path.is_file() and path.suffix == ".safetensors"
+
+
 def check_gemma_processor(gemma_root: str) -> None:
     """``DataError`` naming ``gemma_root`` and the fix when the processor its ``processor_config.json`` names does
     not import: ltx-core 1.2 builds it with the encoder, and Gemma 4's (``Gemma4UnifiedProcessor``) imports
@@ -284,8 +293,13 @@ def check_gemma_processor(gemma_root: str) -> None:
         return
     import json
 
-    path = next(Path(gemma_root).rglob("processor_config.json"), None)
-    name = json.loads(path.read_text()).get("processor_class", "") if path else ""
+    from ltx_core.text_encoders.gemma import GemmaAssets
+
+    try:
+        raw = GemmaAssets.load(gemma_root).sidecars.get("processor_config.json", b"{}")
+    except (ValueError, KeyError) as exc:  # a packed file without its Hugging Face files
+        raise DataError(f"{gemma_root}: not a Gemma ltx-core 1.2 loads ({exc})") from None
+    name = json.loads(raw).get("processor_class", "")
     if not name:
         return  # ltx-core names what is missing itself
     import transformers
@@ -295,8 +309,10 @@ def check_gemma_processor(gemma_root: str) -> None:
     except ImportError as exc:
         cause = exc.__cause__ or exc
         raise DataError(
-            f"{gemma_root}: its processor ({name}, {path.name}) does not import ({cause}); install what"
+            f"{gemma_root}: its processor ({name}, processor_config.json) does not import ({cause}); install what"
             f" ltx-core 1.2 loads Gemma 4 with: {INSTALL_LTX_CORE_12}"
         ) from None
     except AttributeError:
-        raise DataError(f"{gemma_root}: {path.name} names processor_class={name!r}, which transformers lacks") from None
+        raise DataError(
+            f"{gemma_root}: processor_config.json names processor_class={name!r}, which transformers lacks"
+        ) from None

@@ -30,6 +30,7 @@ from ltxtune.ltx_core_api import (
     gemma_name,
     gemma_needed_files,
     gemma_weight_files,
+    packed_text_encoder,
     text_processor_builder,
 )
 
@@ -97,15 +98,19 @@ class GemmaText:
     the feature extractor) and a local Gemma directory; features are stored in ``dtype`` (bfloat16 keeps a
     1,024-token caption at about 7.5 MiB). ltx-core 1.0.0 builds the configuration of Gemma 3 12B (it reads
     no ``config.json``): a directory whose ``config.json`` says otherwise is refused before anything loads;
-    ltx-core 1.2 builds what the directory's ``config.json`` says.
+    ltx-core 1.2 builds what the directory's ``config.json`` says, and also reads LTX-2.5's split release, whose
+    ``gemma_root`` is the packed text encoder file (Gemma with the projection; ``checkpoint`` the transformer).
     """
 
     def __init__(self, checkpoint: str, gemma_root: str, device: str = "auto", dtype: str = "bfloat16") -> None:
         if not Path(checkpoint).is_file():
             raise ConfigError("checkpoint", checkpoint, "the LTX-2 .safetensors file")
-        if not Path(gemma_root).is_dir():
+        if not (Path(gemma_root).is_dir() or packed_text_encoder(gemma_root)):
+            packed = " or a split release's packed text encoder (.safetensors)" if built_gemma_size() is None else ""
             raise ConfigError(
-                "text_encoder_path", gemma_root, f"a local {gemma_kinds()} directory (model*.safetensors, tokenizer)"
+                "text_encoder_path",
+                gemma_root,
+                f"a local {gemma_kinds()} directory (model*.safetensors, tokenizer){packed}",
             )
         check_transformers()
         weights = gemma_files(gemma_root)
@@ -160,14 +165,17 @@ def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.devic
     if missing := meta_tensors(processor.feature_extractor):
         raise DataError(
             f"{checkpoint}: no text feature extractor (text_embedding_projection.*, {len(missing)} tensors); "
-            "give the LTX-2 checkpoint that holds it (a split release: its connectors file)"
+            "give the LTX-2 checkpoint that holds it (a split release: its connectors file; LTX-2.5's: its packed "
+            "text encoder .safetensors as encoders.text_encoder_path)"
         )
     return processor
 
 
 def gemma_files(gemma_root: str) -> list[Path]:
-    """The weight files of the Gemma directory; a directory without them, or without the tokenizer or processor
-    files the installed ltx-core loads, is refused naming what is missing."""
+    """The weight files of the Gemma directory (or the packed text encoder itself); a directory without them, or
+    without the tokenizer or processor files the installed ltx-core loads, is refused naming what is missing."""
+    if packed_text_encoder(gemma_root):  # its Hugging Face files are inside it
+        return gemma_weight_files(gemma_root)
     root = Path(gemma_root)
     for pattern in gemma_needed_files():
         if next(root.rglob(pattern), None) is None:
