@@ -108,7 +108,7 @@ def model(s: Section, out: Experiment) -> None:
     out.groups["model"] = "ltx2"
     checkpoint = s.value("model_path", TEXT, required=True)
     out.set("model.checkpoint", checkpoint)
-    s.drop("text_encoder_path", _NO_TEXT_ENCODER)
+    s.drop("text_encoder_path", f"{_NO_TEXT_ENCODER} (encoders=ltx2 encoders.text_encoder_path=<it>)")
     vaes(s, out, checkpoint)
     mode = s.value("training_mode", TEXT, "lora")
     if mode not in ("lora", "full"):
