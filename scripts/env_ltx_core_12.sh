@@ -35,7 +35,8 @@ python3 -m venv "$venv"
 start=$(date +%s)
 "$venv/bin/pip" install --quiet -c "$constraints" -e ".[dev]"
 echo "installing ltx-core 1.2 and transformers 5 over ltxtune's transformers 4 (pip reports that conflict below)"
-"$venv/bin/pip" install --quiet -c "$constraints" "$src" "transformers>=5.8,<5.15"
+# torchvision: Gemma 4's processor imports it (ltx-core builds the processor with the encoder); 0.26.0 is torch 2.11's.
+"$venv/bin/pip" install --quiet -c "$constraints" "$src" "transformers>=5.8,<5.15" torchvision==0.26.0
 rm -f "$constraints"
 
 # Every conflict pip sees, less the one this environment is built with.

@@ -17,12 +17,19 @@ from omegaconf import DictConfig, OmegaConf
 from conftest import CONF, ROOT, SMALL
 from ltxtune.app.estimate import estimate
 from ltxtune.convert.__main__ import main
+from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12, builds_ltx25
+from ltxtune.model.audio_vae import write_tiny_audio_checkpoint
+from ltxtune.model.tiny import write_split_checkpoint, write_tiny_checkpoint
+from ltxtune.model.vae import write_tiny_vae_checkpoint
 
 # ltx-trainer's 16 shipped configs are not part of this repository (they are Lightricks' files): point
 # LTX_TRAINER_CONFIGS at a copy (packages/ltx-trainer/configs of Lightricks/LTX-2) to run the tests that read them.
 REFERENCE = Path(os.environ.get("LTX_TRAINER_CONFIGS", "/work/shared/reference/ltx-trainer-configs"))
 CONFIGS = sorted(REFERENCE.glob("*.yaml"))
 needs_reference = pytest.mark.skipif(not CONFIGS, reason=f"no ltx-trainer configs in {REFERENCE} (LTX_TRAINER_CONFIGS)")
+needs_ltx_core_12 = pytest.mark.skipif(
+    not builds_ltx25(), reason=f"LTX-2.5 needs ltx-core 1.2 (installed: 1.0); {INSTALL_LTX_CORE_12}"
+)
 CLASS = {
     "first_frame": "FirstFrame",
     "prefix": "Prefix",
@@ -78,12 +85,33 @@ def compose_tiny(conf_dir: Path, name: str, data_root: Path, *overrides: str) ->
         )
 
 
+# The keys ltx-trainer 1.2's configs add for LTX-2.5's split release (one file per component: the transformer file
+# holds no VAE, the text encoder is packed in one file with its projection); its shipped files have them commented.
+SPLIT_RELEASE = {
+    "model_path": "/models/ltx-2.5-22b-dev-transformer-bf16.safetensors",
+    "text_encoder_path": "/models/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors",
+    "video_vae_path": "/models/ltx-2.5-video-vae-bf16.safetensors",
+    "audio_vae_path": "/models/ltx-2.5-audio-vae-bf16.safetensors",
+}
+
+
 @needs_reference
+@pytest.mark.parametrize("split", [False, True], ids=["as_shipped", "split_release"])
 @pytest.mark.parametrize("source", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_shipped_config_converts_composes_and_dry_runs(source: Path, conf_dir: Path, data_root: Path) -> None:
+def test_shipped_config_converts_composes_and_dry_runs(
+    source: Path, split: bool, conf_dir: Path, data_root: Path, tmp_path: Path
+) -> None:
     assert len(CONFIGS) == 16
     reference = yaml.safe_load(source.read_text())
+    if split:  # the same config pointed at LTX-2.5's split release, as its comments say to
+        reference["model"].update(SPLIT_RELEASE)
+        source = tmp_path / f"{source.stem}_split.yaml"
+        source.write_text(yaml.safe_dump(reference))
     output = converted(source, conf_dir)
+    written = yaml.safe_load(output.read_text())["model"]
+    assert (written.get("vae_checkpoint"), written.get("audio_vae_checkpoint")) == (
+        (SPLIT_RELEASE["video_vae_path"], SPLIT_RELEASE["audio_vae_path"]) if split else (None, None)
+    )
     assert output.read_text().startswith("# @package _global_\n")
     cfg = compose_tiny(conf_dir, output.stem, data_root, "trainer.dry_run=true")
 
@@ -316,3 +344,88 @@ def test_an_experiment_named_like_a_shipped_preset_is_refused(tmp_path: Path) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "experiment=i2v is a preset shipped with ltxtune" in lines[0]
     assert not (tmp_path / "my_conf").exists()
+
+
+def convert_text(tmp_path: Path, text: str, name: str = "split") -> dict:
+    source = tmp_path / f"{name}.yaml"
+    source.write_text(text)
+    assert main([str(source), "-o", str(tmp_path / "conf" / "experiment" / f"{name}.yaml")]) == 0
+    return yaml.safe_load((tmp_path / "conf" / "experiment" / f"{name}.yaml").read_text())
+
+
+def compose_converted(conf_dir: Path, name: str, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", [f"hydra.searchpath=[file://{conf_dir}]", f"experiment={name}", *overrides])
+
+
+def test_split_release_files_become_the_model_files_the_validation_clips_decode_with(tmp_path, capsys) -> None:
+    model = "\n".join(f"  {k}: {v}" for k, v in SPLIT_RELEASE.items())
+    body = convert_text(tmp_path, f"model:\n{model}\ndata: {{preprocessed_data_root: /data/x}}\n")
+    assert body["model"] == {
+        "checkpoint": SPLIT_RELEASE["model_path"],
+        "vae_checkpoint": SPLIT_RELEASE["video_vae_path"],
+        "audio_vae_checkpoint": SPLIT_RELEASE["audio_vae_path"],
+    }
+    assert f"model.text_encoder_path={SPLIT_RELEASE['text_encoder_path']}: " in capsys.readouterr().out
+    cfg = compose_converted(tmp_path / "conf", "split")
+    assert cfg.model.connectors_checkpoint == SPLIT_RELEASE["model_path"]  # LTX-2.5 keeps them with the blocks
+    assert cfg.validation_videos.decoder_checkpoint == SPLIT_RELEASE["video_vae_path"]
+    assert cfg.validation_videos.audio_decoder_checkpoint == SPLIT_RELEASE["audio_vae_path"]
+
+
+def test_a_video_vae_of_its_own_leaves_the_audio_vae_in_the_checkpoint(tmp_path) -> None:
+    """ltx-trainer reads each VAE from model_path unless told; ltxtune's audio VAE follows the video VAE's file."""
+    body = convert_text(
+        tmp_path,
+        "model: {model_path: /m/ltx-2.3.safetensors, video_vae_path: /m/vae.safetensors}\n"
+        "data: {preprocessed_data_root: /data/x}\n",
+    )
+    cfg = compose_converted(tmp_path / "conf", "split")
+    assert body["model"]["vae_checkpoint"] == cfg.validation_videos.decoder_checkpoint == "/m/vae.safetensors"
+    assert cfg.model.audio_vae_checkpoint == cfg.validation_videos.audio_decoder_checkpoint == "/m/ltx-2.3.safetensors"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", ["ltx2.3", pytest.param("ltx2.5", marks=needs_ltx_core_12)])
+def test_converted_split_release_trains_and_decodes_with_its_vae_files(release, tmp_path, recwarn) -> None:
+    """model_path, video_vae_path and audio_vae_path as ltx-trainer 1.2 names them: the run trains on the
+    transformer file and renders its validation clips with the real VAE files (no random-weight decoder)."""
+    from ltxtune.training.run import train
+
+    if release == "ltx2.5":
+        files = write_split_checkpoint(tmp_path / "release", ltx25=True)
+    else:  # LTX-2.3 in one file, its VAEs beside it
+        files = {
+            "transformer": write_tiny_checkpoint(tmp_path / "release" / "ltx-2.3.safetensors", ltx23=True),
+            "vae": write_tiny_vae_checkpoint(tmp_path / "release" / "vae.safetensors"),
+            "audio_vae": write_tiny_audio_checkpoint(tmp_path / "release" / "audio_vae.safetensors"),
+        }
+    convert_text(
+        tmp_path,
+        f"model: {{model_path: {files['transformer']}, video_vae_path: {files['vae']},"
+        f" audio_vae_path: {files['audio_vae']}}}\n"
+        "training_strategy: {name: text_to_video, with_audio: true}\n"
+        "optimization: {steps: 2, batch_size: 1}\n"
+        "validation: {interval: 2, inference_steps: 1, stg_blocks: [1]}\n"
+        "acceleration: {mixed_precision_mode: 'no'}\n"
+        f"data: {{preprocessed_data_root: {tmp_path / 'data'}}}\n",
+    )
+    cfg = compose_converted(
+        tmp_path / "conf",
+        "split",
+        "data=synthetic",  # the tiny model's data in place of the reference's precomputed dataset
+        f"data.root={tmp_path / 'data'}",
+        "data.num_samples=4",
+        "data.val_samples=1",
+        "data.text_tokens=128",
+        "model.caption_channels=64",
+        "model.audio_caption_channels=32",
+        "model.dtype=float32",
+        "validation_videos.num_prompts=1",
+        "loader.num_workers=0",
+        "logger=none",
+    )
+    train(cfg, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "completed"
+    assert list((tmp_path / "run" / "samples").rglob("*.mp4"))
+    assert not [w for w in recwarn if "random weights" in str(w.message)]  # decoded with the VAE files

@@ -17,10 +17,11 @@ from typing import Any
 
 from ltxtune.errors import DataError
 
-# The one extra command of README's set-up, for LTX-2.5.
+# The one extra command of README's set-up, for LTX-2.5 (torchvision: Gemma 4's processor imports it, and
+# ltx-core 1.2 builds that processor with the encoder; 0.26.0 is the release for ltxtune's torch 2.11.0).
 INSTALL_LTX_CORE_12 = (
     'pip install "ltx-core @ git+https://github.com/Lightricks/LTX-2@v1.2.0#subdirectory=packages/ltx-core"'
-    ' "transformers>=5.8,<5.15"'
+    ' "transformers>=5.8,<5.15" torchvision==0.26.0'
 )
 
 # Transformer config keys only ltx-core 1.2 reads, with the value that changes the architecture. ltx-core 1.0
@@ -162,9 +163,9 @@ def gemma_kinds() -> str:
 def gemma_needed_files() -> tuple[str, ...]:
     """What a Gemma directory must hold for the installed ltx-core: the weights, and the tokenizer and processor
     files it reads (1.0: SentencePiece's ``tokenizer.model`` and the image processor's settings; 1.2: the
-    Hugging Face ``config.json`` and ``tokenizer.json``)."""
+    Hugging Face ``config.json``, the tokenizer's and the processor's files)."""
     if builds_ltx25():
-        return ("model*.safetensors", "config.json", "tokenizer.json")
+        return ("model*.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "processor_config.json")
     return ("model*.safetensors", "tokenizer.model", "preprocessor_config.json")
 
 
@@ -201,8 +202,10 @@ def text_processor_builder(checkpoint: str, gemma_root: str) -> Any:
     configurator = gemma.EmbeddingsProcessorConfigurator
     if hasattr(configurator, "with_gemma_model_path"):
         configurator = configurator.with_gemma_model_path(gemma_root)
+    # LTX-2.5's split release keeps the projection in the packed text encoder, beside Gemma: both files are read.
+    paths = (checkpoint, gemma_root) if packed_text_encoder(gemma_root) else checkpoint
     return SingleGPUModelBuilder(
-        model_class_configurator=configurator, model_path=checkpoint, model_sd_ops=gemma.EMBEDDINGS_PROCESSOR_KEY_OPS
+        model_class_configurator=configurator, model_path=paths, model_sd_ops=gemma.EMBEDDINGS_PROCESSOR_KEY_OPS
     )
 
 
@@ -273,3 +276,43 @@ def gemma_hidden_states(encoder: Any, caption: str) -> tuple[Any, Any]:
     if "prompts" in inspect.signature(encoder.encode).parameters:
         return encoder.encode([caption])[0]
     return encoder.encode(caption, padding_side="left")
+
+
+def packed_text_encoder(gemma_root: str) -> bool:
+    """Whether ``gemma_root`` is a packed text encoder: one ``.safetensors`` file with Gemma's weights, its Hugging
+    Face files and the checkpoint's text projection (LTX-2.5's split release), which ltx-core 1.2 loads."""
+    path = Path(gemma_root)
+    return builds_ltx25() and path.is_file() and path.suffix == ".safetensors"
+
+
+def check_gemma_processor(gemma_root: str) -> None:
+    """``DataError`` naming ``gemma_root`` and the fix when the processor its ``processor_config.json`` names does
+    not import: ltx-core 1.2 builds it with the encoder, and Gemma 4's (``Gemma4UnifiedProcessor``) imports
+    torchvision, which ltx-core does not install. ltx-core 1.0 builds no processor from the directory."""
+    if not builds_ltx25():
+        return
+    import json
+
+    from ltx_core.text_encoders.gemma import GemmaAssets
+
+    try:
+        raw = GemmaAssets.load(gemma_root).sidecars.get("processor_config.json", b"{}")
+    except (ValueError, KeyError) as exc:  # a packed file without its Hugging Face files
+        raise DataError(f"{gemma_root}: not a Gemma ltx-core 1.2 loads ({exc})") from None
+    name = json.loads(raw).get("processor_class", "")
+    if not name:
+        return  # ltx-core names what is missing itself
+    import transformers
+
+    try:
+        getattr(transformers, name)
+    except ImportError as exc:
+        cause = exc.__cause__ or exc
+        raise DataError(
+            f"{gemma_root}: its processor ({name}, processor_config.json) does not import ({cause}); install what"
+            f" ltx-core 1.2 loads Gemma 4 with: {INSTALL_LTX_CORE_12}"
+        ) from None
+    except AttributeError:
+        raise DataError(
+            f"{gemma_root}: processor_config.json names processor_class={name!r}, which transformers lacks"
+        ) from None

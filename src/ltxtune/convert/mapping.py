@@ -106,8 +106,10 @@ class Section:
 
 def model(s: Section, out: Experiment) -> None:
     out.groups["model"] = "ltx2"
-    out.set("model.checkpoint", s.value("model_path", TEXT, required=True))
-    s.drop("text_encoder_path", _NO_TEXT_ENCODER)
+    checkpoint = s.value("model_path", TEXT, required=True)
+    out.set("model.checkpoint", checkpoint)
+    s.drop("text_encoder_path", f"{_NO_TEXT_ENCODER} (encoders=ltx2 encoders.text_encoder_path=<it>)")
+    vaes(s, out, checkpoint)
     mode = s.value("training_mode", TEXT, "lora")
     if mode not in ("lora", "full"):
         raise ConversionError(f"model.training_mode={mode!r}: expected lora or full")
@@ -123,6 +125,18 @@ def model(s: Section, out: Experiment) -> None:
             "ltxtune starts from a LoRA file (lora.init_from=<file>.safetensors) or resumes its own run "
             "(checkpoint.resume=auto|<path>); a directory or a full checkpoint has no equivalent",
         )
+
+
+def vaes(s: Section, out: Experiment, checkpoint: str) -> None:
+    """A split release's VAE files (LTX-2.5: the transformer file holds no VAE), which the validation clips
+    decode with. Each defaults to ``model_path`` in ltx-trainer; in ltxtune the audio VAE defaults to the video
+    VAE's file, so a video VAE of its own leaves the audio VAE at ``model_path`` explicitly."""
+    video = s.value("video_vae_path", TEXT)
+    audio = s.value("audio_vae_path", TEXT)
+    if video is not None:
+        out.set("model.vae_checkpoint", video)
+    if audio is not None or video is not None:
+        out.set("model.audio_vae_checkpoint", audio or checkpoint)
 
 
 def lora(s: Section, out: Experiment) -> None:

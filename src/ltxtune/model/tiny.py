@@ -15,7 +15,7 @@ from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12, LTX25_TRANSFORMER_FLAGS, b
 from ltxtune.model.audio_vae import tiny_audio_tensors, write_tiny_audio_checkpoint
 from ltxtune.model.base import CHECKPOINT_PREFIX, LoadedModel, ModelSpec
 from ltxtune.model.ltx2 import TextConnectors
-from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS
+from ltxtune.model.tiny_gemma import TINY_GEMMA4_VERSION, TINY_GEMMA_LAYERS
 from ltxtune.model.vae import init_decoder, tiny_vae_tensors, write_tiny_vae_checkpoint
 
 # Values ltx-core's configurator insists on (it checks each one): the LTX-2 architecture choices.
@@ -153,7 +153,7 @@ LTX23_ARCHITECTURE: dict[str, Any] = {
 # position embedding; the text features come from Gemma 4 (named in the metadata, ``LTX25_METADATA``).
 LTX25_METADATA: dict[str, Any] = {
     "model_version": "2.5.0",
-    "gemma_source_checkpoint": {"gemma_version": "tiny-gemma-4"},
+    "gemma_source_checkpoint": {"gemma_version": TINY_GEMMA4_VERSION},  # model/tiny_gemma.py's Gemma 4
 }
 
 

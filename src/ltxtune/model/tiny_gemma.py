@@ -15,6 +15,13 @@ ltx-core 1.0.0 builds Gemma 3 12B's configuration whatever the directory holds (
 where the encoder and the text feature extractor are built); ``substitute_gemma_config(directory)`` puts this
 directory's configuration there instead (``gemma_config_from(directory)``: for as long as it is open). Everything
 else is ltx-core's own loading, as ltxtune's ``GemmaText`` and ltx-pipelines run it.
+
+``write_tiny_gemma4(directory)`` writes LTX-2.5's text encoder in small: a Gemma 4 "unified" (``model_type``
+``gemma4_unified``) as transformers 5 saves one (``config.json`` with the ``gemma_version`` that the tiny LTX-2.5
+checkpoint's ``gemma_source_checkpoint`` names, ``model-*.safetensors`` under ``model.language_model.*``,
+``model.vision_embedder.*``, ``model.embed_vision.*``, ``model.embed_audio.*``; ``tokenizer.json``,
+``tokenizer_config.json`` and ``processor_config.json``). ltx-core 1.2 builds it from that ``config.json`` and
+checks the ``gemma_version``; it needs transformers 5 (and torchvision, which its processor imports).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import torch
 from ltxtune.ltx_core_api import built_gemma_size
 
 TINY_GEMMA_LAYERS = 2
+# The ``gemma_version`` of the tiny Gemma 4, which the tiny LTX-2.5 checkpoint's ``gemma_source_checkpoint`` names.
+TINY_GEMMA4_VERSION = "tiny-gemma-4"
 _SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
 _IMAGE = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
 _WORDS = (
@@ -232,3 +241,128 @@ def gemma_config_from(directory: Path | str) -> Iterator[None]:
     finally:
         if replaced is not None:
             encoder_configurator.GEMMA3_CONFIG_FOR_LTX = replaced
+
+
+# Gemma 4's special tokens, with the image, audio and video placeholders its processor expands.
+_GEMMA4_SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
+_GEMMA4_MEDIA = {
+    "image_token": "<|image|>",
+    "boi_token": "<|image>",
+    "eoi_token": "<image|>",
+    "audio_token": "<|audio|>",
+    "boa_token": "<|audio>",
+    "eoa_token": "<audio|>",
+}
+
+
+def gemma4_vocabulary() -> tuple[list[str], list[tuple[str, str]]]:
+    """(pieces in id order, BPE merges): the special tokens, the 256 byte pieces, single characters, and the
+    merges that spell each of ``_WORDS`` with its leading space (the word's prefixes are pieces too)."""
+    pieces = [*_GEMMA4_SPECIAL, *_GEMMA4_MEDIA.values(), "<|video|>", *(f"<0x{b:02X}>" for b in range(256))]
+    pieces += list("\u2581abcdefghijklmnopqrstuvwxyz0123456789.,")
+    merges = []
+    for word in _WORDS.split():
+        spelled = "\u2581" + word
+        for k in range(2, len(spelled) + 1):
+            if spelled[:k] not in pieces:
+                pieces.append(spelled[:k])
+                merges.append((spelled[: k - 1], spelled[k - 1]))
+    return pieces, merges
+
+
+def tiny_gemma4_config(
+    hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS, gemma_version: str = TINY_GEMMA4_VERSION
+) -> Any:
+    """transformers' ``Gemma4UnifiedConfig`` at a tiny size: one local and one global attention layer (the 12B's
+    5:1 pattern in small), a vision embedder for 8 x 8 px patches and an audio embedder, both projecting to the
+    text width. ``gemma_version`` is the field ltx-core 1.2 matches against an LTX-2.5 checkpoint."""
+    from transformers import Gemma4UnifiedConfig
+
+    ids = {token: i for i, token in enumerate(gemma4_vocabulary()[0])}
+    heads = 2
+    text = {
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": 1,
+        "head_dim": hidden_size // heads,
+        "global_head_dim": hidden_size // heads,
+        "sliding_window": 64,  # shorter than the 1,024 tokens ltx-core pads to: the local layers see a window
+        "layer_types": ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(num_layers)],
+        "max_position_embeddings": 2048,
+        "vocab_size": len(ids),
+        "pad_token_id": ids["<pad>"],
+        "eos_token_id": ids["<eos>"],
+        "bos_token_id": ids["<bos>"],
+    }
+    vision = {"patch_size": 4, "pooling_kernel_size": 2, "mm_embed_dim": 16, "mm_posemb_size": 8}
+    config = Gemma4UnifiedConfig(
+        text_config=text,
+        vision_config={**vision, "output_proj_dims": hidden_size},
+        audio_config={"audio_embed_dim": 16},
+        boi_token_id=ids[_GEMMA4_MEDIA["boi_token"]],
+        eoi_token_id=ids[_GEMMA4_MEDIA["eoi_token"]],
+        image_token_id=ids[_GEMMA4_MEDIA["image_token"]],
+        video_token_id=ids["<|video|>"],
+        boa_token_id=ids[_GEMMA4_MEDIA["boa_token"]],
+        eoa_token_index=ids[_GEMMA4_MEDIA["eoa_token"]],
+        audio_token_id=ids[_GEMMA4_MEDIA["audio_token"]],
+    )
+    config.gemma_version = gemma_version
+    return config
+
+
+def write_tiny_gemma4(
+    directory: Path,
+    hidden_size: int = 32,
+    num_layers: int = TINY_GEMMA_LAYERS,
+    seed: int = 0,
+    gemma_version: str = TINY_GEMMA4_VERSION,
+) -> Path:
+    """Write the tiny Gemma 4 into ``directory`` (created); returns it. ``hidden_size`` must be the width the
+    tiny LTX-2.5 checkpoint's text projection takes per layer (its ``caption_channels``, 32)."""
+    from transformers import Gemma4UnifiedForConditionalGeneration
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = tiny_gemma4_config(hidden_size, num_layers, gemma_version)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Gemma4UnifiedForConditionalGeneration(config).to(torch.bfloat16)
+    # Two shards and their index, as a release is published (transformers 5 writes its own key layout).
+    model.save_pretrained(str(directory), max_shard_size="48KB")
+    gemma4_processor(config).save_pretrained(str(directory))
+    return directory
+
+
+def gemma4_processor(config: Any) -> Any:
+    """Gemma 4's processor at the tiny sizes: the tokenizer, and the image, video and audio settings beside it
+    (ltx-core 1.2 builds it with the encoder; it encodes captions with the tokenizer only)."""
+    from transformers import (
+        Gemma4UnifiedAudioFeatureExtractor,
+        Gemma4UnifiedImageProcessor,
+        Gemma4UnifiedProcessor,
+        Gemma4UnifiedVideoProcessor,
+        GemmaTokenizer,
+    )
+
+    pieces, merges = gemma4_vocabulary()
+    # Gemma's BPE with byte fallback, as transformers 5 builds it; Gemma 4's adds no <bos> (ltx-core puts one in
+    # front of every caption).
+    tokenizer = GemmaTokenizer(
+        vocab={piece: i for i, piece in enumerate(pieces)},
+        merges=merges,
+        add_bos_token=False,
+        extra_special_tokens=dict(_GEMMA4_MEDIA),
+    )
+    vision, audio = config.vision_config, config.audio_config
+    patches = {"patch_size": vision.patch_size, "pooling_kernel_size": vision.pooling_kernel_size}
+    return Gemma4UnifiedProcessor(
+        feature_extractor=Gemma4UnifiedAudioFeatureExtractor(
+            feature_size=audio.audio_embed_dim, audio_samples_per_token=audio.audio_embed_dim
+        ),
+        image_processor=Gemma4UnifiedImageProcessor(**patches, max_soft_tokens=70),
+        tokenizer=tokenizer,
+        video_processor=Gemma4UnifiedVideoProcessor(**patches, max_soft_tokens=70),
+        image_seq_length=70,
+    )

@@ -21,6 +21,7 @@ from ltxtune.data.preprocess.encoders import loading, parse_dtype, resolve_devic
 from ltxtune.errors import ConfigError, DataError, check_range
 from ltxtune.ltx_core_api import (
     built_gemma_size,
+    check_gemma_processor,
     check_transformers,
     gemma_encoder_builder,
     gemma_family,
@@ -29,6 +30,7 @@ from ltxtune.ltx_core_api import (
     gemma_name,
     gemma_needed_files,
     gemma_weight_files,
+    packed_text_encoder,
     text_processor_builder,
 )
 
@@ -96,19 +98,24 @@ class GemmaText:
     the feature extractor) and a local Gemma directory; features are stored in ``dtype`` (bfloat16 keeps a
     1,024-token caption at about 7.5 MiB). ltx-core 1.0.0 builds the configuration of Gemma 3 12B (it reads
     no ``config.json``): a directory whose ``config.json`` says otherwise is refused before anything loads;
-    ltx-core 1.2 builds what the directory's ``config.json`` says.
+    ltx-core 1.2 builds what the directory's ``config.json`` says, and also reads LTX-2.5's split release, whose
+    ``gemma_root`` is the packed text encoder file (Gemma with the projection; ``checkpoint`` the transformer).
     """
 
     def __init__(self, checkpoint: str, gemma_root: str, device: str = "auto", dtype: str = "bfloat16") -> None:
         if not Path(checkpoint).is_file():
             raise ConfigError("checkpoint", checkpoint, "the LTX-2 .safetensors file")
-        if not Path(gemma_root).is_dir():
+        if not (Path(gemma_root).is_dir() or packed_text_encoder(gemma_root)):
+            packed = " or a split release's packed text encoder (.safetensors)" if built_gemma_size() is None else ""
             raise ConfigError(
-                "text_encoder_path", gemma_root, f"a local {gemma_kinds()} directory (model*.safetensors, tokenizer)"
+                "text_encoder_path",
+                gemma_root,
+                f"a local {gemma_kinds()} directory (model*.safetensors, tokenizer){packed}",
             )
         check_transformers()
         weights = gemma_files(gemma_root)
         check_gemma_config(gemma_root, weights[0].parent / "config.json")
+        check_gemma_processor(gemma_root)
         self.checkpoint, self.gemma_root = checkpoint, gemma_root
         self.device, self.dtype = resolve_device(device), parse_dtype(dtype)
         # The small feature extractor first: a checkpoint without it is refused before Gemma's minutes of loading.
@@ -150,17 +157,25 @@ def load_feature_extractor(checkpoint: str, gemma_root: str, device: torch.devic
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             detail = next((line for line in lines if line.startswith("size mismatch")), lines[0] if lines else "")
             raise DataError(f"{checkpoint}: its text feature extractor does not fit {gemma_root}: {detail}") from None
+        except ValueError as exc:  # ltx-core 1.2: the checkpoint was trained on another Gemma than this one
+            raise DataError(
+                f"{checkpoint}: {exc} (encoders.text_encoder_path: the Gemma this checkpoint was trained with;"
+                " LTX-2.5's is its own Gemma 4, LTX-2 and LTX-2.3's Gemma 3)"
+            ) from None
     if missing := meta_tensors(processor.feature_extractor):
         raise DataError(
             f"{checkpoint}: no text feature extractor (text_embedding_projection.*, {len(missing)} tensors); "
-            "give the LTX-2 checkpoint that holds it (a split release: its connectors file)"
+            "give the LTX-2 checkpoint that holds it (a split release: its connectors file; LTX-2.5's: its packed "
+            "text encoder .safetensors as encoders.text_encoder_path)"
         )
     return processor
 
 
 def gemma_files(gemma_root: str) -> list[Path]:
-    """The weight files of the Gemma directory; a directory without them, or without the tokenizer or processor
-    files the installed ltx-core loads, is refused naming what is missing."""
+    """The weight files of the Gemma directory (or the packed text encoder itself); a directory without them, or
+    without the tokenizer or processor files the installed ltx-core loads, is refused naming what is missing."""
+    if packed_text_encoder(gemma_root):  # its Hugging Face files are inside it
+        return gemma_weight_files(gemma_root)
     root = Path(gemma_root)
     for pattern in gemma_needed_files():
         if next(root.rglob(pattern), None) is None:
