@@ -3,6 +3,7 @@ search that continues where it stopped, and an install without the old sweeper's
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -64,6 +65,37 @@ def test_a_run_stopped_at_a_validation_ends_pruned_with_its_metrics_and_checkpoi
     assert result.val_loss == pytest.approx(seen[-1][1]) and math.isinf(result.objective)
     assert (tmp_path / "run" / "checkpoints").is_dir() and any((tmp_path / "run" / "checkpoints").iterdir())
     assert not (tmp_path / "run" / "lora.safetensors").exists()  # no final weights for a pruned trial
+
+
+# A trial's job in two processes (several GPUs per job): rank 0 alone reports to the study, as the search's job does.
+TWO_RANK_JOB = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from conftest import compose_cfg
+from ltxtune.training.run import train
+run_dir, data = Path(sys.argv[2]), Path(sys.argv[3])
+cfg = compose_cfg("logger=none", "trainer.max_steps=6", "trainer.batch_size=2", "validation.every=1",
+                  "validation.sigmas=[0.5]", "validation_videos.enabled=false", data_root=data)
+rank = os.environ["RANK"]
+result = train(cfg, run_dir, on_validation=(lambda step, loss: step >= 2) if rank == "0" else None)
+(run_dir.parent / f"rank{rank}.json").write_text(json.dumps({"status": result.status, "steps": result.steps}))
+"""
+
+
+@pytest.mark.slow
+def test_a_pruned_two_process_trial_ends_pruned_on_every_rank(synthetic_root, tmp_path) -> None:
+    job = tmp_path / "job.py"
+    job.write_text(TWO_RANK_JOB)
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(job)]
+    args = [str(ROOT / "tests"), str(tmp_path / "run"), str(synthetic_root)]
+    proc = subprocess.run(
+        [*run, *args], capture_output=True, text=True, timeout=600, env={**ENV, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks == [{"status": "pruned", "steps": 2}] * 2  # rank 1 never heard the pruner, yet knows why it stopped
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "pruned"
 
 
 @pytest.mark.slow

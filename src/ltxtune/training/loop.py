@@ -392,11 +392,15 @@ class Trainer:
         self.bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{self.last['val/loss']:.4f}", refresh=False)
 
     def should_stop(self) -> bool:
-        """Whether any rank was asked to stop (all ranks must agree, or the collectives would hang)."""
+        """Whether any rank was asked to stop (all ranks must agree, or the collectives would hang). A prune
+        reaches rank 0 alone (it reports to the search): every rank then ends as pruned, not interrupted."""
         if self.accelerator.num_processes == 1:
             return self.stop_requested
-        flag = torch.tensor([float(self.stop_requested)], device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+        flags = torch.tensor([float(self.stop_requested), float(self.pruned)], device=self.accelerator.device)
+        stop, pruned = (bool(v > 0) for v in self.accelerator.reduce(flags, reduction="sum").tolist())
+        if pruned and not self.pruned:
+            self.pruned, self.stopped_by = True, "the search's pruner"
+        return stop
 
     def weight_checksums(self) -> list[float]:
         """Every rank's sum of trainable weights (gathered): equal on all ranks when DDP keeps them in sync;
