@@ -21,7 +21,7 @@ from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.evaluation.prompts import check_prompts, read_negative_conditions
+from ltxtune.evaluation.prompts import check_prompts, check_sizes, read_negative_conditions
 from ltxtune.model.adapters import FullFinetune
 from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.training.checkpoint import CompatFacts
@@ -63,6 +63,11 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
     split = parts.data.split(parts.strategy.data_needs(), strategy, parts.model.text_widths)
     first = collate([split.train[0]])  # read once: the checks look at the first training sample
     check_data(parts, first)
+    if parts.validation_videos.enabled:
+        try:
+            check_sizes(parts.validation_videos.user_prompts(), first, parts.strategy)
+        except ConfigError as exc:
+            raise exc.within("validation_videos") from None
     negative = parts.validation_videos.negative_conditions
     if parts.validation_videos.enabled and negative is not None and first.text is not None:
         read_negative_conditions(Path(negative).expanduser(), first.text)
