@@ -357,6 +357,22 @@ def test_validation_prompt_commands_run_as_written(synthetic_root: Path, tmp_pat
 
 
 @pytest.mark.slow
+def test_validation_prompt_size_commands_run_as_written(synthetic_root: Path, tmp_path: Path) -> None:
+    """docs/validation.md: prompts with their own size render clips of that size (the synthetic clips: 192x128x17)."""
+    from test_validation_prompts import clip_size
+
+    commands = command_block("### A prompt's own size and length", "docs/validation.md")
+    assert len(commands) == 2
+    media_files(tmp_path)
+    shorter = ["trainer.max_steps=1", "validation.every=0", "logger=none", "validation_videos.num_prompts=0"]
+    sizes = [[(768, 512, 121), (192, 128, 17)], [(192, 128, 49)]]
+    for i, command in enumerate(commands):
+        run_as_written(command, tmp_path, tmp_path / f"run{i}", [*shorter, *small_synthetic(synthetic_root)])
+        step = tmp_path / f"run{i}" / "samples" / "step_000001"
+        assert [clip_size(step / f"prompt{j}.mp4") for j in range(len(sizes[i]))] == sizes[i]
+
+
+@pytest.mark.slow
 def test_an_ltx_trainer_config_converts_and_trains_as_written(tmp_path: Path) -> None:
     """docs/coming-from-ltx-trainer.md: convert in a fresh directory, then the command that trains the result
     (its model and data: the tiny stand-ins)."""

@@ -121,6 +121,26 @@ def test_pruned_trials_stop_early_and_the_worker_takes_the_next_one(synthetic_ro
     summary = (sweep_dir / "summary.md").read_text()
     assert summary.count("| pruned |") == 3 and "(3 pruned)" in summary  # the table and the plots
     assert (sweep_dir / "optuna_val_loss.png").is_file()  # Optuna's curves: each trial ends at step 2
+    # The live view (docs/sweeps.md) reads the same storage: each trial Pruned, with its val/loss by step.
+    trials = dashboard_json(f"sqlite:///{sweep_dir}/optuna.db", "/api/studies/1")["trials"]
+    assert [t["state"] for t in trials] == ["Pruned"] * 3
+    assert all([v["step"] for v in t["intermediate_values"]] == [0, 1, 2] for t in trials)
+
+
+def dashboard_json(storage: str, path: str) -> dict:
+    """What optuna-dashboard's server answers at ``path`` for ``storage`` (its WSGI app, called in-process)."""
+    import io
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    body = b"".join(wsgi(storage)(environ, lambda code, headers, *_: status.append(code)))
+    assert status == ["200 OK"], (status, body[:500])
+    return json.loads(body)
 
 
 # ---------------------------------------------------------------------------------------------- workers

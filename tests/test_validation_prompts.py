@@ -286,3 +286,98 @@ def test_cached_prompts_are_encoded_again_when_the_encoders_change(synthetic_roo
     again = torch.load(tmp_path / "validation_prompts.pt", weights_only=True)["sources"][0]["text"]
     assert first.keys() == again.keys()
     assert not all(torch.equal(first[k], again[k]) for k in first if isinstance(first[k], torch.Tensor))
+
+
+def clip_size(path: Path) -> tuple[int, int, int]:
+    """A written clip's width, height and number of frames, as a player decodes them."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [frame for frame in container.decode(video=0)]
+    return frames[0].width, frames[0].height, len(frames)
+
+
+def test_a_prompt_with_its_own_size_renders_a_clip_of_that_size(synthetic_root, tmp_path) -> None:
+    """The synthetic clips are 192x128, 17 frames: a prompt asking for 256x96, 9 frames gets a clip of that size
+    (and a preview row of its grid), while a prompt without a size and the held-out sample keep theirs."""
+    from PIL import Image
+
+    from ltxtune.evaluation.previews import CELL_PIXELS, GAP_PIXELS
+
+    prompts = "validation_videos.prompts=[{text: 'a red ball', width: 256, height: 96, frames: 9}, 'waves at dusk']"
+    train(compose_cfg(prompts, "validation_videos.num_prompts=1", "trainer.max_steps=1", data_root=synthetic_root),
+          tmp_path)  # fmt: skip
+    step = tmp_path / "samples" / "step_000001"
+    assert clip_size(step / "prompt0.mp4") == (256, 96, 9)
+    assert clip_size(step / "prompt1.mp4") == (192, 128, 17)
+    assert clip_size(step / "prompt2.mp4") == (192, 128, 17)
+    rows = [3, 4, 4]  # latent cells high: 96 / 32, then 128 / 32
+    assert Image.open(step / "preview.png").height == sum(h * CELL_PIXELS + GAP_PIXELS for h in rows)
+
+
+def test_an_audio_prompts_length_follows_its_frames(synthetic_root, tmp_path) -> None:
+    """With sound (t2v with audio), 9 frames at 24 fps last 0.375 s: 9 audio latent steps, not the sample's 18."""
+    prompts = "validation_videos.prompts=[{text: 'drums', frames: 9}]"
+    train(compose_cfg("experiment=t2v", prompts, "validation_videos.num_prompts=0", "trainer.max_steps=1",
+                      data_root=synthetic_root), tmp_path)  # fmt: skip
+    cached = torch.load(tmp_path / "validation_prompts.pt", weights_only=True)["sources"][0]
+    assert cached["video_latents"]["latents"].shape == (1, 128, 2, 4, 6)
+    assert cached["audio_latents"]["latents"].shape[2] == 9
+    assert clip_size(tmp_path / "samples" / "step_000001" / "prompt0.mp4") == (192, 128, 9)
+
+
+def test_an_ic_lora_prompts_reference_keeps_its_scale_at_the_prompts_size(synthetic_root, tmp_path) -> None:
+    """The references are half the clip's size: at 256x64 the prompt's video is encoded as a 4x1 reference."""
+    g = torch.Generator().manual_seed(1)
+    write_clip(tmp_path / "ref.mp4", torch.randint(0, 255, (17, 64, 96, 3), generator=g, dtype=torch.uint8), 24)
+    prompt = (
+        f"validation_videos.prompts=[{{text: 'a street', video: '{tmp_path / 'ref.mp4'}', width: 256, height: 64}}]"
+    )
+    train(compose_cfg("strategy=video_to_video", prompt, "validation_videos.num_prompts=0", "trainer.max_steps=1",
+                      data_root=synthetic_root), tmp_path / "run")  # fmt: skip
+    cached = torch.load(tmp_path / "run" / "validation_prompts.pt", weights_only=True)["sources"][0]
+    assert cached["reference_latents"]["latents"].shape == (1, 128, 3, 1, 4)
+    assert clip_size(tmp_path / "run" / "samples" / "step_000001" / "prompt0.mp4") == (256, 64, 17)
+
+
+@pytest.mark.parametrize(
+    ("entry", "refusal"),
+    [
+        ("{text: 'a red ball', width: 100}",
+         r"prompts\[0\]\.width=100 .*multiple of 32 pixels.*the nearest: 96 and 128 \(prompt 'a red ball'\)"),
+        ("{text: 'a red ball', height: 16}", r"prompts\[0\]\.height=16 .*the nearest: 32 \(prompt"),
+        ("{text: 'a red ball', frames: 20}", r"prompts\[0\]\.frames=20 .*8k \+ 1 frames.*the nearest: 17 and 25"),
+        ("{text: 'a red ball', frames: '17'}", r"prompts\[0\]\.frames='17' .*a whole number"),
+    ],
+)  # fmt: skip
+def test_a_prompt_size_off_the_models_grid_is_refused_before_training(tmp_path, entry, refusal) -> None:
+    with pytest.raises(ConfigError, match=r"validation_videos\." + refusal):
+        build_parts(compose_cfg(f"validation_videos.prompts=[{entry}]"))
+
+
+def test_a_bad_prompt_size_ends_the_command_in_one_line_before_training(tmp_path) -> None:
+    args = [sys.executable, "train.py", "logger=none", f"hydra.run.dir={tmp_path}", *SMALL_SYNTHETIC,
+            "validation_videos.prompts=[{text: 'a red ball', width: 200, frames: 9}]"]  # fmt: skip
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "validation_videos.prompts[0].width=200" in last and "192 and 224" in last and "'a red ball'" in last
+    assert not (tmp_path / "samples").exists() and not (tmp_path / "lora.safetensors").exists()
+
+
+def test_a_size_the_reference_cannot_follow_or_a_size_without_video_is_refused_before_training(
+    synthetic_root, tmp_path
+) -> None:
+    """An IC-LoRA reference half the clip's size needs widths that are multiples of 64; an audio-only strategy
+    renders no picture to size; extension keeps its first 2 latent frames, so a clip must have more."""
+    write_clip(tmp_path / "ref.mp4", torch.zeros(17, 64, 96, 3, dtype=torch.uint8), 24)
+    prompt = f"validation_videos.prompts=[{{text: 'a street', video: '{tmp_path / 'ref.mp4'}', width: 224}}]"
+    refusal = r"validation_videos\.prompts\[0\]\.width=224 .*a multiple of 64: the IC-LoRA reference is 2 times smaller"
+    with pytest.raises(ConfigError, match=refusal):
+        plan("strategy=video_to_video", prompt, data_root=synthetic_root)
+    with pytest.raises(ConfigError, match=r"validation_videos\.prompts\[0\]\.width=256 .*renders no video"):
+        plan("experiment=t2a", "validation_videos.prompts=[{text: 'rain', width: 256}]", data_root=synthetic_root)
+    extend = f"validation_videos.prompts=[{{text: 'a street', video: '{tmp_path / 'ref.mp4'}', frames: 9}}]"
+    refusal = r"prompts\[0\]=\{'frames': 9\} .*Flexible can render.*temporal_boundary=2 is not allowed"
+    with pytest.raises(ConfigError, match=refusal):  # extends 2 given latent frames: 9 frames are only 2
+        plan("experiment=extend_forward", extend, data_root=synthetic_root)

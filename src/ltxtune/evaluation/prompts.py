@@ -1,7 +1,8 @@
 """The user's validation prompts: text, optionally with an image, a video or an audio file, encoded once.
 
 ``validation_videos.prompts`` lists them. Each becomes a sample with the roles the strategy reads, built on a
-held-out sample as its template (the clip's size and length, any mask it needs): the text features come from
+held-out sample as its template (the clip's size and length, any mask it needs; a prompt's own ``width``,
+``height`` and ``frames`` resize it, see ``ltxtune.evaluation.clip_size``): the text features come from
 the configured text encoder, the image from the video VAE encoder as the clip's first latent frame, the video
 as the IC-LoRA reference (a strategy that reads one, whatever its directory) or as the clip itself (extension:
 its given frames come from it), the audio likewise as the audio reference or the audio clip. Nothing of the
@@ -39,6 +40,7 @@ from ltxtune.data.preprocess.media import MediaError, read_audio, read_frames
 from ltxtune.data.preprocess.pipeline import Encoders
 from ltxtune.data.preprocess.pipeline import TextEncoder as PromptEncoder
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.evaluation.clip_size import SIZE_KEYS, check_size, resized
 from ltxtune.ranks import is_main_rank
 from ltxtune.strategies.base import Given, TrainingStrategy
 
@@ -49,10 +51,16 @@ _NAMED = {"image": "an image", "video": "a video", "audio": "an audio file"}
 
 @dataclass(frozen=True)
 class Prompt:
+    """A validation prompt: its text, its media files, and its clip's size in pixels (``None``: the held-out
+    template sample's)."""
+
     text: str
     image: str | None = None
     video: str | None = None
     audio: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
 
     def media(self) -> dict[str, str]:
         """The media it gives, ``{"image": path, ...}``."""
@@ -60,20 +68,24 @@ class Prompt:
 
 
 def parse_prompts(entries: Sequence[Any]) -> list[Prompt]:
-    """``["a prompt", {"text": ..., "image": ...}, ...]`` -> prompts; a bad entry or a missing file is refused."""
+    """``["a prompt", {"text": ..., "image": ..., "width": ...}, ...]`` -> prompts; a bad entry, a missing file
+    or a size off the model's grid is refused."""
     prompts = []
+    allowed = f"a text prompt, or {{text: ..., image|video|audio: <file>, {'|'.join(SIZE_KEYS)}: <pixels>}}"
     for i, entry in enumerate(entries or []):
         key = f"prompts[{i}]"
         if isinstance(entry, str):
             entry = {"text": entry}
         if not isinstance(entry, Mapping) or not isinstance(entry.get("text"), str) or not entry["text"].strip():
-            raise ConfigError(key, entry, "a text prompt, or {text: ..., image|video|audio: <file>}")
-        if unknown := sorted(set(entry) - {"text", *_MEDIA}):
-            raise ConfigError(f"{key}.{unknown[0]}", entry[unknown[0]], "one of text, image, video, audio")
+            raise ConfigError(key, entry, allowed)
+        if unknown := sorted(set(entry) - {"text", *_MEDIA, *SIZE_KEYS}):
+            raise ConfigError(f"{key}.{unknown[0]}", entry[unknown[0]], f"one of text, {', '.join(_MEDIA + SIZE_KEYS)}")
         for media in _MEDIA:
             if (path := entry.get(media)) is not None and not Path(path).expanduser().is_file():
                 raise ConfigError(f"{key}.{media}", path, "an existing file")
-        prompts.append(Prompt(**{k: str(v) if v is not None else None for k, v in entry.items()}))
+        media = {m: str(entry[m]) for m in _MEDIA if entry.get(m) is not None}
+        size = {k: check_size(f"{key}.{k}", k, entry.get(k), entry["text"]) for k in SIZE_KEYS}
+        prompts.append(Prompt(entry["text"], **media, **size))
     return prompts
 
 
@@ -185,11 +197,34 @@ def check_prompts(prompts: Sequence[Prompt], strategy: TrainingStrategy) -> None
             if medium not in roles:
                 track = "has no audio track" if medium == "audio" else "renders no video"
                 raise ConfigError(f"{key}.{medium}", path, f"none: strategy {name} {track}")
+        for axis in ("width", "height"):
+            if needs.video_latents is None and (value := getattr(prompt, axis)) is not None:
+                allowed = f"none: strategy {name} renders no video (frames sets how long its audio lasts)"
+                raise ConfigError(f"{key}.{axis}", value, allowed)
         if givens is not None:
             check_givens(prompt, key, name, givens, roles)
     for i, prompt in enumerate(prompts):
         for medium, path in prompt.media().items():
             probe_media(Path(path).expanduser(), i, medium)
+
+
+def check_sizes(prompts: Sequence[Prompt], sample: Batch, strategy: TrainingStrategy) -> None:
+    """Each prompt that asks for its own size, applied to ``sample`` (one sample of the data, shaped as the
+    template will be) and prepared once by ``strategy`` as the prompt is rendered with it: a size its IC-LoRA
+    reference cannot follow, or one the strategy's shape-dependent settings do not fit (a temporal boundary
+    past the clip's latent frames), raises ``ConfigError`` (key ``prompts[i]`` or ``prompts[i].<size key>``)."""
+    name, needs, givens = type(strategy).__name__, strategy.data_needs(), strategy.givens()
+    for i, prompt in enumerate(prompts):
+        asked = {k: v for k in SIZE_KEYS if (v := getattr(prompt, k)) is not None}
+        if not asked:
+            continue
+        sized = resized(sample, f"prompts[{i}]", prompt.width, prompt.height, prompt.frames)
+        rendering = strategy if givens is None else strategy.with_givens(supplied(prompt, givens, needs))
+        try:
+            rendering.check_data(sized)
+        except ConfigError as exc:
+            allowed = f"a size strategy {name} can render with its settings, not this one: {exc}"
+            raise ConfigError(f"prompts[{i}]", asked, allowed) from None
 
 
 def check_givens(prompt: Prompt, key: str, name: str, givens: Sequence[Given], roles: Mapping[str, str]) -> None:
@@ -263,12 +298,14 @@ def encode_negative(
 
 
 def prompt_batch(prompt: Prompt, index: int, template: Batch, encoders: Encoders) -> Batch:
-    """The template (one held-out sample) with the prompt's text and media in their roles: the image as the
-    clip's first latent frame, the video as the video reference or else the clip, the audio as the audio
-    reference or else the audio clip. What the prompt does not give of a generated clip is zeros."""
+    """The template (one held-out sample), at the prompt's size where it asks for one (``clip_size.resized``),
+    with the prompt's text and media in their roles: the image as the clip's first latent frame, the video as
+    the video reference or else the clip, the audio as the audio reference or else the audio clip. What the
+    prompt does not give of a generated clip is zeros."""
     features = encoders.text.encode(prompt.text).to_file()
     text = TextFeatures.from_file({k: v.unsqueeze(0) for k, v in features.items()})
-    batch = replace(template, names=(f"prompt{index}",), text=text)
+    sized = resized(template, f"prompts[{index}]", prompt.width, prompt.height, prompt.frames)
+    batch = replace(sized, names=(f"prompt{index}",), text=text)
     if batch.video_latents is None:
         if prompt.image is not None or prompt.video is not None:
             raise ConfigError(f"prompts[{index}]", asdict(prompt), "no image or video: this strategy renders no video")

@@ -45,8 +45,9 @@ class VideoSettings:
 
     Args:
         num_prompts: held-out samples to render (the first ones, in the validation set's order), after ``prompts``.
-        prompts: the user's prompts (``ltxtune.evaluation.prompts``): a text, or ``{text, image|video|audio}``,
-            encoded once with ``encoders`` (the ``encoders`` group's node: tiny, or ltx2 for a real checkpoint).
+        prompts: the user's prompts (``ltxtune.evaluation.prompts``): a text, or ``{text, image|video|audio}``
+            with an optional ``width``, ``height``, ``frames`` (``ltxtune.evaluation.clip_size``), encoded once
+            with ``encoders`` (the ``encoders`` group's node: tiny, or ltx2 for a real checkpoint).
         num_steps: Euler steps on LTX-2's sigma schedule; ``auto``: inference's for the model's version
             (``for_model``).
         guidance: each modality's guider parameters, ltx-core's names (``video: {cfg_scale, stg_scale,

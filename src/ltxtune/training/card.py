@@ -428,10 +428,11 @@ def training_captions(root: Path, names: tuple[str, ...]) -> tuple[tuple[tuple[s
 
 
 def describe_prompts(prompts: Sequence[Prompt]) -> tuple[str, ...]:
-    """Each validation prompt as a line: its text, then its media files."""
+    """Each validation prompt as a line: its text, then its media files and its own size."""
     lines = []
     for prompt in prompts:
         media = [f"{kind} `{path}`" for kind in ("image", "video", "audio") if (path := getattr(prompt, kind))]
+        media += [f"{key} {value}" for key in ("width", "height", "frames") if (value := getattr(prompt, key))]
         lines.append(f'"{prompt.text}"' + (f" ({', '.join(media)})" if media else ""))
     return tuple(lines)
 

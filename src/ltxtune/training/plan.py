@@ -22,7 +22,7 @@ from ltxtune.data.spec import Split
 from ltxtune.data.synthetic import SyntheticData
 from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.evaluation.prompts import check_prompts, read_negative_conditions
+from ltxtune.evaluation.prompts import check_prompts, check_sizes, read_negative_conditions
 from ltxtune.model.adapters import FullFinetune
 from ltxtune.strategies.base import TrainingStrategy
 from ltxtune.training.checkpoint import CompatFacts
@@ -67,6 +67,11 @@ def plan_run(parts: Parts, compat: CompatFacts, processes: int, main: bool = Tru
     empty = split.empty_text  # caption dropout swaps it in for a caption's features: the same shapes
     if empty is not None and first.text is not None and (problem := mismatch(empty, first.text)) is not None:
         raise DataError(f"{problem} (data.caption_dropout={parts.data.caption_dropout})")
+    if parts.validation_videos.enabled:
+        try:
+            check_sizes(parts.validation_videos.user_prompts(), first, parts.strategy)
+        except ConfigError as exc:
+            raise exc.within("validation_videos") from None
     negative = parts.validation_videos.negative_conditions
     if parts.validation_videos.enabled and negative is not None and first.text is not None:
         read_negative_conditions(Path(negative).expanduser(), first.text)
