@@ -5,7 +5,8 @@ guider factory, its Euler step and its own denoising loop (``denoise_audio_video
 ``euler_denoising_loop`` -> ``multi_modal_guider_factory_denoising_func``). Building the whole pipeline needs
 Gemma and the VAEs; the same helpers are called here as its ``__call__`` calls them, with a tiny checkpoint
 in the real layout (its text connectors included), the starting noise the validation sampler drew, and the
-same prompt features, steps and guidance.
+same prompt features, steps and guidance. ltx-pipelines 1.2 (with ltx-core 1.2) runs that loop as a
+``DiffusionStage`` with a ``FactoryGuidedDenoiser``, built here from the same checkpoint (in float32).
 
 Tolerance: both run in float32 on the CPU, and the only difference left is how the guidance passes are
 batched (ltxtune joins them into one forward, the pipeline makes one call per pass), which moves the last
@@ -153,8 +154,8 @@ def stage_latents(checkpoint: Path, clip, prompt: TextFeatures, negative: TextFe
     noises = [clip.inputs.video.latent, clip.inputs.audio.latent]
 
     def noiser(state, noise_scale: float = 1.0):  # GaussianNoiser with the sampler's draw: video, then audio
-        mask = state.denoise_mask * noise_scale
-        return replace(state, latent=noises.pop(0) * mask + state.latent * (1 - mask))
+        mask = state.denoise_mask * noise_scale  # 1.2's conditionings set the clean latent alone
+        return replace(state, latent=noises.pop(0) * mask + state.clean_latent * (1 - mask))
 
     factories = {
         name: create_multimodal_guider_factory(

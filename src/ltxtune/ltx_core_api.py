@@ -314,6 +314,13 @@ def float32_lora_fusion() -> dict[str, Any]:
     return {"fuse_rule": FuseRule(torch.float32, lambda key, weight, deltas, _: {key: deltas.add_(weight.float())})}
 
 
+def skips_in_negative_pass() -> bool:
+    """Whether inference switches a stream whose guider skips this step off in the negative prompt's pass too,
+    not only in the prompt's (ltx-pipelines 1.2, which goes with ltx-core 1.2, batches every pass of a step
+    with one switch per stream; 1.0 switched the prompt's passes only)."""
+    return builds_ltx25()
+
+
 def gemma_family(gemma_root: str) -> str:
     """The Gemma in ``gemma_root`` as its Hugging Face configuration names it (``gemma3``, ``gemma4_unified``...);
     ltx-core 1.0 loads Gemma 3 only."""
