@@ -4,7 +4,8 @@
 #   bash scripts/env_ltx_core_12.sh PATH [VENV]
 #
 # PATH: an LTX-2 checkout (git clone https://github.com/Lightricks/LTX-2 && git -C LTX-2 checkout v1.2.0), or its
-#       packages/ltx-core folder.  VENV: where the environment goes (default /work/venv-ltxcore12).
+#       packages/ltx-core folder: ltx-core and ltx-pipelines are installed from it.
+# VENV: where the environment goes (default /work/venv-ltxcore12).
 #
 # ltx-core 1.2 is not on the package index, and it needs transformers >=5.8,<5.15 (Gemma 4) where ltxtune pins
 # transformers>=4.52,<5 (what ltx-core 1.0.0 from the index loads Gemma 3 with). So the environment is built in two
@@ -25,18 +26,27 @@ if ! grep -q '^name = "ltx-core"' "$src/pyproject.toml" 2>/dev/null; then
 fi
 src="$(cd "$src" && pwd)"
 
-# The tested set less what ltx-core 1.2 resolves differently (itself, transformers and the Hugging Face libraries
-# that move with it).
-constraints="$(mktemp)"
-grep -viE '^(ltx-core|transformers|tokenizers|huggingface[-_]hub|hf-xet)==' requirements/tested.txt > "$constraints"
+# ltx-pipelines of the same release, beside it in the checkout: ltx-pipelines 1.0.0 (the index's) does not import
+# with ltx-core 1.2, and the tests compare validation with its denoising and defaults.
+pipelines="$(dirname "$src")/ltx-pipelines"
+if ! grep -q '^name = "ltx-pipelines"' "$pipelines/pyproject.toml" 2>/dev/null; then
+  echo "no ltx-pipelines package beside $src (give the whole LTX-2 checkout)" >&2
+  exit 2
+fi
 
-python3 -m venv "$venv"
+# The tested set less what ltx-core 1.2 resolves differently (itself, ltx-pipelines, transformers and the Hugging
+# Face libraries that move with it).
+constraints="$(mktemp)"
+grep -viE '^(ltx-core|ltx-pipelines|transformers|tokenizers|huggingface[-_]hub|hf-xet)==' requirements/tested.txt \
+  > "$constraints"
+
+python3 -m venv --clear "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 start=$(date +%s)
 "$venv/bin/pip" install --quiet -c "$constraints" -e ".[dev]"
-echo "installing ltx-core 1.2 and transformers 5 over ltxtune's transformers 4 (pip reports that conflict below)"
+echo "installing ltx-core 1.2, ltx-pipelines 1.2 and transformers 5 over ltxtune's transformers 4 (pip reports it below)"
 # torchvision: Gemma 4's processor imports it (ltx-core builds the processor with the encoder); 0.26.0 is torch 2.11's.
-"$venv/bin/pip" install --quiet -c "$constraints" "$src" "transformers>=5.8,<5.15" torchvision==0.26.0
+"$venv/bin/pip" install --quiet -c "$constraints" "$src" "$pipelines" "transformers>=5.8,<5.15" torchvision==0.26.0
 rm -f "$constraints"
 
 # Every conflict pip sees, less the one this environment is built with.
@@ -64,7 +74,8 @@ except DataError as exc:
     broken.append(str(exc))
 for line in broken:
     print(line, file=sys.stderr)
-print(f"ltx-core {version('ltx-core')}, transformers {version('transformers')}, torch {version('torch')}")
+print(f"ltx-core {version('ltx-core')}, ltx-pipelines {version('ltx-pipelines')},", end=" ")
+print(f"transformers {version('transformers')}, torch {version('torch')}")
 sys.exit(1 if broken else 0)
 PY
 echo "built $venv in $(( $(date +%s) - start )) s; run the tests with: $venv/bin/python -m pytest"

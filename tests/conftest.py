@@ -80,18 +80,13 @@ def ltx_core_fused(checkpoint: Path, lora_file: Path):
     from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
     from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 
-    extra = {}
-    try:  # ltx-core 1.2 fuses in bf16 by default (1.0 in the dtype asked for): fuse in float32, to compare exactly
-        from ltx_core.loader.fuse_loras import FuseRule
+    from ltxtune.ltx_core_api import float32_lora_fusion
 
-        extra["fuse_rule"] = FuseRule(torch.float32, lambda key, weight, deltas, _: {key: deltas.add_(weight.float())})
-    except ImportError:
-        pass
     builder = SingleGPUModelBuilder(
         model_class_configurator=LTXModelConfigurator,
         model_path=str(checkpoint),
         model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
-        **extra,
+        **float32_lora_fusion(),
     )
     fused = builder.lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
     return fused.build(device=torch.device("cpu"), dtype=torch.float32).float()

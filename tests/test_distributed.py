@@ -15,12 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
-from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
-from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 from safetensors import safe_open
 
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, compose_cfg, ltx_core_fused
 from ltxtune.training.loop import rank_generator
 from ltxtune.training.parts import build_parts
 from test_ltx_core_loading import model_inputs, outputs, write_base_checkpoint
@@ -151,12 +148,7 @@ def test_fsdp_trains_the_lora_ddp_trains_and_ltx_core_loads_it(lora_runs, synthe
     parts.lora.apply(trained)
     base_file = lora_runs["fsdp"].parent / "base.safetensors"
     write_base_checkpoint(parts, base_file)
-    builder = SingleGPUModelBuilder(
-        model_class_configurator=LTXModelConfigurator,
-        model_path=str(base_file),
-        model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
-    ).lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
-    fused = builder.build(device=torch.device("cpu"), dtype=torch.float32).float()
+    fused = ltx_core_fused(base_file, lora_file)
     inputs = model_inputs(parts, synthetic_root)
     torch.testing.assert_close(outputs(fused, inputs)[0], outputs(trained.transformer, inputs)[0], rtol=1e-4, atol=1e-4)
 

@@ -23,10 +23,17 @@ from safetensors.torch import save_file
 from conftest import CONF, ROOT, compose_cfg
 from ltxtune.data.preprocess.text import GemmaText
 from ltxtune.errors import ConfigError, DataError
+from ltxtune.ltx_core_api import builds_ltx25
 from ltxtune.model.tiny import TinyLTX2, write_split_checkpoint, write_tiny_checkpoint
 from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS, gemma_config_for_ltx, gemma_config_from, write_tiny_gemma
 
 TOKENS = 1024  # ltx-core's tokenizer pads every caption to 1,024 tokens
+
+# The tiny Gemma 3 is written from ltx-core 1.0's own Gemma 3 configuration classes, which 1.2 dropped (it reads
+# the directory's Hugging Face config.json); tests/test_gemma4.py is ltx-core 1.2's text path.
+pytestmark = pytest.mark.skipif(
+    builds_ltx25(), reason="the tiny Gemma 3 is built with ltx-core 1.0's text_encoders.gemma.config (gone in 1.2)"
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from ltxtune.evaluation.prompts import NEGATIVE_CACHE_FILE, empty_prompt
 from ltxtune.evaluation.sampling import negative_context, start_inputs
 from ltxtune.evaluation.settings import VideoSettings
 from ltxtune.evaluation.videos import build_clips
-from ltxtune.ltx_core_api import batched_perturbations
+from ltxtune.ltx_core_api import batched_perturbations, perturbation_keeps
 from ltxtune.training.parts import build_parts
 from test_sampling import render, setup
 
@@ -34,13 +34,12 @@ def recording(model):
 
     def hook(module, args, kwargs, out):
         perturbations = kwargs["perturbations"]
-        calls.append(
-            [
-                tuple(t.name for t in PerturbationType if p.is_perturbed(t, 1))
-                for p in (perturbations.perturbations if perturbations is not None else [None])
-                if p is not None
-            ]
-        )
+        if perturbations is None:
+            calls.append([])
+            return
+        keeps = {t: perturbation_keeps(perturbations, t, 1) for t in PerturbationType}
+        samples = len(next(iter(keeps.values())))
+        calls.append([tuple(t.name for t, keep in keeps.items() if not keep[i]) for i in range(samples)])
 
     return calls, model.register_forward_hook(hook, with_kwargs=True)
 

@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
-from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP
 from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
 from ltx_core.model.transformer.model_configurator import LTXV_MODEL_COMFY_RENAMING_MAP, LTXModelConfigurator
 
-from conftest import compose_cfg
+from conftest import compose_cfg, ltx_core_fused
 from ltxtune.data.batch import collate
 from ltxtune.diffusion.samplers import UniformSampler
 from ltxtune.model.adapters import FullFinetune
@@ -52,14 +51,9 @@ def test_trained_lora_fused_by_ltx_core_matches_the_trained_model(rank, alpha, s
 
     base_file = tmp_path / "base.safetensors"
     write_base_checkpoint(parts, base_file)
-    builder = SingleGPUModelBuilder(
-        model_class_configurator=LTXModelConfigurator,
-        model_path=str(base_file),
-        model_sd_ops=LTXV_MODEL_COMFY_RENAMING_MAP,
-    ).lora(str(lora_file), 1.0, sd_ops=LTXV_LORA_COMFY_RENAMING_MAP)
-    # ltx-core fuses B @ A in the requested dtype and leaves untouched weights as stored (bf16, exact here):
-    # cast the whole model to float32 to compare without bf16 rounding of the activations.
-    fused = builder.build(device=torch.device("cpu"), dtype=torch.float32).float()
+    # ltx-core fuses B @ A in float32 here and leaves untouched weights as stored (bf16, exact here): the whole
+    # model in float32 compares without bf16 rounding of the activations.
+    fused = ltx_core_fused(base_file, lora_file)
 
     inputs = model_inputs(parts, synthetic_root)
     want_video, want_audio = outputs(trained.transformer, inputs)

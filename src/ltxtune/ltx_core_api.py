@@ -98,6 +98,30 @@ def model_family(config: dict[str, Any], metadata: dict[str, str] | None = None)
     return LTX23 if config.get("transformer", {}).get("caption_proj_before_connector", False) else LTX2
 
 
+# ltx-pipelines' DEFAULT_NEGATIVE_PROMPT, what inference guides against: 1.0's, and the tags 1.2's puts in front.
+NEGATIVE_PROMPT = (
+    "blurry, out of focus, overexposed, underexposed, low contrast, washed out colors, excessive noise, grainy "
+    "texture, poor lighting, flickering, motion blur, distorted proportions, unnatural skin tones, deformed facial "
+    "features, asymmetrical face, missing facial features, extra limbs, disfigured hands, wrong hand count, "
+    "artifacts around text, inconsistent perspective, camera shake, incorrect depth of field, background too sharp, "
+    "background clutter, distracting reflections, harsh shadows, inconsistent lighting direction, color banding, "
+    "cartoonish rendering, 3D CGI look, unrealistic materials, uncanny valley effect, incorrect ethnicity, wrong "
+    "gender, exaggerated expressions, wrong gaze direction, mismatched lip sync, silent or muted audio, distorted "
+    "voice, robotic voice, echo, background noise, off-sync audio, incorrect dialogue, added dialogue, repetitive "
+    "speech, jittery movement, awkward pauses, incorrect timing, unnatural transitions, inconsistent framing, "
+    "tilted camera, flat lighting, inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts."
+)
+NEGATIVE_PROMPT_12_TAGS = (
+    "has_subtitles, has_blurbox, transition from black, transition to black, speech_ending_short, "
+)
+
+
+def inference_negative_prompt() -> str:
+    """The negative prompt inference uses by default with the installed ltx-core: ltx-pipelines' of the same
+    release (1.0's; 1.2's starts with five tags of captioned faults)."""
+    return NEGATIVE_PROMPT_12_TAGS + NEGATIVE_PROMPT if builds_ltx25() else NEGATIVE_PROMPT
+
+
 def _version_numbers(text: str) -> tuple[int, ...]:
     """``"2.3.0"`` -> ``(2, 3, 0)``; pre-release tags ("2.3-rc1", "2.3.rc1") count as their release; ``()`` when
     there is no number."""
@@ -253,6 +277,51 @@ def batched_perturbations(configs: list[Any], model: Any, like: Any) -> Any:
             dtype=like.dtype,
         )
     return BatchedPerturbationConfig(configs)
+
+
+def perturbation_keeps(batched: Any, kind: Any, block: int) -> list[bool]:
+    """Per sample of ``batched`` (ltx-core's ``BatchedPerturbationConfig``): whether block ``block`` keeps the
+    attention ``kind`` skips (1.0 keeps each sample's config; 1.2 only its keep-mask ``[type, block, sample]``)."""
+    import torch
+
+    if hasattr(batched, "block_masks"):
+        keep = batched.mask(kind, block)
+    else:
+        keep = batched.mask(kind, block, torch.device("cpu"), torch.float32)
+    return [bool(k) for k in keep.flatten().tolist()]
+
+
+def fp8_cast_policy() -> Any:
+    """ltx-core's ``fp8_cast`` policy: the block linears' weights and biases stored as float8_e4m3fn, upcast in
+    forward (1.0: ``QuantizationPolicy.fp8_cast()``; 1.2 builds it per checkpoint, for prequantized scales
+    ltxtune does not load, from the same two operations)."""
+    from ltx_core.quantization.fp8_cast import TRANSFORMER_LINEAR_DOWNCAST_MAP, UPCAST_DURING_INFERENCE
+    from ltx_core.quantization.policy import QuantizationPolicy
+
+    return QuantizationPolicy(sd_ops=TRANSFORMER_LINEAR_DOWNCAST_MAP, module_ops=(UPCAST_DURING_INFERENCE,))
+
+
+def float32_lora_fusion() -> dict[str, Any]:
+    """Keyword arguments of ltx-core's ``SingleGPUModelBuilder`` that fuse a LoRA into float32 weights, to compare
+    with a trained model exactly (1.0 fuses in the dtype ``build`` asks for: nothing to add; 1.2 sums in bf16 and
+    stores the weight's dtype by default)."""
+    import inspect
+
+    from ltx_core.loader.single_gpu_model_builder import SingleGPUModelBuilder
+
+    if "fuse_rule" not in inspect.signature(SingleGPUModelBuilder).parameters:
+        return {}
+    import torch
+    from ltx_core.loader.fuse_loras import FuseRule
+
+    return {"fuse_rule": FuseRule(torch.float32, lambda key, weight, deltas, _: {key: deltas.add_(weight.float())})}
+
+
+def skips_in_negative_pass() -> bool:
+    """Whether inference switches a stream whose guider skips this step off in the negative prompt's pass too,
+    not only in the prompt's (ltx-pipelines 1.2, which goes with ltx-core 1.2, batches every pass of a step
+    with one switch per stream; 1.0 switched the prompt's passes only)."""
+    return builds_ltx25()
 
 
 def gemma_family(gemma_root: str) -> str:

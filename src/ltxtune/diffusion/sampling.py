@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ltxtune.diffusion.guidance import COND, ISOLATED, PERTURBED, TEXT, Guidance
 from ltxtune.diffusion.inputs import MODALITIES, Modality, ModelInputs
-from ltxtune.ltx_core_api import batched_perturbations
+from ltxtune.ltx_core_api import batched_perturbations, skips_in_negative_pass
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def sample(
     denoised: dict[str, Tensor] = {}
     for i in range(num_steps):
         # A guider's skip_step reuses its previous prediction; step 0 never skips. While one stream skips,
-        # inference switches it off in the passes of the prompt (not in the negative prompt's).
+        # inference switches it off in the passes of the prompt (ltx-pipelines 1.2: in the negative prompt's too).
         skipping = [n for n, g in guiders.items() if g.should_skip_step(i)]
         if len(skipping) < len(guiders):
             current = inputs.with_modalities(
@@ -151,7 +151,8 @@ def sample(
             prompted = _switched_off(current, skipping)
             given = {kind: (prompted, guidance.perturbation(kind, names)) for kind in passes}
             if TEXT in given:  # the generated streams attend to the negative prompt; a frozen one keeps its own
-                given[TEXT] = (current.with_context_of(negative, names), guidance.perturbation(TEXT, names))
+                unprompted = prompted if skips_in_negative_pass() else current
+                given[TEXT] = (unprompted.with_context_of(negative, names), guidance.perturbation(TEXT, names))
             predicted = _predict(model, given)
             cond = predicted[COND]
             for n, guider in guiders.items():

@@ -11,10 +11,11 @@ from typing import Any
 from ltxtune.diffusion.guidance import Guidance
 from ltxtune.errors import ConfigError, check_choice, check_range, check_types
 from ltxtune.evaluation.prompts import Prompt, parse_prompts
+from ltxtune.ltx_core_api import inference_negative_prompt
 
 DECODER_DTYPES = ("float32", "bfloat16")
 DEFAULT_GUIDANCE = 3.0  # classifier-free guidance alone, when the model option brings no inference settings
-AUTO = "auto"  # num_steps / stg_blocks: what inference uses for the model's version
+AUTO = "auto"  # num_steps / stg_blocks: what inference uses for the model's version; negative_prompt: for ltx-core
 # Inference's defaults per model version (ltx-pipelines 1.0: LTX_2_PARAMS, LTX_2_3_PARAMS; 1.2 gives 2.4 on
 # LTX-2.3's steps and STG block): Euler steps, STG block.
 VERSION_DEFAULTS = {"LTX-2": (40, [29]), "LTX-2.3": (30, [28]), "LTX-2.5": (30, [28])}
@@ -55,7 +56,8 @@ class VideoSettings:
             brings inference's defaults (``conf/inference/``); ``stg_blocks: auto`` is inference's block for
             the model's version. See ``ltxtune.diffusion.guidance``.
         negative_prompt: a text encoded with ``encoders`` (like ``prompts``) as the negative prompt of
-            classifier-free guidance (the config's default: inference's); ``null`` = the empty prompt.
+            classifier-free guidance; ``auto`` (the config's default): inference's for the installed ltx-core
+            (``ltx_core_api.inference_negative_prompt``); ``null`` = the empty prompt.
         seed: the starting noise and condition draws of clip i come from ``seed + i``.
         negative_conditions: a ``.pt`` file in the ``conditions/`` layout holding the negative prompt's text
             features (``preprocess.py`` writes them for a caption), used instead of ``negative_prompt``.
@@ -98,7 +100,9 @@ class VideoSettings:
         # With auto in place, checked as it will be for a version.
         (self.for_model("LTX-2") if self.has_auto() else self).guidance_params()
         if self.negative_prompt is not None and not isinstance(self.negative_prompt, str):
-            raise ConfigError("negative_prompt", self.negative_prompt, "a text, or null for the empty prompt")
+            raise ConfigError("negative_prompt", self.negative_prompt, "a text, auto, or null for the empty prompt")
+        if self.negative_prompt == AUTO:
+            object.__setattr__(self, "negative_prompt", inference_negative_prompt())
         check_range("seed", self.seed, 0)
         check_choice("decoder_dtype", self.decoder_dtype, DECODER_DTYPES)
         check_range("decoder_seed", self.decoder_seed, 0)

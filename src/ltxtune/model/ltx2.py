@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ltxtune.errors import ConfigError, DataError, check_choice, check_range
-from ltxtune.ltx_core_api import build, check_buildable, model_family
+from ltxtune.ltx_core_api import build, check_buildable, fp8_cast_policy, model_family
 from ltxtune.model.base import CHECKPOINT_PREFIX, InputNeeds, LoadedModel, ModelSpec
 from ltxtune.model.quantize import check_quantization, quantize_int8
 
@@ -207,9 +207,7 @@ class LTX2Checkpoint(ModelSpec):
         if self.quantization == "fp8_cast":
             # ltx-core's own policy: transformer-block linears stored as float8_e4m3fn and upcast in forward,
             # which halves the frozen base's memory; the LoRA weights stay float32 (Adapter.apply).
-            from ltx_core.quantization.policy import QuantizationPolicy
-
-            policy = QuantizationPolicy.fp8_cast()
+            policy = fp8_cast_policy()
             sd_ops = replace(sd_ops, mapping=sd_ops.mapping + policy.sd_ops.mapping)
             module_ops, build_dtype = policy.module_ops, None  # a dtype here would undo the downcast
         builder = SingleGPUModelBuilder(

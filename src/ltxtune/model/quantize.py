@@ -19,6 +19,7 @@ import warnings
 from torch import nn
 
 from ltxtune.errors import ConfigError
+from ltxtune.ltx_core_api import fp8_cast_policy
 
 QUANTIZATIONS = ("fp8_cast", "int8")
 # Bytes per weight of the quantized block linears, for the dry run's memory estimate (scales not counted).
@@ -51,17 +52,20 @@ def cast_fp8(transformer: nn.Module) -> nn.Module:
     state dict instead): its rule stores the block linears' weights and biases as float8_e4m3fn, and its module
     op upcasts them in every linear's forward. On a meta-device transformer the storage is fp8 from the start, so
     the full bf16 weights are never allocated. Returns ``transformer``, changed in place."""
-    from ltx_core.quantization.policy import QuantizationPolicy
-
-    policy = QuantizationPolicy.fp8_cast()
-    for name, param in list(transformer.named_parameters()):
+    policy = fp8_cast_policy()
+    cast = {}
+    for name, param in transformer.named_parameters():
         [(_, value)] = policy.sd_ops.apply_to_key_value(name, param.detach())
         if value.dtype != param.dtype:
-            owner, leaf = name.rsplit(".", 1)
-            transformer.get_submodule(owner).register_parameter(leaf, nn.Parameter(value, requires_grad=False))
+            cast[name] = value
+    # The module op first: ltx-core 1.2's retypes the linears' parameters to empty fp8 ones (1.0's changes the
+    # forward only), so the cast values go in after it.
     for op in policy.module_ops:
         if op.matcher(transformer):
             transformer = op.mutator(transformer)
+    for name, value in cast.items():
+        owner, leaf = name.rsplit(".", 1)
+        transformer.get_submodule(owner).register_parameter(leaf, nn.Parameter(value, requires_grad=False))
     return transformer
 
 
