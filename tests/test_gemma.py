@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,11 @@ from safetensors.torch import save_file
 from conftest import CONF, ROOT, compose_cfg
 from ltxtune.data.preprocess.text import GemmaText
 from ltxtune.errors import ConfigError, DataError
-from ltxtune.ltx_core_api import builds_ltx25
+from ltxtune.ltx_core_api import builds_ltx25, gemma_kinds
 from ltxtune.model.tiny import TinyLTX2, write_split_checkpoint, write_tiny_checkpoint
-from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS, gemma_config_for_ltx, gemma_config_from, write_tiny_gemma
+from ltxtune.model.tiny_gemma import TINY_GEMMA_LAYERS, gemma_config_from, write_tiny_gemma
 
 TOKENS = 1024  # ltx-core's tokenizer pads every caption to 1,024 tokens
-
-# The tiny Gemma 3 is written from ltx-core 1.0's own Gemma 3 configuration classes, which 1.2 dropped (it reads
-# the directory's Hugging Face config.json); tests/test_gemma4.py is ltx-core 1.2's text path.
-pytestmark = pytest.mark.skipif(
-    builds_ltx25(), reason="the tiny Gemma 3 is built with ltx-core 1.0's text_encoders.gemma.config (gone in 1.2)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +42,10 @@ def vae(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def tiny_gemma_config(gemma: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ltx-core builds the tiny Gemma's configuration in this process (it hard-wires the 12B one)."""
-    from ltx_core.text_encoders.gemma.encoders import encoder_configurator
-
-    monkeypatch.setattr(encoder_configurator, "GEMMA3_CONFIG_FOR_LTX", gemma_config_for_ltx(gemma))
+def tiny_gemma_config(gemma: Path) -> Iterator[None]:
+    """ltx-core builds the tiny Gemma's configuration in this process (1.0 hard-wires the 12B one)."""
+    with gemma_config_from(gemma):
+        yield
 
 
 def on_tiny_ltx2(checkpoint: Path) -> list[str]:
@@ -66,10 +60,11 @@ def on_tiny_ltx2(checkpoint: Path) -> list[str]:
 
 
 def token_count(gemma: Path, text: str) -> int:
-    """The caption's tokens as Gemma's tokenizer counts them (with the leading <bos>)."""
-    from transformers import AutoTokenizer
+    """The caption's tokens as Gemma's tokenizer counts them (with the leading <bos>): its ``tokenizer.json``,
+    which ltx-core reads as it is (transformers 5's ``GemmaTokenizer`` class rebuilds a BPE model from it)."""
+    from tokenizers import Tokenizer
 
-    return len(AutoTokenizer.from_pretrained(str(gemma), local_files_only=True)(text).input_ids)
+    return len(Tokenizer.from_file(str(gemma / "tokenizer.json")).encode(text).ids)
 
 
 def test_tiny_gemma_is_a_gemma_3_release_in_small(gemma: Path) -> None:
@@ -91,7 +86,11 @@ def test_tiny_gemma_is_a_gemma_3_release_in_small(gemma: Path) -> None:
     fast.vocab_file = str(gemma / "tokenizer.model")
     converted = GemmaConverter(fast).converted()
     text = "a dog runs in the park, Zebra 42"
-    assert [fast.bos_token_id, *converted.encode(text).ids] == fast(text).input_ids  # Gemma's tokenizer adds <bos>
+    ids = converted.encode(text).ids
+    # What ltx-core reads (tokenizer.json) is that tokenizer, with Gemma's leading <bos>.
+    from tokenizers import Tokenizer
+
+    assert Tokenizer.from_file(str(gemma / "tokenizer.json")).encode(text).ids == [fast.bos_token_id, *ids]
 
 
 @pytest.mark.parametrize("ltx23", [False, True], ids=["ltx2", "ltx2.3"])
@@ -279,15 +278,34 @@ def test_gemma_is_freed_before_the_transformer_is_built(
     assert seen_at_build == [(1, 0)]  # Gemma loaded once, and gone, when the transformer was built
 
 
-def test_transformers_5_is_refused_in_one_line(gemma, checkpoint, monkeypatch) -> None:
+def test_a_transformers_the_installed_ltx_core_cannot_load_gemma_with_is_refused_in_one_line(
+    gemma, checkpoint, monkeypatch
+) -> None:
+    """ltx-core 1.0 loads Gemma 3 with transformers 4 only; 1.2 with transformers 5 (5.8 to 5.14) only."""
     import importlib.metadata
 
+    if builds_ltx25():
+        other, expected = (
+            "4.57.1",
+            r"transformers 4.57.1 is installed: ltx-core 1.2.\d+ loads Gemma with transformers>=5.8",
+        )
+    else:
+        other, expected = (
+            "5.25.0",
+            r"transformers 5.25.0 is installed: ltx-core 1.0.0 loads Gemma 3 with transformers 4",
+        )
     real = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version", lambda d: "5.25.0" if d == "transformers" else real(d))
-    with pytest.raises(DataError, match=r"transformers 5.25.0 is installed: ltx-core 1.0.0 loads Gemma 3 with "):
+    monkeypatch.setattr(importlib.metadata, "version", lambda d: other if d == "transformers" else real(d))
+    with pytest.raises(DataError, match=expected) as err:
         GemmaText(str(checkpoint), str(gemma), device="cpu")
+    assert "\n" not in str(err.value)
 
 
+@pytest.mark.skipif(
+    builds_ltx25(),
+    reason="ltx-core 1.2 builds the Gemma that the directory's config.json describes (GemmaTextEncoderConfigurator"
+    " reads it with the weights): no hard-wired size is there to disagree with",
+)
 def test_a_gemma_of_another_size_is_refused_before_loading(gemma, checkpoint, tmp_path) -> None:
     # Without the substitution ltx-core builds the 12B: the tiny directory's config.json says otherwise.
     with pytest.raises(ConfigError, match=r"text_encoder_path=.*hidden size 3840 and 48 layers.*this one has 32 and 2"):
@@ -314,8 +332,10 @@ def test_a_gemma_directory_without_its_tokenizer_ends_a_run_in_one_line(gemma, c
     from ltxtune.training.run import train
 
     broken = shutil.copytree(gemma, tmp_path / "gemma")
-    (broken / "tokenizer.model").unlink()
-    with pytest.raises(ConfigError, match=r"text_encoder_path=.*it has no tokenizer.model"):
+    # The tokenizer file the installed ltx-core reads: 1.0 SentencePiece's, 1.2 the tokenizers library's.
+    tokenizer = "tokenizer.json" if builds_ltx25() else "tokenizer.model"
+    (broken / tokenizer).unlink()
+    with pytest.raises(ConfigError, match=rf"text_encoder_path=.*it has no {tokenizer}"):
         GemmaText(str(checkpoint), str(broken), device="cpu")
     # In a training run the validation prompts' encoders are built by Hydra, which wraps the refusal.
     cfg = compose_cfg(
@@ -331,5 +351,7 @@ def test_a_gemma_directory_without_its_tokenizer_ends_a_run_in_one_line(gemma, c
     with pytest.raises(Exception) as err:
         train(cfg, tmp_path / "run")
     line = user_error(err.value)
-    assert line is not None and line.startswith(f"text_encoder_path='{broken}' is not allowed: a Gemma 3 directory")
+    assert line is not None and line.startswith(
+        f"text_encoder_path='{broken}' is not allowed: a {gemma_kinds()} directory"
+    )
     assert "\n" not in line

@@ -49,37 +49,67 @@ _WORDS = (
 )
 
 
-def tiny_gemma_config(hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS) -> Any:
-    """ltx-core's ``Gemma3ConfigData`` at a tiny size (the fields it knows, as in ``config.json``)."""
-    from ltx_core.text_encoders.gemma.config import Gemma3ConfigData, Gemma3TextConfig, Gemma3VisionConfig
-
+def tiny_gemma_config(hidden_size: int = 32, num_layers: int = TINY_GEMMA_LAYERS) -> dict[str, Any]:
+    """The tiny Gemma 3's ``config.json``: every field a Gemma 3 release's holds (as transformers 4.51 wrote
+    gemma-3-12b-it's; transformers 4 and 5 both read it into their ``Gemma3Config``), at a tiny size."""
     ids = {token: i for i, token in enumerate(vocabulary())}
     heads = 2
-    text = Gemma3TextConfig(
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=heads,
-        num_key_value_heads=1,
-        head_dim=hidden_size // heads,
-        query_pre_attn_scalar=hidden_size // heads,
-        sliding_window=64,  # shorter than the 1,024 tokens ltx-core pads to: the local layers see a window
-        sliding_window_pattern=2,  # one local and one global layer, like the 12B's 5:1 pattern in small
-        max_position_embeddings=2048,
-        vocab_size=len(ids),
-    )
-    vision = Gemma3VisionConfig(
-        hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1, image_size=28, patch_size=14
-    )
-    return Gemma3ConfigData(
-        text_config=text,
-        vision_config=vision,
-        mm_tokens_per_image=1,  # the 2 x 2 patches pooled to one soft token
-        boi_token_index=ids[_IMAGE["boi_token"]],
-        eoi_token_index=ids[_IMAGE["eoi_token"]],
-        image_token_index=ids[_IMAGE["image_token"]],
-        eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
-    )
+    text = {
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": None,
+        "cache_implementation": "hybrid",
+        "final_logit_softcapping": None,
+        "head_dim": hidden_size // heads,
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": hidden_size,
+        "initializer_range": 0.02,
+        "intermediate_size": 2 * hidden_size,
+        "max_position_embeddings": 2048,
+        "model_type": "gemma3_text",
+        "num_attention_heads": heads,
+        "num_hidden_layers": num_layers,
+        "num_key_value_heads": 1,
+        "query_pre_attn_scalar": hidden_size // heads,
+        "rms_norm_eps": 1e-06,
+        "rope_local_base_freq": 10000,
+        "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+        "rope_theta": 1000000,
+        "sliding_window": 64,  # shorter than the 1,024 tokens ltx-core pads to: the local layers see a window
+        "sliding_window_pattern": 2,  # one local and one global layer, like the 12B's 5:1 pattern in small
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": len(ids),
+    }
+    vision = {
+        "attention_dropout": 0.0,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_size": 16,
+        "image_size": 28,
+        "intermediate_size": 32,
+        "layer_norm_eps": 1e-06,
+        "model_type": "siglip_vision_model",
+        "num_attention_heads": 2,
+        "num_channels": 3,
+        "num_hidden_layers": 1,
+        "patch_size": 14,
+        "torch_dtype": "float32",
+        "vision_use_head": False,
+    }
+    return {
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "boi_token_index": ids[_IMAGE["boi_token"]],
+        "eoi_token_index": ids[_IMAGE["eoi_token"]],
+        "eos_token_id": [ids["<eos>"], ids["<end_of_turn>"]],
+        "image_token_index": ids[_IMAGE["image_token"]],
+        "initializer_range": 0.02,
+        "mm_tokens_per_image": 1,  # the 2 x 2 patches pooled to one soft token
+        "model_type": "gemma3",
+        "text_config": text,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.51.0",
+        "vision_config": vision,
+    }
 
 
 def vocabulary() -> list[str]:
@@ -99,7 +129,7 @@ def write_tiny_gemma(
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     directory.mkdir(parents=True, exist_ok=True)
-    config = tiny_gemma_config(hidden_size, num_layers).to_dict()
+    config = tiny_gemma_config(hidden_size, num_layers)
     (directory / "config.json").write_text(json.dumps(config, indent=1))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -116,16 +146,18 @@ def write_tiny_gemma(
         index["weight_map"].update(dict.fromkeys(tensors, filename))
     (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
     write_tokenizer(directory)
-    write_image_processor(directory, config["vision_config"]["image_size"])
+    write_image_processor(directory, config["vision_config"]["image_size"], config["mm_tokens_per_image"])
     return directory
 
 
 def release_key(key: str) -> str | None:
     """A ``Gemma3ForConditionalGeneration`` state-dict key as Gemma 3's release files name it (``None``: not
-    stored, as ``lm_head`` is tied to the embeddings)."""
+    stored, as ``lm_head`` is tied to the embeddings). transformers 5 dropped the vision tower's inner
+    ``vision_model`` module, which the release's keys keep."""
     for ours, theirs in (
         ("model.language_model.", "language_model.model."),
-        ("model.vision_tower.", "vision_tower."),
+        ("model.vision_tower.vision_model.", "vision_tower.vision_model."),
+        ("model.vision_tower.", "vision_tower.vision_model."),
         ("model.multi_modal_projector.", "multi_modal_projector."),
     ):
         if key.startswith(ours):
@@ -135,9 +167,10 @@ def release_key(key: str) -> str | None:
 
 def write_tokenizer(directory: Path) -> None:
     """A SentencePiece unigram model (``tokenizer.model``) and the same tokenizer for ``tokenizers``
-    (``tokenizer.json``), with Gemma's special tokens and its image tokens."""
-    from tokenizers import Tokenizer, decoders, models, normalizers
-    from transformers import GemmaTokenizerFast
+    (``tokenizer.json``, which puts ``<bos>`` in front), with Gemma's special tokens and its image tokens, and the
+    ``tokenizer_config.json`` and ``special_tokens_map.json`` of Gemma 3's release. Written with ``tokenizers``
+    alone: transformers 4 and 5 save a tokenizer in different layouts, and a release is read by both."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 
     pieces = vocabulary()
     scores = [0.0 if is_special(p) else -math.log(2 + i) for i, p in enumerate(pieces)]
@@ -145,13 +178,40 @@ def write_tokenizer(directory: Path) -> None:
     tok = Tokenizer(models.Unigram(list(zip(pieces, scores, strict=True)), unk_id=3, byte_fallback=True))
     tok.normalizer = normalizers.Replace(" ", "\u2581")
     tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
-    fast = GemmaTokenizerFast(
-        tokenizer_object=tok,
-        vocab_file=str(directory / "tokenizer.model"),
-        additional_special_tokens=[*_SPECIAL[4:], *_IMAGE.values()],
-        extra_special_tokens=dict(_IMAGE),
+    specials = [*_SPECIAL, *_IMAGE.values()]
+    tok.add_special_tokens([AddedToken(p, normalized=False, special=True) for p in specials])
+    bos = pieces.index("<bos>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A <bos>:1 $B:1", special_tokens=[("<bos>", bos)]
     )
-    fast.save_pretrained(str(directory))
+    tok.save(str(directory / "tokenizer.json"))
+    named = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>", **_IMAGE}
+    extra = [*_SPECIAL[4:], *_IMAGE.values()]
+    added = {
+        str(pieces.index(p)): {
+            "content": p,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for p in specials
+    }
+    config = {
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "added_tokens_decoder": added,
+        "additional_special_tokens": extra,
+        **named,
+        "clean_up_tokenization_spaces": False,
+        "extra_special_tokens": dict(_IMAGE),
+        "model_max_length": 1000000000000000019884624838656,
+        "tokenizer_class": "GemmaTokenizer",
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    special_map = {"additional_special_tokens": extra, **named}
+    (directory / "special_tokens_map.json").write_text(json.dumps(special_map, indent=1))
 
 
 def is_special(piece: str) -> bool:
@@ -184,8 +244,9 @@ def sentencepiece_model(pieces: list[str], scores: list[float]) -> bytes:
     return proto.SerializeToString()
 
 
-def write_image_processor(directory: Path, image_size: int) -> None:
-    """Gemma 3's image processor settings at the tiny vision tower's size (ltx-core loads them with the tokenizer)."""
+def write_image_processor(directory: Path, image_size: int, tokens_per_image: int) -> None:
+    """Gemma 3's image processor settings at the tiny vision tower's size, and the processor's own file (its
+    soft tokens per image): ltx-core loads them with the tokenizer."""
     settings = {
         "image_processor_type": "Gemma3ImageProcessor",
         "processor_class": "Gemma3Processor",
@@ -200,6 +261,8 @@ def write_image_processor(directory: Path, image_size: int) -> None:
         "resample": 2,
     }
     (directory / "preprocessor_config.json").write_text(json.dumps(settings, indent=1))
+    processor = {"image_seq_length": tokens_per_image, "processor_class": "Gemma3Processor"}
+    (directory / "processor_config.json").write_text(json.dumps(processor, indent=1))
 
 
 def gemma_config_for_ltx(directory: Path) -> Any:
