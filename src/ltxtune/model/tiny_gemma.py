@@ -1,11 +1,14 @@
 """A tiny random Gemma 3 in the Hugging Face directory layout that ltx-core's Gemma loader reads, for tests and tries.
 
-``write_tiny_gemma(directory)`` writes what a Gemma 3 release holds and ltx-core 1.0.0 opens: ``config.json``,
-the weights as two ``model-*.safetensors`` shards with their index (keys in the release's layout:
-``language_model.model.*``, ``vision_tower.*``, ``multi_modal_projector.*``, no ``lm_head``), a real
-SentencePiece ``tokenizer.model`` with the matching ``tokenizer.json`` and ``tokenizer_config.json``, and the
-image processor's ``preprocessor_config.json``. Everything is made here from a seed (a few hundred kB): nothing
-is downloaded.
+``write_tiny_gemma(directory)`` writes what a Gemma 3 release holds and ltx-core 1.0 and 1.2 open:
+``config.json``, the weights as two ``model-*.safetensors`` shards with their index (keys in the release's
+layout: ``language_model.model.*``, ``vision_tower.vision_model.*``, ``multi_modal_projector.*``, no
+``lm_head``), a real SentencePiece ``tokenizer.model`` (a unigram model) with the matching ``tokenizer.json``,
+``tokenizer_config.json`` and ``special_tokens_map.json``, the image processor's ``preprocessor_config.json`` and
+the processor's ``processor_config.json``. The files are the same with transformers 4 and 5 (the random weights
+are not: the two initialize in another order). Everything is made here from a seed (a few hundred kB): nothing
+is downloaded. ltx-core reads ``tokenizer.json`` as it is; transformers 5's own ``GemmaTokenizer`` class reads
+BPE models only, so ``AutoTokenizer`` under transformers 5 splits this one's words into letters.
 
 Its hidden size is the tiny transformer's ``caption_channels`` (32) and it has ``TINY_GEMMA_LAYERS`` layers, so
 the feature extractor that ``write_tiny_checkpoint`` stores (``text_embedding_projection.*``) takes its
@@ -13,7 +16,8 @@ the feature extractor that ``write_tiny_checkpoint`` stores (``text_embedding_pr
 
 ltx-core 1.0.0 builds Gemma 3 12B's configuration whatever the directory holds (``GEMMA3_CONFIG_FOR_LTX``, read
 where the encoder and the text feature extractor are built); ``substitute_gemma_config(directory)`` puts this
-directory's configuration there instead (``gemma_config_from(directory)``: for as long as it is open). Everything
+directory's configuration there instead (``gemma_config_from(directory)``: for as long as it is open); with
+ltx-core 1.2, which builds what ``config.json`` says, both change nothing. Everything
 else is ltx-core's own loading, as ltxtune's ``GemmaText`` and ltx-pipelines run it.
 
 ``write_tiny_gemma4(directory)`` writes LTX-2.5's text encoder in small: a Gemma 4 "unified" (``model_type``
@@ -266,7 +270,8 @@ def write_image_processor(directory: Path, image_size: int, tokens_per_image: in
 
 
 def gemma_config_for_ltx(directory: Path) -> Any:
-    """``directory``'s ``config.json`` as ltx-core's ``Gemma3ConfigData``."""
+    """``directory``'s ``config.json`` as ltx-core 1.0's ``Gemma3ConfigData`` (only ``substitute_gemma_config``
+    asks for it, where ``ltx_core_api.built_gemma_size`` says ltx-core hard-wires a Gemma: 1.2 has no such class)."""
     from ltx_core.text_encoders.gemma.config import (
         Gemma3ConfigData,
         Gemma3RopeScaling,
