@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,7 +15,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import compose_cfg, run_snippet
-from ltxtune.training.card import MARKER
+from ltxtune.ltx_core_api import INSTALL_LTX_CORE_12, builds_ltx25
+from ltxtune.training.card import MARKER, BaseFiles, pipelines_command
 from ltxtune.training.loop import Trainer
 from ltxtune.training.run import train
 
@@ -107,3 +112,86 @@ def test_a_readme_that_is_no_card_is_left_alone(synthetic_root, tmp_path, capsys
     train(compose_cfg("trainer.max_steps=1", "validation_videos.enabled=false", data_root=synthetic_root), tmp_path)
     assert (tmp_path / "README.md").read_text() == "# my notes\n"
     assert "is not an ltxtune model card" in capsys.readouterr().out
+
+
+class _Built(Exception):
+    """What ltx-pipelines' CLI built and called its pipeline with, raised in place of generating a video."""
+
+
+def run_cli(command: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The keyword arguments the installed ltx-pipelines' own ``main`` builds and calls its pipeline with from the
+    card's ``command`` (from ``cwd``), the pipeline replaced by a recorder: its argument parsing, not a model."""
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[:2] == ["python", "-m"]
+    module = importlib.import_module(argv[2])
+
+    class Recorder:
+        def __init__(self, **built: Any) -> None:
+            self.built = built
+
+        def __call__(self, **called: Any) -> None:
+            raise _Built({**self.built, **called})
+
+    name = "ICLoraPipeline" if argv[2].endswith(".ic_lora") else "TI2VidOneStagePipeline"
+    monkeypatch.setattr(module, name, Recorder)
+    monkeypatch.setattr(sys, "argv", argv[2:])
+    monkeypatch.chdir(cwd)
+    with pytest.raises(_Built) as built:
+        module.main()
+    return built.value.args[0]
+
+
+def files(where: Path, *names: str) -> list[str]:
+    """Empty files (ltx-pipelines 1.2 checks that each path exists; none is read here)."""
+    for name in names:
+        (where / name).touch()
+    return [str(where / name) for name in names]
+
+
+@pytest.mark.parametrize("ic_lora", [False, True], ids=["one_stage", "ic_lora"])
+def test_card_command_parses_in_the_installed_ltx_pipelines(ic_lora, tmp_path, monkeypatch) -> None:
+    """A single-file LTX-2 release and its Gemma directory, as the CLI of the ltx-pipelines that goes with the
+    installed ltx-core takes them (1.2 predicts a length only with LTX-2.5's duration head: 121 frames here)."""
+    checkpoint, upsampler, reference = files(tmp_path, "ltx-2.safetensors", "up.safetensors", "ref.mp4")
+    (tmp_path / "gemma").mkdir()
+    base = BaseFiles(checkpoint, str(tmp_path / "gemma"), checkpoint, checkpoint)
+    target = "ltxtune.strategies.video_to_video.VideoToVideo" if ic_lora else "ltxtune.strategies.text_to_video.TextToVideo"
+    command = pipelines_command(target, base, "lora.safetensors", "a red car")
+    command = command.replace("/path/to/ltx-2-spatial-upscaler-x2-1.0.safetensors", upsampler)
+    command = command.replace("/path/to/reference.mp4", reference)
+    files(tmp_path, "lora.safetensors")
+    args = run_cli(command, tmp_path, monkeypatch)
+    assert args["prompt"] == "a red car" and [lora.path for lora in args["loras"]] == [
+        str(tmp_path / "lora.safetensors")
+    ]
+    if builds_ltx25():
+        paths = args["model_paths"]
+        assert (paths.mode, paths.transformer_path, paths.text_encoder_path) == (
+            "monolith",
+            checkpoint,
+            base.text_encoder,
+        )
+    else:
+        key = "distilled_checkpoint_path" if ic_lora else "checkpoint_path"
+        assert (args[key], args["gemma_root"]) == (checkpoint, base.text_encoder)
+    assert args["num_frames"] == 121
+
+
+@pytest.mark.skipif(not builds_ltx25(), reason=f"a split LTX-2.5 release needs ltx-core 1.2; {INSTALL_LTX_CORE_12}")
+def test_card_command_names_a_split_ltx25_release_file_by_file(tmp_path, monkeypatch) -> None:
+    """LTX-2.5's split release: the transformer, the packed text encoder and both VAE files, each with its own
+    flag of ltx-pipelines 1.2 (no Gemma directory), and a length (the run knows no duration head file)."""
+    names = ("transformer.safetensors", "text_encoder.safetensors", "vae.safetensors", "audio_vae.safetensors")
+    transformer, text, video, audio = files(tmp_path, *names, "lora.safetensors")[:4]
+    base = BaseFiles(transformer, text, video, audio, family="LTX-2.5")
+    command = pipelines_command("ltxtune.strategies.text_to_video.TextToVideo", base, "lora.safetensors", "a red car")
+    assert "--gemma-root" not in command and "--checkpoint-path" not in command
+    paths = run_cli(command, tmp_path, monkeypatch)["model_paths"]
+    assert paths.mode == "split"
+    assert (paths.transformer_path, paths.text_encoder_path, paths.video_vae_path, paths.audio_vae_path) == (
+        transformer,
+        text,
+        video,
+        audio,
+    )
+    assert paths.embeddings_weight_paths == (transformer, text)  # the text projection is read from the packed file

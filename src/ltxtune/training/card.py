@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ltxtune import __version__
 from ltxtune.data.spec import Split
 from ltxtune.evaluation.prompts import Prompt
+from ltxtune.ltx_core_api import LTX2, LTX25, builds_ltx25
 from ltxtune.model.adapters import LoraAdapter, base_model
 from ltxtune.model.base import ModelSpec
 from ltxtune.training.parts import Parts
@@ -58,7 +59,7 @@ class CardFacts:
     losses: tuple[tuple[str, float], ...]
     preview: str | None  # relative path of the last validation's preview.png
     steps: int
-    family: str = "LTX-2"  # LTX-2 or LTX-2.3, from the base's config
+    family: str = "LTX-2"  # LTX-2, LTX-2.3 or LTX-2.5, from the base's config
     pipelines: str | None = None  # the ltx-pipelines command that plays the LoRA (a checkpoint base only)
     version: str = field(default=__version__)
 
@@ -119,7 +120,8 @@ _IC_LORA_STRATEGIES = ("ltxtune.strategies.video_to_video.VideoToVideo",)
 
 
 def pipelines_lines(facts: CardFacts) -> list[str]:
-    if "ltx_pipelines.ic_lora" in (facts.pipelines or ""):
+    command = facts.pipelines or ""
+    if "ltx_pipelines.ic_lora" in command:
         intro = (
             "LTX-2's IC-LoRA pipeline (`pip install ltx-pipelines`), from this directory: two stages, the LoRA"
             " at half size, then LTX-2's spatial upsampler (`--skip-stage-2`: the half-size video alone). The"
@@ -128,28 +130,79 @@ def pipelines_lines(facts: CardFacts) -> list[str]:
         )
     else:
         intro = "LTX-2's one-stage text/image-to-video pipeline (`pip install ltx-pipelines`), from this directory:"
-    return [intro, "", "```bash", facts.pipelines or "", "```"]
+    if f"--num-frames {_DEFAULT_FRAMES}" in command:
+        intro += (
+            f" `--num-frames {_DEFAULT_FRAMES}`: ltx-pipelines would otherwise predict the length with LTX-2.5's"
+            " duration head, which this base has not (or, split, in a file the run does not name:"
+            " `--duration-head-path` instead)."
+        )
+    return [intro, "", "```bash", command, "```"]
 
 
-def pipelines_command(strategy_target: str, checkpoint: str, gemma_root: str, weights: str, prompt: str) -> str:
+@dataclass(frozen=True)
+class BaseFiles:
+    """The base model's files as ltx-pipelines opens them.
+
+    ``checkpoint``: a single-file release, or a split release's transformer file; ``text_encoder``: a Gemma
+    directory, or LTX-2.5's packed text encoder (one ``.safetensors`` file); the VAE files are the checkpoint
+    itself in a single-file release. ``family``: LTX-2, LTX-2.3 or LTX-2.5.
+    """
+
+    checkpoint: str
+    text_encoder: str
+    video_vae: str
+    audio_vae: str
+    family: str = LTX2
+
+    @property
+    def split(self) -> bool:
+        packed = self.text_encoder.endswith(".safetensors")
+        return packed or self.video_vae != self.checkpoint or self.audio_vae != self.checkpoint
+
+
+_DEFAULT_FRAMES = 121  # ltx-pipelines 1.0's default length (5 s at 24 fps)
+
+
+def model_flags(base: BaseFiles, ic_lora: bool) -> list[str]:
+    """The CLI flags that name the base model, for the ltx-pipelines of the installed ltx-core's release.
+
+    1.0 takes a single-file release and a Gemma directory (``--checkpoint-path``, or the IC-LoRA pipeline's
+    ``--distilled-checkpoint-path``, and ``--gemma-root``). 1.2 also takes a split release file by file (the text
+    encoder packed in one file, no Gemma directory), and its one-stage pipeline predicts the clip's length with
+    LTX-2.5's duration head unless ``--num-frames`` is given: a base without one in the checkpoint (an earlier
+    release, or a split release, whose duration head file the run does not know) gets 1.0's default length.
+    """
+    q = shlex.quote
+    monolith = [
+        f"--{'distilled-' if ic_lora else ''}checkpoint-path {q(base.checkpoint)}",
+        f"--gemma-root {q(base.text_encoder)}",
+    ]
+    if not builds_ltx25():
+        return monolith
+    flags = monolith
+    if base.split:
+        flags = [
+            f"--transformer-path {q(base.checkpoint)}",
+            f"--text-encoder-path {q(base.text_encoder)}",
+            f"--video-vae-path {q(base.video_vae)}",
+            f"--audio-vae-path {q(base.audio_vae)}",
+        ]
+    if not ic_lora and (base.split or base.family != LTX25):
+        flags.append(f"--num-frames {_DEFAULT_FRAMES}")
+    return flags
+
+
+def pipelines_command(strategy_target: str, base: BaseFiles, weights: str, prompt: str) -> str:
     """The shell command that generates a video with the LoRA through ltx-pipelines' own CLI, at its default
     size, steps and guidance (any of its flags may be added)."""
-    if strategy_target in _IC_LORA_STRATEGIES:
-        lines = [
-            "python -m ltx_pipelines.ic_lora",
-            f"--distilled-checkpoint-path {shlex.quote(checkpoint)}",
-            "--spatial-upsampler-path /path/to/ltx-2-spatial-upscaler-x2-1.0.safetensors",
-            f"--gemma-root {shlex.quote(gemma_root)}",
-            f"--lora {weights} 1.0",
-            "--video-conditioning /path/to/reference.mp4 1.0",
-        ]
-    else:
-        lines = [
-            "python -m ltx_pipelines.ti2vid_one_stage",
-            f"--checkpoint-path {shlex.quote(checkpoint)}",
-            f"--gemma-root {shlex.quote(gemma_root)}",
-            f"--lora {weights} 1.0",
-        ]
+    ic_lora = strategy_target in _IC_LORA_STRATEGIES
+    module = "ic_lora" if ic_lora else "ti2vid_one_stage"
+    lines = [f"python -m ltx_pipelines.{module}", *model_flags(base, ic_lora)]
+    if ic_lora:
+        lines.append("--spatial-upsampler-path /path/to/ltx-2-spatial-upscaler-x2-1.0.safetensors")
+    lines.append(f"--lora {weights} 1.0")
+    if ic_lora:
+        lines.append("--video-conditioning /path/to/reference.mp4 1.0")
     lines += [f"--prompt {shlex.quote(prompt)}", "--output-path lora.mp4"]
     return " \\\n  ".join(lines)
 
@@ -267,17 +320,14 @@ def card_facts(
     videos = parts.validation_videos
     preview = Path("samples") / f"step_{run.steps:06d}" / "preview.png"
     user_prompts = videos.user_prompts() if videos.enabled else ()
+    family = base_family(parts.model)
     pipelines = None
     if run.weights == "lora.safetensors" and "checkpoint" in config["model"]:
         some_prompt = next(
             (p.text for p in user_prompts), next((c for c, _ in [*prompts, *captions]), "a prompt like your captions")
         )
         pipelines = pipelines_command(
-            str(config["strategy"]["_target_"]),
-            checkpoint=str(Path(str(config["model"]["checkpoint"])).expanduser().resolve()),
-            gemma_root=gemma_root(config, root),
-            weights=run.weights,
-            prompt=some_prompt,
+            str(config["strategy"]["_target_"]), base_files(config, root, family), run.weights, some_prompt
         )
     return CardFacts(
         weights=run.weights,
@@ -298,22 +348,41 @@ def card_facts(
         losses=final_losses(run.metrics),
         preview=str(preview) if (run_dir / preview).is_file() else None,
         steps=run.steps,
-        family=base_family(parts.model),
+        family=family,
         pipelines=pipelines,
     )
 
 
-def gemma_root(config: dict[str, Any], data_root: Path) -> str:
-    """The Gemma 3 directory the run knows of: the validation prompts' encoders', else the one preprocessing
-    encoded the captions with (``preprocess.json``); else a placeholder to replace."""
+def base_files(config: dict[str, Any], data_root: Path, family: str) -> BaseFiles:
+    """The base's files as ``config`` names them (``model.checkpoint`` and its VAE files) with the text encoder
+    the run knows of (``text_encoder_path``)."""
+    model = config["model"]
+    checkpoint = _resolved(model["checkpoint"])
+    video_vae = _resolved(model.get("vae_checkpoint") or checkpoint)
+    audio_vae = _resolved(model.get("audio_vae_checkpoint") or video_vae)
+    split = {video_vae, audio_vae} != {checkpoint}
+    return BaseFiles(checkpoint, text_encoder_path(config, data_root, family, split), video_vae, audio_vae, family)
+
+
+def _resolved(path: Any) -> str:
+    return str(Path(str(path)).expanduser().resolve())
+
+
+def text_encoder_path(config: dict[str, Any], data_root: Path, family: str = LTX2, split: bool = False) -> str:
+    """The text encoder the run knows of: the validation prompts' encoders', else the one preprocessing encoded
+    the captions with (``preprocess.json``); else a placeholder to replace: a Gemma 3 directory, LTX-2.5's Gemma 4
+    directory, or a split LTX-2.5 release's packed text encoder."""
     encoders = (config.get("validation_videos") or {}).get("encoders") or {}
     if encoders.get("text_encoder_path"):
-        return str(Path(str(encoders["text_encoder_path"])).expanduser().resolve())
+        return _resolved(encoders["text_encoder_path"])
     try:
         text = json.loads((data_root / "preprocess.json").read_text())["encoders"]["text"]
         return str(text["gemma_root"])
     except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if family != LTX25:
         return "/path/to/gemma-3-12b-it"
+    return "/path/to/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors" if split else "/path/to/gemma4-12b-ltx-v1"
 
 
 def caption_prefix(data_root: Path) -> str:
@@ -325,7 +394,8 @@ def caption_prefix(data_root: Path) -> str:
 
 
 def base_family(model: ModelSpec) -> str:
-    """``LTX-2`` or ``LTX-2.3``, as the LoRA file's metadata says, from the checkpoint's config (tiny: LTX-2)."""
+    """``LTX-2``, ``LTX-2.3`` or ``LTX-2.5``, as the LoRA file's metadata says, from the checkpoint's config
+    (tiny: LTX-2)."""
     path = getattr(model, "path", None)
     return base_model(model.config())["base_model"] if path is not None else "LTX-2"
 
