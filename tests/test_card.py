@@ -155,8 +155,8 @@ def test_card_command_parses_in_the_installed_ltx_pipelines(ic_lora, tmp_path, m
     checkpoint, upsampler, reference = files(tmp_path, "ltx-2.safetensors", "up.safetensors", "ref.mp4")
     (tmp_path / "gemma").mkdir()
     base = BaseFiles(checkpoint, str(tmp_path / "gemma"), checkpoint, checkpoint)
-    target = "ltxtune.strategies.video_to_video.VideoToVideo" if ic_lora else "ltxtune.strategies.text_to_video.TextToVideo"
-    command = pipelines_command(target, base, "lora.safetensors", "a red car")
+    strategy = "video_to_video.VideoToVideo" if ic_lora else "text_to_video.TextToVideo"
+    command = pipelines_command(f"ltxtune.strategies.{strategy}", base, "lora.safetensors", "a red car")
     command = command.replace("/path/to/ltx-2-spatial-upscaler-x2-1.0.safetensors", upsampler)
     command = command.replace("/path/to/reference.mp4", reference)
     files(tmp_path, "lora.safetensors")

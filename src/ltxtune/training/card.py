@@ -179,14 +179,13 @@ def model_flags(base: BaseFiles, ic_lora: bool) -> list[str]:
     ]
     if not builds_ltx25():
         return monolith
-    flags = monolith
-    if base.split:
-        flags = [
-            f"--transformer-path {q(base.checkpoint)}",
-            f"--text-encoder-path {q(base.text_encoder)}",
-            f"--video-vae-path {q(base.video_vae)}",
-            f"--audio-vae-path {q(base.audio_vae)}",
-        ]
+    split = [
+        f"--transformer-path {q(base.checkpoint)}",
+        f"--text-encoder-path {q(base.text_encoder)}",
+        f"--video-vae-path {q(base.video_vae)}",
+        f"--audio-vae-path {q(base.audio_vae)}",
+    ]
+    flags = split if base.split else monolith
     if not ic_lora and (base.split or base.family != LTX25):
         flags.append(f"--num-frames {_DEFAULT_FRAMES}")
     return flags
