@@ -47,7 +47,7 @@ def tokenizer(roles: dict[str, str]):
     """A byte-level BPE tokenizer with no merges (every byte a token) and the model's special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import Qwen2TokenizerFast
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # where transformers 4 and 5 both keep it
 
     vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
