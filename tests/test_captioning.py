@@ -43,21 +43,36 @@ VISION = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2
 VISION |= {"fullatt_block_indexes": [0], "window_size": 56}
 
 
-def tokenizer(roles: dict[str, str]):
-    """A byte-level BPE tokenizer with no merges (every byte a token) and the model's special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def tokenizer(roles: dict[str, str], marks: tuple[str, ...] = ()):
+    """A byte-level BPE tokenizer with no merges (every byte a token) and the model's special tokens, ``roles``
+    named on the tokenizer (``tok.video_token``), ``marks`` not."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import Qwen2TokenizerFast
     from transformers.convert_slow_tokenizer import bytes_to_unicode  # where transformers 4 and 5 both keep it
 
     vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer, core.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
-    specials = [*SPECIAL[1:], *roles.values()]
+    # Added to the core itself: transformers 5 drops additional_special_tokens when extra_special_tokens is given
+    specials = [*SPECIAL, *roles.values(), *marks]
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     tok = Qwen2TokenizerFast(
         tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None, bos_token=None,
-        additional_special_tokens=specials, extra_special_tokens=roles,
+        extra_special_tokens=roles,
     )  # fmt: skip
-    return tok, {t: tok.convert_tokens_to_ids(t) for t in (*SPECIAL, *roles.values())}
+    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    assert len(tok) == 256 + len(specials) and sorted(ids.values()) == list(range(256, len(tok)))  # each its own id
+    return tok, ids
+
+
+def special_ids(ids: dict[str, int]) -> dict[str, int]:
+    """Qwen's bos, eos and pad ids in this tokenizer. Given to the text config too: transformers 5 reads them there
+    (and otherwise keeps Qwen's real ids, past this vocabulary, so that eos would never end a caption)."""
+    return {
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +86,14 @@ def tiny_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Qwen2VLVideoProcessor,
     )
 
-    tok, ids = tokenizer(VL_TOKENS)
+    tok, ids = tokenizer(VL_TOKENS, ("<|vision_start|>", "<|vision_end|>"))
     video = "<|vision_start|><|video_pad|><|vision_end|>"
-    tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>"]})
-    ids |= {t: tok.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>")}
+    rope = {"type": "mrope", "mrope_section": [2, 3, 3]}
     config = Qwen2_5_VLConfig(
-        text_config={**TEXT, "vocab_size": len(tok), "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}},
+        text_config={**TEXT, "vocab_size": len(tok), "rope_scaling": rope, **special_ids(ids)},
         vision_config=VISION,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"], **special_ids(ids),
     )  # fmt: skip
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny_vl")
@@ -107,19 +120,20 @@ def tiny_omni(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok, ids = tokenizer(OMNI_TOKENS)
     rope = {"type": "default", "mrope_section": [2, 3, 3]}  # the released config's layout
     thinker = {
-        "text_config": {**TEXT, "vocab_size": len(tok), "rope_scaling": rope},
+        "text_config": {**TEXT, "vocab_size": len(tok), "rope_scaling": rope, **special_ids(ids)},
         "vision_config": VISION,
         "audio_config": {"num_mel_bins": 16, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
                          "d_model": 32, "output_dim": 32, "n_window": 50},
         "audio_token_index": ids["<|AUDIO|>"], "image_token_index": ids["<|IMAGE|>"],
         "video_token_index": ids["<|VIDEO|>"], "audio_start_token_id": ids["<|audio_bos|>"],
         "audio_end_token_id": ids["<|audio_eos|>"], "vision_start_token_id": ids["<|vision_bos|>"],
-        "vision_end_token_id": ids["<|vision_eos|>"], "user_token_id": ids["<|im_start|>"],
-        "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        "vision_end_token_id": ids["<|vision_eos|>"], "user_token_id": ids["<|im_start|>"], **special_ids(ids),
     }  # fmt: skip
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny_omni")
-    Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker, enable_audio_output=False)).save_pretrained(folder)
+    Qwen2_5OmniForConditionalGeneration(
+        Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+    ).save_pretrained(folder)
     torch.save({}, folder / "spk_dict.pt")  # the voices of the talker, which captioning never loads
     video = "<|vision_bos|><|VIDEO|><|vision_eos|>"
     images, sound = Qwen2VLImageProcessor(), WhisperFeatureExtractor(feature_size=16, chunk_length=8)
@@ -192,6 +206,23 @@ def test_omni_hears_the_clip_with_its_frames(
     calls.clear()
     assert main([str(videos), "--model", str(tiny_omni), "--video-only", "--overwrite", *FAST]) == 0
     assert calls and not any("input_features" in c for c in calls)
+
+
+@pytest.mark.parametrize("model", ["tiny_vl", "tiny_omni"])
+def test_the_model_is_told_how_far_apart_in_time_the_frames_are(
+    model: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both models place frames in time from the clip's frame rate: seconds per pair of frames (one temporal patch),
+    2 / fps; under transformers 5 Qwen2.5-VL's processor reads the rate from the videos' metadata, not ``fps``."""
+    captioner = Captioner.load(str(request.getfixturevalue(model)), True, None, "cpu", 1)
+    calls: list[dict] = []
+    generate = type(captioner.model).generate
+    monkeypatch.setattr(type(captioner.model), "generate", lambda self, **kw: calls.append(kw) or generate(self, **kw))
+    clip = load_clip(sample_clips() / "bikes.mp4", fps=2, max_frames=8, max_side=112, with_audio=False)
+    assert clip.fps == pytest.approx(0.8, rel=0.02)  # 10 s: 8 frames at 0.8 a second
+    captioner.caption([clip])
+    seconds = calls[0]["video_second_per_grid" if "omni" in model else "second_per_grid_ts"]
+    assert seconds.tolist() == pytest.approx([2 / clip.fps])
 
 
 def test_frames_cover_the_whole_clip_and_the_sound_its_span() -> None:

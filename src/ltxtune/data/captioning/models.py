@@ -113,10 +113,18 @@ class Captioner:
         extra: dict[str, Any] = {}
         if sound:  # interleaved with the frames in time: Qwen2.5-Omni's "audio in video"
             extra = {"audio": [c.audio for c in clips], "use_audio_in_video": True, "sampling_rate": SAMPLE_RATE}
+        # The frame rate sets how far apart in time the model places the frames. Qwen2.5-VL's processor reads it
+        # from ``fps`` under transformers 4 but from the videos' metadata under 5 (which else says 24 a second);
+        # Qwen2.5-Omni's reads ``fps`` under both.
+        metadata = [
+            {"total_num_frames": len(c.frames), "fps": c.fps, "frames_indices": list(range(len(c.frames)))}
+            for c in clips
+        ]
         inputs = self.processor(
             text=[text] * len(clips),
             videos=[list(c.frames) for c in clips],
             fps=clips[0].fps,
+            video_metadata=metadata,
             padding=True,
             return_tensors="pt",
             **extra,
