@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ltxtune.data.preprocess.buckets import AUDIO_STEPS_PER_SECOND, TEMPORAL, audio_steps
 from ltxtune.data.spec import PrecomputedData
 from ltxtune.errors import ConfigError, check_range
 from ltxtune.files import exclusive_lock
@@ -33,7 +34,6 @@ CAPTIONS = (
     "leaves swirling in the autumn wind",
 )
 _PATTERN_RANK = 4  # latent channels vary along this many fixed directions, as real VAE latents are low-rank
-_AUDIO_STEPS_PER_SECOND = 25
 _BLOB_RADIUS = 0.2  # in frame heights and widths
 
 
@@ -180,7 +180,7 @@ def _media(g: torch.Generator, c: _Classes, k: int, shape: _Shape) -> dict[str, 
     video = torch.einsum("cr,rfhw->cfhw", c.basis, _moving_blob(c.motion[k], c.tint[k], offset, frames, height, width))
     ref_field = _moving_blob(c.motion[k], c.tint[k], offset, frames, rh, rw, scale=scale)
     reference = torch.einsum("cr,rfhw->cfhw", c.basis, ref_field)
-    t = torch.arange(shape.audio_steps).view(1, -1) / _AUDIO_STEPS_PER_SECOND
+    t = torch.arange(shape.audio_steps).view(1, -1) / AUDIO_STEPS_PER_SECOND
     wave = torch.sin(2 * math.pi * c.audio_freqs[k].view(-1, 1) * t + phase.view(-1, 1))  # [R, T]
     audio = (c.audio_basis @ wave).view(8, 16, shape.audio_steps).permute(0, 2, 1).contiguous()  # [8, T, 16]
     # An audio reference for IC-LoRA: the same rhythm a quarter period later (related, not a copy).
@@ -246,9 +246,8 @@ def write_dataset(
 ) -> None:
     g = torch.Generator().manual_seed(seed)
     classes = _draw_classes(g, len(CAPTIONS), text_tokens, caption_dim, audio_caption_dim or caption_dim)
-    pixel_frames = (frames - 1) * 8 + 1
-    audio_steps = max(1, round(pixel_frames / fps * _AUDIO_STEPS_PER_SECOND))
-    shape = _Shape(frames, height, width, reference_downscale, fps, audio_steps)
+    pixel_frames = (frames - 1) * TEMPORAL + 1
+    shape = _Shape(frames, height, width, reference_downscale, fps, audio_steps(pixel_frames, fps))
     for i in range(num_samples):
         k = i % len(CAPTIONS)
         # The draws in the order they were always made: the same seed gives the same dataset.

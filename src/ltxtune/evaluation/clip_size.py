@@ -16,11 +16,10 @@ import torch
 from torch import Tensor
 
 from ltxtune.data.batch import Batch, Clip
-from ltxtune.data.preprocess.buckets import SPATIAL, TEMPORAL
+from ltxtune.data.preprocess.buckets import SPATIAL, TEMPORAL, audio_steps
 from ltxtune.errors import ConfigError
 
 SIZE_KEYS = ("width", "height", "frames")
-AUDIO_STEPS_PER_SECOND = 25  # LTX-2's audio latents: 16 kHz, hop 160, downsampled 4 times
 DEFAULT_FPS = 24.0  # a template without a frame rate (ltxtune.diffusion.positions, which imports ltx-core)
 
 
@@ -47,11 +46,6 @@ def check_size(key: str, name: str, value: Any, text: str) -> int | None:
 def latent_frames(frames: int) -> int:
     """Pixel frames ``8k + 1`` -> latent frames ``k + 1``."""
     return (frames - 1) // TEMPORAL + 1
-
-
-def audio_steps(frames: int, fps: float) -> int:
-    """Audio latent steps as long as ``frames`` pixel frames at ``fps`` (as the data's audio is encoded)."""
-    return max(1, round(frames / fps * AUDIO_STEPS_PER_SECOND))
 
 
 def resized(

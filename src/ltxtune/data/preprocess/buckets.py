@@ -14,6 +14,12 @@ from ltxtune.errors import ConfigError
 
 # ltx-core's VAE: 32x32 pixels per latent cell, 8 frames per latent frame after the first.
 SPATIAL, TEMPORAL = 32, 8
+AUDIO_STEPS_PER_SECOND = 25  # LTX-2's audio latents: 16 kHz, hop 160, downsampled 4 times
+
+
+def audio_steps(frames: int, fps: float) -> int:
+    """Audio latent steps as long as ``frames`` pixel frames at ``fps`` (as the data's audio is encoded)."""
+    return max(1, round(frames / fps * AUDIO_STEPS_PER_SECOND))
 
 
 @dataclass(frozen=True, order=True)
