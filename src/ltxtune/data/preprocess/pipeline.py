@@ -295,9 +295,11 @@ class Preprocessor:
         todo = [(name, span) for name, span in samples if self.overwrite or not self.sample_complete(row, name)]
         taken = [sample for sample in samples if sample not in todo]  # made by an earlier run
         spans = self.reader.read(row, clip, [span for _, span in todo], rate, steps)
+        text: dict[str, Any] | None = None  # the caption's features: every span of the row shares them
         try:
             for (name, span), inputs in zip(todo, spans, strict=True):
-                self.write(row, name, inputs, enc)
+                text = text if text is not None else enc.text.encode(self.text(row)).to_file()
+                self.write(name, inputs, text, enc)
                 taken.append((name, span))
         except Skip as skip:
             if not taken:
@@ -309,12 +311,13 @@ class Preprocessor:
             raise Partial(skip, record, made) from skip
         return clip_record(row, clip, samples, self.audio), len(todo)
 
-    def write(self, row: Row, name: str, inputs: Inputs, enc: Encoders) -> None:
-        """Encode one span of ``row`` and write its files as sample ``name``, ``latents/`` last."""
+    def write(self, name: str, inputs: Inputs, text: dict[str, Any], enc: Encoders) -> None:
+        """Encode one span and write its files as sample ``name`` with the row's ``text`` features (a
+        ``conditions/`` file), ``latents/`` last."""
         info, frames, reference, mask = inputs.info, inputs.frames, inputs.reference, inputs.mask
         waveform, ref_wave, seconds = inputs.waveform, inputs.ref_wave, inputs.seconds
 
-        files: dict[str, dict[str, Any]] = {"conditions": enc.text.encode(self.text(row)).to_file()}
+        files: dict[str, dict[str, Any]] = {"conditions": text}
         # No audio latents for a clip without sound (as ltx-trainer): silence would teach that its scene is silent.
         if waveform is not None:
             latents = enc.audio.encode(waveform, seconds)
